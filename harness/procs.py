@@ -1,0 +1,153 @@
+"""Child processes that are always ended: on return, on error, on Ctrl-C and on SIGTERM.
+
+Every process pairbench starts goes through `spawn`. Children get their own session, so a
+Ctrl-C in the terminal reaches only the orchestrator, which then stops them in order (the load
+generator first, the database last). For run-scoped children the kernel is also asked to signal
+them if the orchestrator itself dies without cleaning up (PR_SET_PDEATHSIG), so not even a
+SIGKILL of pairbench leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from .errors import Interrupted
+
+STOP_TIMEOUT_S = 10.0
+KILL_TIMEOUT_S = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig(sig: int) -> Callable[[], None]:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def set_it() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return set_it
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+    die_with_parent: bool = True,
+    parent_death_signal: int = signal.SIGTERM,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a child in its own session; its output goes to `log` (or the given stdout)."""
+    out: int | object
+    if stdout is not None:
+        out = stdout
+    elif log is not None:
+        out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed below
+    else:
+        out = subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=stdin,
+            stdout=out,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT if log is not None and stdout is None else None,
+            env=env,
+            cwd=cwd,
+            user=user,
+            start_new_session=True,
+            preexec_fn=_pdeathsig(parent_death_signal) if die_with_parent else None,
+        )
+    finally:
+        if log is not None and stdout is None and hasattr(out, "close"):
+            out.close()  # type: ignore[union-attr]
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this PID exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(
+    pid: int,
+    sig: int = signal.SIGTERM,
+    timeout: float = STOP_TIMEOUT_S,
+    popen: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Send `sig`, wait up to `timeout`, then SIGKILL. Reaps the child when we own it."""
+    if not pid_alive(pid):
+        if popen is not None:
+            popen.poll()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    if _wait(pid, timeout, popen):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    _wait(pid, KILL_TIMEOUT_S, popen)
+
+
+def _wait(pid: int, timeout: float, popen: subprocess.Popen[bytes] | None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen is not None:
+            if popen.poll() is not None:
+                return True
+        elif not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def interrupts_unwind() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `Interrupted`, so every `finally` runs and children stop."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a cleanup runs, then deliver them."""
+    pending: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            raise Interrupted(signal.Signals(pending[0]).name)
