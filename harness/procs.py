@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from .errors import Interrupted
 
@@ -48,20 +49,15 @@ def spawn(
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a child in its own session; its output goes to `log` (or the given stdout)."""
-    out: int | object
-    if stdout is not None:
-        out = stdout
-    elif log is not None:
-        out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed below
-    else:
-        out = subprocess.DEVNULL
+    """Start a child in its own session; its stderr (and stdout unless piped) go to `log`."""
+    log_file = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
+    sink: int | IO[bytes] = log_file if log_file is not None else subprocess.DEVNULL
     try:
         return subprocess.Popen(
             list(argv),
             stdin=stdin,
-            stdout=out,  # type: ignore[arg-type]
-            stderr=subprocess.STDOUT if log is not None and stdout is None else None,
+            stdout=stdout if stdout is not None else sink,
+            stderr=sink,
             env=env,
             cwd=cwd,
             user=user,
@@ -69,8 +65,8 @@ def spawn(
             preexec_fn=_pdeathsig(parent_death_signal) if die_with_parent else None,
         )
     finally:
-        if log is not None and stdout is None and hasattr(out, "close"):
-            out.close()  # type: ignore[union-attr]
+        if log_file is not None:
+            log_file.close()  # the child holds its own descriptor now
 
 
 def pid_alive(pid: int) -> bool:

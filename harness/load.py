@@ -1,0 +1,72 @@
+"""The orchestrator's side of the load generator: start the agent, send trials, read replies."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import procs
+from .errors import InfrastructureError
+
+READY_TIMEOUT_S = 60.0
+REPLY_GRACE_S = 30.0  # beyond warm-up + duration: stopping users, fetching /metrics
+
+
+class LoadAgent:
+    """One locust process serving trials; stopped by `close()` on every exit path."""
+
+    def __init__(self, host: str, log: Path) -> None:
+        self.log = log
+        self.popen = procs.spawn(
+            [sys.executable, "-m", "pairbench.harness.agent", "--host", host],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            log=log,
+        )
+        hello = self._read(READY_TIMEOUT_S)
+        if not hello.get("ready"):
+            raise InfrastructureError(f"load agent did not start: {hello}")
+        self.locust_version = str(hello.get("locust", "?"))
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        assert self.popen.stdout is not None
+        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
+        line = self.popen.stdout.readline() if ready else b""
+        if not line:
+            self.close()
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-1:] if self.log.exists() else []
+            raise InfrastructureError(
+                f"load agent stopped answering ({' '.join(tail) or 'no output'}); log: {self.log}"
+            )
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def trial(self, path: str, users: int, warmup_s: float, duration_s: float,
+              metrics_url: str | None = None) -> dict[str, Any]:
+        """Run one measurement window and return the agent's raw reply."""
+        assert self.popen.stdin is not None
+        command = {"op": "trial", "path": path, "users": users, "warmup_s": warmup_s,
+                   "duration_s": duration_s, "metrics_url": metrics_url}
+        self.popen.stdin.write((json.dumps(command) + "\n").encode())
+        self.popen.stdin.flush()
+        reply = self._read(warmup_s + duration_s + REPLY_GRACE_S)
+        if "error" in reply:
+            raise InfrastructureError(f"load agent failed a trial: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        """Ask the agent to quit; stop it by PID if it does not."""
+        if self.popen.poll() is None and self.popen.stdin is not None:
+            try:
+                self.popen.stdin.write(b'{"op": "quit"}\n')
+                self.popen.stdin.close()
+            except (BrokenPipeError, ValueError):
+                pass
+            procs._wait(self.popen.pid, 5.0, self.popen)
+        procs.stop_pid(self.popen.pid, popen=self.popen)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()

@@ -1,0 +1,68 @@
+"""The target app under uvicorn, in its own process, on 127.0.0.1 and a free port."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import procs
+from .errors import InfrastructureError
+from .postgres import free_port
+
+START_TIMEOUT_S = 30.0
+# uvloop and httptools: what a production uvicorn deployment runs.
+UVICORN_ARGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+
+
+@dataclass
+class TargetServer:
+    """A running targets app."""
+
+    url: str
+    pid: int
+    log: Path
+    argv: list[str]
+    popen: Any
+
+    def alive(self) -> bool:
+        return bool(self.popen.poll() is None)
+
+    def stop(self) -> None:
+        """SIGTERM: uvicorn finishes in-flight requests and runs the lifespan's shutdown."""
+        procs.stop_pid(self.pid, popen=self.popen)
+
+    def describe(self) -> dict[str, Any]:
+        """For the run's metadata."""
+        return {"url": self.url, "argv": self.argv[1:], "workers": 1}
+
+
+def start(pg_dsn: str, redis_url: str, log: Path, host: str = "127.0.0.1") -> TargetServer:
+    """Start uvicorn with the app factory and wait for /healthz."""
+    port = free_port(host)
+    argv = [sys.executable, "-m", "uvicorn", "pairbench.targets.app:create_app", "--factory",
+            "--host", host, "--port", str(port), *UVICORN_ARGS]
+    env = {**os.environ, "PAIRBENCH_PG_DSN": pg_dsn, "PAIRBENCH_REDIS_URL": redis_url}
+    popen = procs.spawn(argv, log=log, env=env)
+    server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            if not server.alive():
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+                raise InfrastructureError(f"target server exited while starting: {' '.join(tail)}")
+            try:
+                if httpx.get(server.url + "/healthz", timeout=1.0).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise InfrastructureError(f"target server not healthy after {START_TIMEOUT_S:.0f} s; log: {log}")
+    except BaseException:
+        server.stop()
+        raise
