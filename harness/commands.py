@@ -1,0 +1,180 @@
+"""The subcommands of `pairbench` (the group and its error handling are in cli.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import errors, runner, scenario, services
+from .cli import DEFAULT_OUT, main, service_options
+from .errors import UsageError
+
+console = Console(stderr=True)
+
+
+@main.command("list")
+def list_pairs() -> None:
+    """The pairs, their variants and knobs, and the profiles."""
+    from pairbench.targets.registry import load_pairs
+
+    files = scenario.available()
+    registry = load_pairs()
+    table = Table(title="pairs", show_lines=True)
+    for column in ("pair", "variants (worst to best)", "knob", "scenario values (quick)"):
+        table.add_column(column)
+    for name in sorted(set(files) | set(registry)):
+        pair = registry.get(name)
+        variants = "\n".join(f"[{'red' if v.role == 'bad' else 'cyan'}]{v.name}[/] ({v.role}): {v.label}"
+                             for v in pair.variants.values()) if pair else "(service of your own)"
+        knob = f"{pair.knob.name}: {pair.knob.label}" if pair else ""
+        values = ""
+        if name in files:
+            quick = scenario.load_scenario(files[name]).profiles.get("quick")
+            values = ", ".join(f"{v:g}" for v in quick.knob_values) if quick else ""
+        table.add_row(f"{name}\n{pair.title if pair else ''}", variants, knob, values or "(no scenario)")
+    Console().print(table)
+    for name, profile in scenario.load_profiles().items():
+        click.echo(f"profile {name}: {profile.description}")
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[runner.Progress]:
+    if not enabled:
+        yield runner.Progress(message=lambda text: console.print(text))
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("trials"), TimeRemainingColumn(), console=console, transient=True)
+    with bar:
+        task = bar.add_task("starting", total=None)
+        state = {"started": False}
+
+        def step(text: str) -> None:
+            if state["started"]:
+                bar.advance(task)
+            state["started"] = True
+            bar.update(task, description=text)
+
+        yield runner.Progress(
+            total=lambda n: bar.update(task, total=n or None),
+            step=step,
+            message=lambda text: bar.console.print(text),
+        )
+        if state["started"]:
+            bar.advance(task)
+
+
+def _options(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, verify_only: bool,
+             **service_flags: str | None) -> runner.RunOptions:
+    return runner.RunOptions(
+        pairs=list(pairs), profile=profile, out=out,
+        seed=seed if seed is not None else runner.now_seed(),
+        services=services.ServiceOptions.from_env(**service_flags),
+        verify_only=verify_only,
+    )
+
+
+@main.command()
+@click.argument("pairs", nargs=-1)
+@click.option("--profile", default="quick", show_default=True, help="quick, standard or talk")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="folder that receives <run-id>/run.json, plots and report")
+@click.option("--seed", type=int, help="seed of the round shuffles (default: fresh, recorded)")
+@click.option("--no-progress", is_flag=True, help="plain lines instead of a progress bar")
+@service_options
+def run(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, no_progress: bool,
+        **service_flags: str | None) -> None:
+    """Verify, measure, store, plot and report PAIRS (all when none is named)."""
+    options = _options(pairs, profile, out, seed, False, **service_flags)
+    t0 = time.perf_counter()
+    with _progress(not no_progress and console.is_terminal) as progress:
+        outcome = runner.execute(options, progress)
+    assert outcome.run_dir is not None
+    from . import summary
+
+    summary.print_run(console, outcome, time.perf_counter() - t0)
+    if outcome.failed_verification:
+        raise errors.VerificationError(
+            f"verification failed for {', '.join(outcome.failed_verification)}; see {outcome.run_dir / 'run.json'}")
+    summary.exit_on_verdict(outcome)
+
+
+@main.command("verify")
+@click.argument("pairs", nargs=-1)
+@click.option("--profile", default="quick", show_default=True, help="whose knob values to check")
+@service_options
+def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None) -> None:
+    """Only the equivalence and mechanism checks of PAIRS (all when none is named)."""
+    options = _options(pairs, profile, DEFAULT_OUT, 0, True, **service_flags)
+    outcome = runner.execute(options, runner.Progress(message=lambda text: console.print(text)))
+    if outcome.failed_verification:
+        raise errors.VerificationError(f"verification failed for {', '.join(outcome.failed_verification)}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Re-render plots and reports from a stored run, running nothing."""
+    from pairbench.results import report as results_report
+    from pairbench.results.runfile import RunFileError
+
+    try:
+        written = results_report.render(run_dir)
+    except RunFileError as e:
+        raise UsageError(str(e)) from e
+    for path in written:
+        click.echo(str(path))
+
+
+@main.command("services")
+@click.argument("action", type=click.Choice(["up", "down", "status"]))
+@service_options
+def services_cmd(action: str, **service_flags: str | None) -> None:
+    """Start, stop or show the embedded Postgres and Redis (they outlive the command)."""
+    from .metadata import redact
+
+    if action == "up":
+        state, seconds = services.up(services.ServiceOptions.from_env(**service_flags))
+        click.echo(f"services up in {seconds:.2f} s (state: {services.state_dir()})")
+    elif action == "down":
+        stopped = services.down()
+        click.echo("stopped " + ", ".join(stopped) if stopped else "nothing was running")
+        return
+    state = services.status()
+    if not state:
+        click.echo("no services running (pairbench services up starts them)")
+        return
+    if "postgres" in state:
+        click.echo(f"postgres  pid {state['postgres']['pid']}  {state['postgres']['dsn']}")
+    if "redis" in state:
+        click.echo(f"redis     pid {state['redis']['pid']}  {redact(state['redis']['url'])}")
+    click.echo("export PAIRBENCH_PG_DSN=... and PAIRBENCH_REDIS_URL=... to use them from `serve`")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless told)")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--profile", default="quick", show_default=True, help="dataset size to seed")
+@service_options
+def serve(host: str, port: int, profile: str, **service_flags: str | None) -> None:
+    """The targets app alone, for exploring with curl or a browser (Ctrl-C stops everything)."""
+    import asyncio
+
+    import uvicorn
+
+    from pairbench.targets import data
+    from pairbench.targets.app import create_app
+    from pairbench.targets.config import Settings
+
+    suite = scenario.profile(profile)
+    with services.provide(services.ServiceOptions.from_env(**service_flags)) as endpoints:
+        seeded = asyncio.run(data.seed(endpoints.pg_dsn, data.DatasetSize(**suite.dataset.model_dump())))
+        console.print(f"dataset ready in {seeded.seconds:.2f} s; serving on http://{host}:{port}/docs")
+        app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
+        uvicorn.run(app, host=host, port=port, log_level="info")

