@@ -96,9 +96,15 @@ def run(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, no_pr
     with _progress(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     assert outcome.run_dir is not None
+    from pairbench.results import report as results_report
+
     from . import summary
 
+    written = results_report.render(outcome.run_dir)
     summary.print_run(console, outcome, time.perf_counter() - t0)
+    for path in written:
+        if path.suffix in (".md", ".png"):
+            console.print(f"  {path}")
     if outcome.failed_verification:
         raise errors.VerificationError(
             f"verification failed for {', '.join(outcome.failed_verification)}; see {outcome.run_dir / 'run.json'}")

@@ -79,11 +79,11 @@ def postgres(dsn: str, source: str) -> dict[str, Any]:
     with psycopg.connect(dsn) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         rows = conn.execute(
-            "SELECT name, setting, unit, source FROM pg_settings"
+            "SELECT name, current_setting(name) FROM pg_settings"
             " WHERE source NOT IN ('default', 'override', 'client', 'session')"
             " ORDER BY name"
         ).fetchall()
-    settings = {name: (f"{setting}{unit or ''}" if unit else setting) for name, setting, unit, _ in rows}
+    settings = dict(rows)
     return {"version": version[0] if version else None, "source": source, "dsn": redact(dsn),
             "settings": settings}
 

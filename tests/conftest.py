@@ -1,0 +1,64 @@
+"""Real servers for the whole session: the embedded PostgreSQL and Valkey, started once.
+
+Nothing here is mocked (STYLE.md, "Real servers in tests"). The state folder is a fresh
+temporary one, so tests never touch a developer's own `pairbench services`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+STATE = Path(tempfile.mkdtemp(prefix="pairbench-tests-"))
+STATE.chmod(0o711)  # as root, the unprivileged postgres user must be able to enter it
+os.environ["PAIRBENCH_STATE_DIR"] = str(STATE)
+for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
+    os.environ.pop(var, None)
+
+from pairbench.harness import services  # noqa: E402
+from pairbench.targets import data  # noqa: E402
+
+TEST_DATASET = data.DatasetSize(authors=300, books_per_author=3)
+
+
+@pytest.fixture(scope="session")
+def pairbench() -> list[str]:
+    """The `pairbench` command, run with this interpreter."""
+    return [sys.executable, "-m", "pairbench.harness"]
+
+
+@pytest.fixture
+def isolated_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A state folder of the test's own, so the servers it starts are its alone."""
+    state = Path(tempfile.mkdtemp(prefix="pairbench-svc-"))
+    state.chmod(0o711)  # pytest's tmp folders are 0700: the postgres user could not enter
+    monkeypatch.setenv("PAIRBENCH_STATE_DIR", str(state))
+    yield state
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[services.Endpoints]:
+    """PostgreSQL and Redis for the session, seeded with a small dataset."""
+    with services.provide(services.ServiceOptions()) as endpoints:
+        asyncio.run(data.seed(endpoints.pg_dsn, TEST_DATASET))
+        yield endpoints
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_state() -> Iterator[None]:
+    yield
+    shutil.rmtree(STATE, ignore_errors=True)
+
+
+@pytest.fixture
+def server_env(servers: services.Endpoints) -> dict[str, str]:
+    """Environment for a `pairbench` subprocess that reuses the session's servers."""
+    return {**os.environ, "PAIRBENCH_PG_DSN": servers.pg_dsn, "PAIRBENCH_REDIS_URL": servers.redis_url}

@@ -1,0 +1,65 @@
+"""N+1: the four variants return the same bytes, with the query counts that define them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from pairbench.harness import metricsclient
+from pairbench.targets.pairs.n_plus_one import MAX_AUTHORS, pair
+
+VARIANTS = ["lazy", "join", "batched", "dataloader"]
+EXPECTED_QUERIES = {"lazy": lambda n: 1 + n, "join": lambda n: 1, "batched": lambda n: 2,
+                    "dataloader": lambda n: 2}
+
+
+def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
+    before = client.get("/metrics").text
+    response = client.get(path)
+    return response, metricsclient.delta(before, client.get("/metrics").text)
+
+
+def test_registry_lists_bad_first() -> None:
+    assert list(pair.variants) == VARIANTS
+    assert pair.bad.name == "lazy"
+    assert all(v.label and not v.label.startswith(v.name) for v in pair.variants.values())
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 120])
+def test_variants_are_byte_identical(target: httpx.Client, n: int) -> None:
+    bodies = {v: target.get(f"/n_plus_one/{v}?n={n}") for v in VARIANTS}
+    assert all(r.status_code == 200 for r in bodies.values())
+    reference = bodies["lazy"].content
+    assert all(r.content == reference for r in bodies.values())
+    authors = bodies["lazy"].json()
+    assert [a["id"] for a in authors] == list(range(1, n + 1))
+    for author in authors:
+        assert [b["id"] for b in author["books"]] == sorted(b["id"] for b in author["books"])
+
+
+def test_some_authors_have_no_books_and_still_appear(target: httpx.Client) -> None:
+    authors = target.get("/n_plus_one/join?n=120").json()
+    assert any(a["books"] == [] for a in authors)  # the LEFT JOIN's NULL row is not a book
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n", [1, 10, 40])
+def test_query_counts(target: httpx.Client, variant: str, n: int) -> None:
+    response, counters = _get_counting(target, f"/n_plus_one/{variant}?n={n}")
+    assert response.status_code == 200
+    assert counters["queries"] == EXPECTED_QUERIES[variant](n)
+    assert counters["db_connections_opened"] == 0  # the pool is warm: no connect per request
+
+
+@pytest.mark.parametrize("query", ["n=0", "n=-1", f"n={MAX_AUTHORS + 1}", "n=abc", ""])
+def test_bad_n_is_rejected_without_touching_the_database(target: httpx.Client, query: str) -> None:
+    response, counters = _get_counting(target, f"/n_plus_one/lazy?{query}")
+    assert response.status_code == 422
+    assert counters["queries"] == 0
+
+
+def test_metrics_expose_the_mechanism_counters(target: httpx.Client) -> None:
+    text = target.get("/metrics").text
+    for name in ("pairbench_db_queries_total", "pairbench_db_connections_opened_total",
+                 "pairbench_cache_hits_total", "pairbench_event_loop_lag_seconds_bucket"):
+        assert name in text
