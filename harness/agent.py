@@ -12,11 +12,6 @@ digits, so percentiles are exact to 0.1% and histograms merge exactly across rou
 
 from __future__ import annotations
 
-# locust must be imported first: it monkey-patches the standard library for gevent.
-import locust  # noqa: I001
-from locust import FastHttpUser, constant, task
-from locust.env import Environment
-
 import argparse
 import json
 import sys
@@ -25,8 +20,13 @@ import urllib.request
 from typing import Any
 
 import gevent
+
+# locust must be imported first: it monkey-patches the standard library for gevent.
+import locust
 import psutil
 from hdrh.histogram import HdrHistogram
+from locust import FastHttpUser, constant, task
+from locust.env import Environment
 
 HIST_LOWEST_US = 1
 HIST_HIGHEST_US = 60_000_000  # one minute: any slower request is a failure anyway
@@ -119,7 +119,9 @@ def run_trial(env: Environment, recorder: Recorder, command: dict[str, Any]) -> 
 def main(argv: list[str] | None = None) -> int:
     """Serve trials until stdin closes or a `quit` command arrives."""
     parser = argparse.ArgumentParser(prog="pairbench-agent")
-    parser.add_argument("--host", required=True, help="base URL of the target, e.g. http://127.0.0.1:8000")
+    parser.add_argument(
+        "--host", required=True, help="base URL of the target, e.g. http://127.0.0.1:8000"
+    )
     args = parser.parse_args(argv)
     recorder = Recorder()
     env = Environment(user_classes=[TargetUser], host=args.host, events=locust.events)

@@ -87,7 +87,9 @@ def resolve(scenario: Scenario, listing: dict[str, dict[str, Any]]) -> PairInfo:
         title, summary = scenario.title or served["title"], served["summary"]
     roles = [v.role for v in variants]
     if roles.count("bad") != 1 or "good" not in roles:
-        raise UsageError(f"{scenario.source}: a pair needs exactly one bad and at least one good variant")
+        raise UsageError(
+            f"{scenario.source}: a pair needs exactly one bad and at least one good variant"
+        )
     names = {v.name for v in variants}
     extra = set(scenario.mechanism.queries_per_request) - names
     if extra:

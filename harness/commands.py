@@ -31,14 +31,22 @@ def list_pairs() -> None:
         table.add_column(column)
     for name in sorted(set(files) | set(registry)):
         pair = registry.get(name)
-        variants = "\n".join(f"[{'red' if v.role == 'bad' else 'cyan'}]{v.name}[/] ({v.role}): {v.label}"
-                             for v in pair.variants.values()) if pair else "(service of your own)"
+        variants = (
+            "\n".join(
+                f"[{'red' if v.role == 'bad' else 'cyan'}]{v.name}[/] ({v.role}): {v.label}"
+                for v in pair.variants.values()
+            )
+            if pair
+            else "(service of your own)"
+        )
         knob = f"{pair.knob.name}: {pair.knob.label}" if pair else ""
         values = ""
         if name in files:
             quick = scenario.load_scenario(files[name]).profiles.get("quick")
             values = ", ".join(f"{v:g}" for v in quick.knob_values) if quick else ""
-        table.add_row(f"{name}\n{pair.title if pair else ''}", variants, knob, values or "(no scenario)")
+        table.add_row(
+            f"{name}\n{pair.title if pair else ''}", variants, knob, values or "(no scenario)"
+        )
     Console().print(table)
     for name, profile in scenario.load_profiles().items():
         click.echo(f"profile {name}: {profile.description}")
@@ -49,8 +57,15 @@ def _progress(enabled: bool) -> Iterator[runner.Progress]:
     if not enabled:
         yield runner.Progress(message=lambda text: console.print(text))
         return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("trials"), TimeRemainingColumn(), console=console, transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("trials"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
     with bar:
         task = bar.add_task("starting", total=None)
         state = {"started": False}
@@ -70,10 +85,18 @@ def _progress(enabled: bool) -> Iterator[runner.Progress]:
             bar.advance(task)
 
 
-def _options(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, verify_only: bool,
-             **service_flags: str | None) -> runner.RunOptions:
+def _options(
+    pairs: tuple[str, ...],
+    profile: str,
+    out: Path,
+    seed: int | None,
+    verify_only: bool,
+    **service_flags: str | None,
+) -> runner.RunOptions:
     return runner.RunOptions(
-        pairs=list(pairs), profile=profile, out=out,
+        pairs=list(pairs),
+        profile=profile,
+        out=out,
         seed=seed if seed is not None else runner.now_seed(),
         services=services.ServiceOptions.from_env(**service_flags),
         verify_only=verify_only,
@@ -83,13 +106,24 @@ def _options(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, 
 @main.command()
 @click.argument("pairs", nargs=-1)
 @click.option("--profile", default="quick", show_default=True, help="quick, standard or talk")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
-              help="folder that receives <run-id>/run.json, plots and report")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="folder that receives <run-id>/run.json, plots and report",
+)
 @click.option("--seed", type=int, help="seed of the round shuffles (default: fresh, recorded)")
 @click.option("--no-progress", is_flag=True, help="plain lines instead of a progress bar")
 @service_options
-def run(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, no_progress: bool,
-        **service_flags: str | None) -> None:
+def run(
+    pairs: tuple[str, ...],
+    profile: str,
+    out: Path,
+    seed: int | None,
+    no_progress: bool,
+    **service_flags: str | None,
+) -> None:
     """Verify, measure, store, plot and report PAIRS (all when none is named)."""
     options = _options(pairs, profile, out, seed, False, **service_flags)
     t0 = time.perf_counter()
@@ -107,7 +141,8 @@ def run(pairs: tuple[str, ...], profile: str, out: Path, seed: int | None, no_pr
             console.print(f"  {path}")
     if outcome.failed_verification:
         raise errors.VerificationError(
-            f"verification failed for {', '.join(outcome.failed_verification)}; see {outcome.run_dir / 'run.json'}")
+            f"verification failed for {', '.join(outcome.failed_verification)}; see {outcome.run_dir / 'run.json'}"
+        )
     summary.exit_on_verdict(outcome)
 
 
@@ -120,7 +155,9 @@ def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None
     options = _options(pairs, profile, DEFAULT_OUT, 0, True, **service_flags)
     outcome = runner.execute(options, runner.Progress(message=lambda text: console.print(text)))
     if outcome.failed_verification:
-        raise errors.VerificationError(f"verification failed for {', '.join(outcome.failed_verification)}")
+        raise errors.VerificationError(
+            f"verification failed for {', '.join(outcome.failed_verification)}"
+        )
 
 
 @main.command()
@@ -164,7 +201,9 @@ def services_cmd(action: str, **service_flags: str | None) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless told)")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless told)"
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--profile", default="quick", show_default=True, help="dataset size to seed")
 @service_options
@@ -173,14 +212,17 @@ def serve(host: str, port: int, profile: str, **service_flags: str | None) -> No
     import asyncio
 
     import uvicorn
-
     from pairbench.targets import data
     from pairbench.targets.app import create_app
     from pairbench.targets.config import Settings
 
     suite = scenario.profile(profile)
     with services.provide(services.ServiceOptions.from_env(**service_flags)) as endpoints:
-        seeded = asyncio.run(data.seed(endpoints.pg_dsn, data.DatasetSize(**suite.dataset.model_dump())))
-        console.print(f"dataset ready in {seeded.seconds:.2f} s; serving on http://{host}:{port}/docs")
+        seeded = asyncio.run(
+            data.seed(endpoints.pg_dsn, data.DatasetSize(**suite.dataset.model_dump()))
+        )
+        console.print(
+            f"dataset ready in {seeded.seconds:.2f} s; serving on http://{host}:{port}/docs"
+        )
         app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
         uvicorn.run(app, host=host, port=port, log_level="info")

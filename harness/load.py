@@ -38,19 +38,35 @@ class LoadAgent:
         line = self.popen.stdout.readline() if ready else b""
         if not line:
             self.close()
-            tail = self.log.read_text(errors="replace").strip().splitlines()[-1:] if self.log.exists() else []
+            tail = (
+                self.log.read_text(errors="replace").strip().splitlines()[-1:]
+                if self.log.exists()
+                else []
+            )
             raise InfrastructureError(
                 f"load agent stopped answering ({' '.join(tail) or 'no output'}); log: {self.log}"
             )
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def trial(self, path: str, users: int, warmup_s: float, duration_s: float,
-              metrics_url: str | None = None) -> dict[str, Any]:
+    def trial(
+        self,
+        path: str,
+        users: int,
+        warmup_s: float,
+        duration_s: float,
+        metrics_url: str | None = None,
+    ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply."""
         assert self.popen.stdin is not None
-        command = {"op": "trial", "path": path, "users": users, "warmup_s": warmup_s,
-                   "duration_s": duration_s, "metrics_url": metrics_url}
+        command = {
+            "op": "trial",
+            "path": path,
+            "users": users,
+            "warmup_s": warmup_s,
+            "duration_s": duration_s,
+            "metrics_url": metrics_url,
+        }
         self.popen.stdin.write((json.dumps(command) + "\n").encode())
         self.popen.stdin.flush()
         reply = self._read(warmup_s + duration_s + REPLY_GRACE_S)

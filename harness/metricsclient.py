@@ -22,7 +22,9 @@ def parse(text: str) -> dict[str, float]:
     samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     for key, (sample_name, labels) in COUNTERS.items():
         for sample in samples:
-            if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items()):
+            if sample.name == sample_name and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
                 values[key] = values.get(key, 0.0) + float(sample.value)
     return values
 

@@ -152,9 +152,12 @@ def initdb(bins: PgBinaries, data_dir: Path, password: str) -> None:
         result = subprocess.run(
             [
                 bins.exe("initdb"),
-                "-D", str(data_dir),
-                "-U", PG_USER,
-                "--pwfile", str(pwfile),
+                "-D",
+                str(data_dir),
+                "-U",
+                PG_USER,
+                "--pwfile",
+                str(pwfile),
                 "--auth-host=scram-sha-256",
                 "--auth-local=scram-sha-256",
                 "--encoding=UTF8",
@@ -254,7 +257,9 @@ def _wait_ready(server: RunningPostgres) -> None:
         except psycopg.OperationalError as e:
             last_error = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         time.sleep(0.05)
-    raise InfrastructureError(f"postgres did not accept connections in {START_TIMEOUT_S:.0f} s: {last_error}")
+    raise InfrastructureError(
+        f"postgres did not accept connections in {START_TIMEOUT_S:.0f} s: {last_error}"
+    )
 
 
 def _ensure_database(server: RunningPostgres) -> None:

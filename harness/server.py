@@ -17,7 +17,15 @@ from .postgres import free_port
 
 START_TIMEOUT_S = 30.0
 # uvloop and httptools: what a production uvicorn deployment runs.
-UVICORN_ARGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+UVICORN_ARGS = [
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
 
 
 @dataclass
@@ -45,8 +53,18 @@ class TargetServer:
 def start(pg_dsn: str, redis_url: str, log: Path, host: str = "127.0.0.1") -> TargetServer:
     """Start uvicorn with the app factory and wait for /healthz."""
     port = free_port(host)
-    argv = [sys.executable, "-m", "uvicorn", "pairbench.targets.app:create_app", "--factory",
-            "--host", host, "--port", str(port), *UVICORN_ARGS]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "pairbench.targets.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *UVICORN_ARGS,
+    ]
     env = {**os.environ, "PAIRBENCH_PG_DSN": pg_dsn, "PAIRBENCH_REDIS_URL": redis_url}
     popen = procs.spawn(argv, log=log, env=env)
     server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
@@ -62,7 +80,9 @@ def start(pg_dsn: str, redis_url: str, log: Path, host: str = "127.0.0.1") -> Ta
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise InfrastructureError(f"target server not healthy after {START_TIMEOUT_S:.0f} s; log: {log}")
+        raise InfrastructureError(
+            f"target server not healthy after {START_TIMEOUT_S:.0f} s; log: {log}"
+        )
     except BaseException:
         server.stop()
         raise

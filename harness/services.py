@@ -79,7 +79,9 @@ def _read_state(folder: Path) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: not valid JSON ({e.msg}); remove it if no server is running") from e
+        raise UsageError(
+            f"{path}: not valid JSON ({e.msg}); remove it if no server is running"
+        ) from e
     # Drop entries whose process is gone (a reboot, a kill): they are stale, not running.
     return {k: v for k, v in state.items() if procs.pid_alive(int(v.get("pid", -1)))}
 
@@ -133,13 +135,23 @@ def up(options: ServiceOptions) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     if "postgres" not in state and not options.pg_dsn:
         pg = postgres.start(folder, pg_bin=options.pg_bin, die_with_parent=False)
-        state["postgres"] = {"pid": pg.pid, "port": pg.port, "dsn": pg.dsn, "source": pg.source,
-                             "log": str(pg.log)}
+        state["postgres"] = {
+            "pid": pg.pid,
+            "port": pg.port,
+            "dsn": pg.dsn,
+            "source": pg.source,
+            "log": str(pg.log),
+        }
         _write_state(folder, state)
     if "redis" not in state and not options.redis_url:
         rs = redis_server.start(folder, redis_bin=options.redis_bin, die_with_parent=False)
-        state["redis"] = {"pid": rs.pid, "port": rs.port, "url": rs.url, "source": rs.source,
-                          "log": str(rs.log)}
+        state["redis"] = {
+            "pid": rs.pid,
+            "port": rs.port,
+            "url": rs.url,
+            "source": rs.source,
+            "log": str(rs.log),
+        }
         _write_state(folder, state)
     return state, time.perf_counter() - t0
 

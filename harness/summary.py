@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pairbench.results.stats import analyse_pair
 from rich.console import Console
 from rich.table import Table
-
-from pairbench.results.stats import analyse_pair
 
 from .errors import PairbenchError, VerificationError
 from .runner import RunOutcome
@@ -54,10 +53,14 @@ def print_run(console: Console, outcome: RunOutcome, seconds: float) -> None:
         console.print(pair_table(name, pair, analysis))
         verdict = analysis["expectation"]
         if verdict:
-            mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]"}.get(verdict.get("passed"), "[yellow]N/A[/]")
+            mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]"}.get(
+                verdict.get("passed"), "[yellow]N/A[/]"
+            )
             console.print(f"expectation {mark}: {verdict.get('detail', '')}")
     if outcome.invalid_trials:
-        console.print(f"[yellow]{outcome.invalid_trials} invalid trial(s) excluded; reasons in run.json[/]")
+        console.print(
+            f"[yellow]{outcome.invalid_trials} invalid trial(s) excluded; reasons in run.json[/]"
+        )
     console.print(f"run {outcome.run['run_id']} took {seconds:.0f} s; results in {outcome.run_dir}")
 
 
@@ -71,6 +74,8 @@ def exit_on_verdict(outcome: RunOutcome) -> None:
         elif pair.get("expectation") and verdict.get("passed") is None:
             unjudged.append(name)
     if unjudged:
-        raise Untrusted(f"no valid data to judge {', '.join(unjudged)}; see invalid_reasons in run.json")
+        raise Untrusted(
+            f"no valid data to judge {', '.join(unjudged)}; see invalid_reasons in run.json"
+        )
     if failed:
         raise VerificationError(f"expectation failed for {', '.join(failed)}")

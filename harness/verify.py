@@ -71,17 +71,31 @@ def verify_pair(client: httpx.Client, pair: PairInfo, knob_values: list[float]) 
             except httpx.TransportError as e:
                 raise InfrastructureError(f"{path}: {e}") from e
             ok = response.status_code == 200
-            checks.append(Check("status", knob, variant.name, ok,
-                                f"GET {path} -> {response.status_code}"
-                                + ("" if ok else f": {response.text[:BODY_PREVIEW]}")))
+            checks.append(
+                Check(
+                    "status",
+                    knob,
+                    variant.name,
+                    ok,
+                    f"GET {path} -> {response.status_code}"
+                    + ("" if ok else f": {response.text[:BODY_PREVIEW]}"),
+                )
+            )
             if not ok:
                 continue
             bodies[variant.name] = response.content
             if variant.name in expected_queries:
                 want = expected_queries[variant.name].expected(knob)
                 got = metricsclient.delta(before, after).get("queries")
-                checks.append(Check("queries_per_request", knob, variant.name, got == want,
-                                    f"{got if got is None else int(got)} queries, expected {int(want)}"))
+                checks.append(
+                    Check(
+                        "queries_per_request",
+                        knob,
+                        variant.name,
+                        got == want,
+                        f"{got if got is None else int(got)} queries, expected {int(want)}",
+                    )
+                )
         checks.extend(_equivalence(pair, knob, bodies))
     return Verification(checks)
 
@@ -96,7 +110,8 @@ def _equivalence(pair: PairInfo, knob: float, bodies: dict[str, bytes]) -> list[
             continue
         same = _normalized(body) == _normalized(reference)
         detail = (
-            "same body" + (" (byte-identical)" if body == reference else " (after JSON normalisation)")
+            "same body"
+            + (" (byte-identical)" if body == reference else " (after JSON normalisation)")
             if same
             else f"differs from {pair.bad}: {body[:BODY_PREVIEW]!r} vs {reference[:BODY_PREVIEW]!r}"
         )

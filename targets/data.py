@@ -20,8 +20,26 @@ META_TABLE = "pairbench_dataset"
 
 COUNTRIES = ("AR", "BR", "CA", "DE", "ES", "FR", "IN", "IT", "JP", "KE", "MX", "NG", "PL", "US")
 WORDS = (
-    "silent", "river", "glass", "orbit", "paper", "ember", "harbor", "cedar", "signal", "atlas",
-    "winter", "copper", "lantern", "meadow", "cipher", "velvet", "summit", "tide", "quartz", "echo",
+    "silent",
+    "river",
+    "glass",
+    "orbit",
+    "paper",
+    "ember",
+    "harbor",
+    "cedar",
+    "signal",
+    "atlas",
+    "winter",
+    "copper",
+    "lantern",
+    "meadow",
+    "cipher",
+    "velvet",
+    "summit",
+    "tide",
+    "quartz",
+    "echo",
 )
 
 SCHEMA = """
@@ -116,9 +134,13 @@ async def seed(dsn: str, size: DatasetSize, seed_value: int = DEFAULT_SEED) -> S
             )
             await conn.execute(
                 f"INSERT INTO {META_TABLE} (version, size, seed) VALUES ($1, $2, $3)",
-                DATASET_VERSION, json.dumps(asdict(size)), seed_value,
+                DATASET_VERSION,
+                json.dumps(asdict(size)),
+                seed_value,
             )
-        await conn.execute("ANALYZE")  # fresh statistics, so plans do not depend on autovacuum timing
+        await conn.execute(
+            "ANALYZE"
+        )  # fresh statistics, so plans do not depend on autovacuum timing
         return SeedResult(False, time.perf_counter() - t0, await _counts(conn))
     finally:
         await conn.close()

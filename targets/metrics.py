@@ -44,7 +44,9 @@ class Metrics:
             "pairbench_db_connections_opened", "Database connections opened", registry=self.registry
         )
         self.cache_hits = Counter("pairbench_cache_hits", "Cache hits", registry=self.registry)
-        self.cache_misses = Counter("pairbench_cache_misses", "Cache misses", registry=self.registry)
+        self.cache_misses = Counter(
+            "pairbench_cache_misses", "Cache misses", registry=self.registry
+        )
         self.loop_lag = Histogram(
             "pairbench_event_loop_lag_seconds",
             "How late the event loop woke a timer: time the loop was blocked",

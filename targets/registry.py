@@ -74,8 +74,12 @@ class Pair:
             "name": self.name,
             "title": self.title,
             "summary": self.summary,
-            "knob": {"name": self.knob.name, "label": self.knob.label, "unit": self.knob.unit,
-                     "log_scale": self.knob.log_scale},
+            "knob": {
+                "name": self.knob.name,
+                "label": self.knob.label,
+                "unit": self.knob.unit,
+                "log_scale": self.knob.log_scale,
+            },
             "variants": [
                 {"name": v.name, "role": v.role, "label": v.label, "path": self.path(v.name)}
                 for v in self.variants.values()

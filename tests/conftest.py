@@ -61,4 +61,8 @@ def _remove_state() -> Iterator[None]:
 @pytest.fixture
 def server_env(servers: services.Endpoints) -> dict[str, str]:
     """Environment for a `pairbench` subprocess that reuses the session's servers."""
-    return {**os.environ, "PAIRBENCH_PG_DSN": servers.pg_dsn, "PAIRBENCH_REDIS_URL": servers.redis_url}
+    return {
+        **os.environ,
+        "PAIRBENCH_PG_DSN": servers.pg_dsn,
+        "PAIRBENCH_REDIS_URL": servers.redis_url,
+    }

@@ -41,8 +41,12 @@ def _author(row: asyncpg.Record, books: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _book(row: asyncpg.Record) -> dict[str, Any]:
-    return {"id": row["id"], "title": row["title"], "published": row["published"],
-            "pages": row["pages"]}
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "published": row["published"],
+        "pages": row["pages"],
+    }
 
 
 @pair.variant("bad")
@@ -76,14 +80,22 @@ async def join(pool: Pool, n: AuthorsPerPage) -> list[dict[str, Any]]:
     page: list[dict[str, Any]] = []
     for row in rows:
         if not page or page[-1]["id"] != row["author_id"]:
-            page.append({"id": row["author_id"], "name": row["name"],
-                         "country": row["country"], "books": []})
+            page.append(
+                {
+                    "id": row["author_id"],
+                    "name": row["name"],
+                    "country": row["country"],
+                    "books": [],
+                }
+            )
         if row["id"] is not None:  # LEFT JOIN: an author with no books has one NULL row
             page[-1]["books"].append(_book(row))
     return page
 
 
-async def _books_by_author(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+async def _books_by_author(
+    conn: asyncpg.Connection, ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
     rows = await conn.fetch(
         f"SELECT author_id, {BOOK_COLUMNS} FROM books WHERE author_id = ANY($1::int[])"
         " ORDER BY author_id, id",

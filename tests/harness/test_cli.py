@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 
 
-def _run(pairbench: list[str], *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*pairbench, *args], capture_output=True, text=True, timeout=120,
-                          env=env or dict(os.environ))
+def _run(
+    pairbench: list[str], *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*pairbench, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or dict(os.environ),
+    )
 
 
 def _assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -24,7 +31,9 @@ def _assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: st
 
 
 def test_unknown_pair(pairbench: list[str]) -> None:
-    _assert_usage_error(_run(pairbench, "run", "no_such_pair"), "unknown pair 'no_such_pair'", "n_plus_one")
+    _assert_usage_error(
+        _run(pairbench, "run", "no_such_pair"), "unknown pair 'no_such_pair'", "n_plus_one"
+    )
 
 
 def test_bad_flag(pairbench: list[str]) -> None:
@@ -55,7 +64,9 @@ def test_bad_flag_value(pairbench: list[str]) -> None:
         ),
     ],
 )
-def test_malformed_scenario(pairbench: list[str], tmp_path: Path, content: str, fragments: tuple[str, ...]) -> None:
+def test_malformed_scenario(
+    pairbench: list[str], tmp_path: Path, content: str, fragments: tuple[str, ...]
+) -> None:
     (tmp_path / "n_plus_one.toml").write_text(content)
     env = {**os.environ, "PAIRBENCH_SCENARIOS": str(tmp_path)}
     result = _run(pairbench, "run", "n_plus_one", env=env)
@@ -70,5 +81,13 @@ def test_report_on_missing_run(pairbench: list[str], tmp_path: Path) -> None:
 def test_list_shows_pairs_variants_and_knobs(pairbench: list[str]) -> None:
     result = _run(pairbench, "list")
     assert result.returncode == 0, result.stderr
-    for text in ("n_plus_one", "lazy", "join", "batched", "dataloader", "authors per page", "quick"):
+    for text in (
+        "n_plus_one",
+        "lazy",
+        "join",
+        "batched",
+        "dataloader",
+        "authors per page",
+        "quick",
+    ):
         assert text in result.stdout

@@ -12,9 +12,9 @@ import psutil
 import psycopg
 import pytest
 import redis
-
 from pairbench.harness import procs, services
 from pairbench.harness.errors import Interrupted
+
 
 def test_provide_starts_real_servers_and_stops_them(isolated_state: Path) -> None:
     with services.provide(services.ServiceOptions()) as endpoints:
@@ -47,20 +47,31 @@ def _hidden_path() -> str:
     return os.pathsep.join(keep)
 
 
-def test_services_up_down_with_system_binaries_hidden(isolated_state: Path, pairbench: list[str]) -> None:
+def test_services_up_down_with_system_binaries_hidden(
+    isolated_state: Path, pairbench: list[str]
+) -> None:
     env = {**os.environ, "PATH": _hidden_path()}
     for name in ("postgres", "initdb", "pg_ctl", "redis-server", "valkey-server"):
         assert shutil.which(name, path=env["PATH"]) is None, f"{name} is visible"
-    up = subprocess.run([*pairbench, "services", "up"], env=env, capture_output=True, text=True, timeout=120)
+    up = subprocess.run(
+        [*pairbench, "services", "up"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert up.returncode == 0, up.stderr
     assert "services up in" in up.stdout
-    status = subprocess.run([*pairbench, "services", "status"], env=env, capture_output=True, text=True)
+    status = subprocess.run(
+        [*pairbench, "services", "status"], env=env, capture_output=True, text=True
+    )
     assert "postgresql://pairbench:" in status.stdout and "redis://127.0.0.1:" in status.stdout
     state_file = services._read_state(isolated_state)
     pids = [int(state_file["postgres"]["pid"]), int(state_file["redis"]["pid"])]
-    assert state_file["postgres"]["source"] == "embedded" and state_file["redis"]["source"] == "embedded"
+    assert (
+        state_file["postgres"]["source"] == "embedded"
+        and state_file["redis"]["source"] == "embedded"
+    )
     assert all(procs.pid_alive(p) for p in pids)  # they outlive the `up` command
-    down = subprocess.run([*pairbench, "services", "down"], env=env, capture_output=True, text=True, timeout=60)
+    down = subprocess.run(
+        [*pairbench, "services", "down"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert down.returncode == 0, down.stderr
     assert not any(procs.pid_alive(p) for p in pids)
 
@@ -80,5 +91,7 @@ def test_children_die_with_a_killed_orchestrator(isolated_state: Path) -> None:
     assert len(pids) == 2 and all(procs.pid_alive(p) for p in pids)
     child.kill()
     child.wait()
-    gone, alive = psutil.wait_procs([psutil.Process(p) for p in pids if procs.pid_alive(p)], timeout=15)
+    _, alive = psutil.wait_procs(
+        [psutil.Process(p) for p in pids if procs.pid_alive(p)], timeout=15
+    )
     assert not alive, f"left behind: {alive}"

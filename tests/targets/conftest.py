@@ -7,12 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from pairbench.harness import server, services
 
 
 @pytest.fixture(scope="session")
-def target(servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def target(
+    servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
     """An HTTP client bound to a running targets app."""
     log = Path(tmp_path_factory.mktemp("target")) / "server.log"
     running = server.start(servers.pg_dsn, servers.redis_url, log)

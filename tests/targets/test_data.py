@@ -6,14 +6,11 @@ import asyncio
 
 import psycopg
 import pytest
-
 from pairbench.harness import services
 from pairbench.targets import data
 
 SIZE = data.DatasetSize(authors=150, books_per_author=3)
-CHECKSUM = (
-    "SELECT md5(string_agg(t::text, ',' ORDER BY t.id)) FROM {table} AS t"
-)
+CHECKSUM = "SELECT md5(string_agg(t::text, ',' ORDER BY t.id)) FROM {table} AS t"
 
 
 def _database(servers: services.Endpoints, name: str) -> str:
@@ -26,7 +23,9 @@ def _database(servers: services.Endpoints, name: str) -> str:
 
 def _checksums(dsn: str) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(CHECKSUM.format(table=t)).fetchone()[0] for t in ("authors", "books")}
+        return {
+            t: conn.execute(CHECKSUM.format(table=t)).fetchone()[0] for t in ("authors", "books")
+        }
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,9 @@ def test_other_seed_or_size_reseeds(two_databases: tuple[str, str]) -> None:
     before = _checksums(a)
     other = asyncio.run(data.seed(b, SIZE, seed_value=data.DEFAULT_SEED + 1))
     assert not other.skipped and _checksums(b) != before
-    bigger = asyncio.run(data.seed(b, data.DatasetSize(authors=SIZE.authors + 10, books_per_author=3)))
+    bigger = asyncio.run(
+        data.seed(b, data.DatasetSize(authors=SIZE.authors + 10, books_per_author=3))
+    )
     assert not bigger.skipped and bigger.rows["authors"] == SIZE.authors + 10
 
 
@@ -67,6 +68,8 @@ def test_books_reference_their_authors_and_are_indexed(two_databases: tuple[str,
         orphans = conn.execute(
             "SELECT count(*) FROM books b LEFT JOIN authors a ON a.id = b.author_id WHERE a.id IS NULL"
         ).fetchone()[0]
-        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'books'")}
+        indexes = {
+            r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'books'")
+        }
     assert orphans == 0
     assert "books_author_id_idx" in indexes

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from pairbench.harness import metricsclient
 from pairbench.targets.pairs.n_plus_one import MAX_AUTHORS, pair
 
 VARIANTS = ["lazy", "join", "batched", "dataloader"]
-EXPECTED_QUERIES = {"lazy": lambda n: 1 + n, "join": lambda n: 1, "batched": lambda n: 2,
-                    "dataloader": lambda n: 2}
+EXPECTED_QUERIES = {
+    "lazy": lambda n: 1 + n,
+    "join": lambda n: 1,
+    "batched": lambda n: 2,
+    "dataloader": lambda n: 2,
+}
 
 
 def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
@@ -60,6 +63,10 @@ def test_bad_n_is_rejected_without_touching_the_database(target: httpx.Client, q
 
 def test_metrics_expose_the_mechanism_counters(target: httpx.Client) -> None:
     text = target.get("/metrics").text
-    for name in ("pairbench_db_queries_total", "pairbench_db_connections_opened_total",
-                 "pairbench_cache_hits_total", "pairbench_event_loop_lag_seconds_bucket"):
+    for name in (
+        "pairbench_db_queries_total",
+        "pairbench_db_connections_opened_total",
+        "pairbench_cache_hits_total",
+        "pairbench_event_loop_lag_seconds_bucket",
+    ):
         assert name in text

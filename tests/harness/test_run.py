@@ -1,0 +1,132 @@
+"""End to end: a tiny `pairbench run` writes a valid run.json and plots; Ctrl-C loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from hdrh.histogram import HdrHistogram
+from pairbench.results.runfile import load_run
+
+TINY = """
+pair = "n_plus_one"
+request = "/n_plus_one/{{variant}}?n={{knob}}"
+
+[expectation]
+metric = "p50"
+at = "max"
+min_ratio = 1.0
+
+[mechanism.queries_per_request]
+lazy = {{ base = 1, per_knob = 1 }}
+join = {{ base = 1 }}
+batched = {{ base = 2 }}
+dataloader = {{ base = 2 }}
+
+[profiles.quick]
+knob_values = [1, 40]
+users = 2
+warmup_seconds = 0.1
+trial_warmup_seconds = 0.1
+round_seconds = {seconds}
+rounds = {rounds}
+"""
+
+
+def _scenarios(folder: Path, seconds: float, rounds: int) -> dict[str, str]:
+    folder.mkdir(exist_ok=True)
+    (folder / "n_plus_one.toml").write_text(TINY.format(seconds=seconds, rounds=rounds))
+    return {"PAIRBENCH_SCENARIOS": str(folder)}
+
+
+def test_tiny_run_writes_run_json_and_plots(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**server_env, **_scenarios(tmp_path / "scenarios", 0.3, 2)}
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [*pairbench, "run", "n_plus_one", "--out", str(out), "--seed", "7", "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = out.iterdir()
+    run = load_run(run_dir)
+    assert run["status"] == "complete" and run["seed"] == 7
+    pair = run["pairs"]["n_plus_one"]
+    assert pair["verification"]["passed"]
+    trials = pair["trials"]
+    assert len(trials) == 2 * 2 * 4  # knob values x rounds x variants
+    for knob in (1, 40):
+        for round_index in range(2):
+            in_round = [t for t in trials if t["knob"] == knob and t["round"] == round_index]
+            assert sorted(t["variant"] for t in in_round) == sorted(
+                ["lazy", "join", "batched", "dataloader"]
+            )
+            assert sorted(t["position"] for t in in_round) == [0, 1, 2, 3]
+    for trial in trials:
+        histogram = HdrHistogram.decode(trial["histogram"])
+        assert histogram.get_total_count() == trial["requests"] - trial["errors"] > 0
+        assert trial["counters"]["queries"] > 0
+    lazy_40 = [t for t in trials if t["variant"] == "lazy" and t["knob"] == 40]
+    per_request = sum(t["counters"]["queries"] for t in lazy_40) / sum(
+        t["requests"] for t in lazy_40
+    )
+    assert 35 < per_request < 47  # 41 per request, give or take requests across the window edges
+    assert run["metadata"]["postgres"]["dsn"].count("***") == 1
+    for name in ("n_plus_one-scaling.png", "n_plus_one-spectrum.png", "report.md"):
+        assert (run_dir / name).stat().st_size > 1000
+    assert "lazy / " in result.stderr  # the end-of-run summary
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_keeps_trials_and_stops_every_process(
+    pairbench: list[str], isolated_state: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    env = {**os.environ, **_scenarios(tmp_path / "scenarios", 0.5, 50)}
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*pairbench, "run", "n_plus_one", "--out", str(out), "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + 120
+    run_json: Path | None = None
+    while time.monotonic() < deadline:
+        seen.update({p.pid: p for p in _descendants(proc.pid)})
+        found = list(out.glob("*/run.json"))
+        if found and json.loads(found[0].read_text())["pairs"].get("n_plus_one", {}).get("trials"):
+            run_json = found[0]
+            break
+        time.sleep(0.1)
+    assert run_json is not None, "no trial was written in time"
+    seen.update({p.pid: p for p in _descendants(proc.pid)})
+    names = {p.name() for p in seen.values() if p.is_running()}
+    assert {"postgres", "valkey-server"} <= names or any("postgres" in n for n in names), names
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    run = json.loads(run_json.read_text())
+    assert run["status"] == "interrupted"
+    assert len(run["pairs"]["n_plus_one"]["trials"]) >= 1
+    _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
+    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
