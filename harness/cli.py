@@ -22,10 +22,10 @@ def _fail(message: str, code: int) -> None:
 class Cli(click.Group):
     """Turns every error into one line and the documented exit code; never a traceback."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         try:
             with procs.interrupts_unwind():
-                return super().main(*args, standalone_mode=False, **kwargs)
+                return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:
             click.echo(e.ctx.get_help() if e.ctx else str(e))
             sys.exit(errors.EXIT_USAGE)

@@ -116,7 +116,7 @@ def postgres(dsn: str, source: str) -> dict[str, Any]:
             " WHERE source NOT IN ('default', 'override', 'client', 'session')"
             " ORDER BY name"
         ).fetchall()
-    settings = dict(rows)
+    settings: dict[str, str] = {str(name): str(value) for name, value in rows}
     return {
         "version": version[0] if version else None,
         "source": source,
