@@ -218,9 +218,7 @@ def serve(host: str, port: int, profile: str, **service_flags: str | None) -> No
 
     suite = scenario.profile(profile)
     with services.provide(services.ServiceOptions.from_env(**service_flags)) as endpoints:
-        seeded = asyncio.run(
-            data.seed(endpoints.pg_dsn, data.DatasetSize(**suite.dataset.model_dump()))
-        )
+        seeded = asyncio.run(data.seed(endpoints.pg_dsn, suite.dataset))
         console.print(
             f"dataset ready in {seeded.seconds:.2f} s; serving on http://{host}:{port}/docs"
         )

@@ -196,7 +196,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     try:
         with services.provide(options.services) as endpoints:
             progress.message(_services_line(endpoints))
-            size = data.DatasetSize(**suite.dataset.model_dump())
+            size = suite.dataset
             seeded = asyncio.run(data.seed(endpoints.pg_dsn, size))
             progress.message(
                 f"dataset {'already seeded' if seeded.skipped else 'seeded'} in {seeded.seconds:.2f} s "
@@ -208,9 +208,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
                     "services_startup_seconds": endpoints.startup_seconds,
                     "dataset": {
-                        "version": data.DATASET_VERSION,
-                        "size": size.__dict__,
-                        "seed": data.DEFAULT_SEED,
+                        **data.identity(size, data.DEFAULT_SEED, list(data.TABLES.values())),
                         "seconds": seeded.seconds,
                         "skipped": seeded.skipped,
                         "rows": seeded.rows,

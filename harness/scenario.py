@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pairbench.scenarios import SCENARIO_DIR
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -26,14 +26,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DatasetSize(Strict):
-    authors: int = Field(ge=1, le=10_000_000)
-    books_per_author: int = Field(ge=0, le=1_000)
-
-
 class Profile(Strict):
     description: str = ""
-    dataset: DatasetSize
+    dataset: dict[str, Annotated[int, Field(ge=0, le=100_000_000)]]
 
 
 class KnobSpec(Strict):

@@ -42,7 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.redis = aioredis.Redis.from_url(settings.redis_url)
         try:
-            async with metrics.watch_event_loop():
+            async with contextlib.AsyncExitStack() as stack:
+                for pair in pairs.values():
+                    for factory in pair.lifespans:
+                        await stack.enter_async_context(factory(app))
+                await stack.enter_async_context(metrics.watch_event_loop())
                 yield
         finally:
             await app.state.redis.aclose()
@@ -64,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for pair in pairs.values():
+        for subpath, handler in pair.routes.items():
+            app.add_api_route(f"/{pair.name}/{subpath}", handler, methods=["GET"], tags=[pair.name])
         for variant in pair.variants.values():
             app.add_api_route(
                 pair.path(variant.name),

@@ -2,7 +2,9 @@
 
 A pair module creates a `Pair`, decorates each variant's handler with `@pair.variant(role)`
 (bad first, then middle, then good: the order is the report's order, worst to best) and is
-found by `load_pairs()`: adding a pair is adding one module and one scenario file.
+found by `load_pairs()`: adding a pair is adding one module and one scenario file. A pair that
+needs resources of its own (a process pool, a second driver's pool) adds `@pair.lifespan`, and
+helper endpoints that are not variants (a cheap /ping beside a CPU-bound one) `@pair.route`.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["bad", "middle", "good"]
 Handler = Callable[..., Any]
+Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]  # called with the FastAPI app
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,28 @@ class Pair:
     summary: str
     knob: Knob
     variants: dict[str, Variant] = field(default_factory=dict)
+    lifespans: list[Lifespan] = field(default_factory=list)
+    routes: dict[str, Handler] = field(default_factory=dict)  # sub-path -> handler
+
+    def lifespan(self, factory: Lifespan) -> Lifespan:
+        """Register an async context manager entered in the app's lifespan (resources)."""
+        self.lifespans.append(factory)
+        return factory
+
+    def route(self, subpath: str) -> Callable[[Handler], Handler]:
+        """Register a helper GET endpoint at /{pair}/{subpath} that is not a variant."""
+
+        def register(handler: Handler) -> Handler:
+            self.routes[subpath] = handler
+            return handler
+
+        return register
 
     def variant(self, role: Role) -> Callable[[Handler], Handler]:
         """Register the decorated handler as a variant named after the function."""
 
         def register(handler: Handler) -> Handler:
-            if handler.__name__ in self.variants:
+            if handler.__name__ in self.variants or handler.__name__ in self.routes:
                 raise ValueError(f"{self.name}: variant {handler.__name__!r} registered twice")
             self.variants[handler.__name__] = Variant(handler.__name__, role, handler)
             return handler

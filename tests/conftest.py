@@ -25,7 +25,14 @@ for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
 from pairbench.harness import services  # noqa: E402
 from pairbench.targets import data  # noqa: E402
 
-TEST_DATASET = data.DatasetSize(authors=300, books_per_author=3)
+# Small enough to seed in about a second; every pair's size keys are here (scenarios/profiles.toml).
+TEST_DATASET = {
+    "authors": 300,
+    "books_per_author": 3,
+    "feed_items": 20_000,
+    "customers": 200,
+    "orders_per_customer": 50,
+}
 
 
 @pytest.fixture(scope="session")
