@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 
+from . import metricsclient
 from .errors import InfrastructureError, UsageError
-from .scenario import KnobSpec, Scenario
+from .scenario import KnobSpec, Scenario, knob_text
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,23 @@ class PairInfo:
     @property
     def bad(self) -> str:
         return next(v.name for v in self.variants if v.role == "bad")
+
+    def paths(self, client: httpx.Client, knob: float) -> dict[str, str]:
+        """Each variant's request path at `knob`, after the scenario's [prepare] request if any."""
+        extra: dict[str, Any] = {}
+        prepare = self.scenario.prepare
+        if prepare is not None:
+            url = prepare.request.replace("{knob}", knob_text(knob))
+            try:
+                response = client.get(url)
+            except httpx.TransportError as e:
+                raise InfrastructureError(f"prepare {url}: {e}") from e
+            if response.status_code != 200 or not isinstance(response.json(), dict):
+                raise InfrastructureError(
+                    f"prepare {url} -> {response.status_code}: {response.text[:120]}"
+                )
+            extra = {k: ("" if v is None else v) for k, v in response.json().items()}
+        return {v.name: self.scenario.path(v.name, knob, extra) for v in self.variants}
 
     def record(self) -> dict[str, Any]:
         """The pair's description as stored in run.json."""
@@ -91,7 +109,15 @@ def resolve(scenario: Scenario, listing: dict[str, dict[str, Any]]) -> PairInfo:
             f"{scenario.source}: a pair needs exactly one bad and at least one good variant"
         )
     names = {v.name for v in variants}
-    extra = set(scenario.mechanism.queries_per_request) - names
-    if extra:
-        raise UsageError(f"{scenario.source}: mechanism names unknown variant {sorted(extra)[0]!r}")
+    for counter, per_variant in scenario.mechanism.items():
+        if counter not in metricsclient.COUNTERS:
+            known = ", ".join(metricsclient.COUNTERS)
+            raise UsageError(
+                f"{scenario.source}: [mechanism.{counter}]: unknown counter (known: {known})"
+            )
+        extra = set(per_variant) - names
+        if extra:
+            raise UsageError(
+                f"{scenario.source}: [mechanism.{counter}] names unknown variant {sorted(extra)[0]!r}"
+            )
     return PairInfo(scenario, title, summary, variants, knob)

@@ -212,6 +212,7 @@ def serve(host: str, port: int, profile: str, **service_flags: str | None) -> No
     import asyncio
 
     import uvicorn
+
     from pairbench.targets import data
     from pairbench.targets.app import create_app
     from pairbench.targets.config import Settings

@@ -56,8 +56,14 @@ class LoadAgent:
         warmup_s: float,
         duration_s: float,
         metrics_url: str | None = None,
+        keys: dict[str, Any] | None = None,
+        bystander: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Run one measurement window and return the agent's raw reply."""
+        """Run one measurement window and return the agent's raw reply.
+
+        `keys` ({count, exponent, seed}) fills `{key}` in the path per request from a Zipf
+        distribution; `bystander` ({path, users}) loads a cheap endpoint alongside, recorded apart.
+        """
         assert self.popen.stdin is not None
         command = {
             "op": "trial",
@@ -66,6 +72,8 @@ class LoadAgent:
             "warmup_s": warmup_s,
             "duration_s": duration_s,
             "metrics_url": metrics_url,
+            "keys": keys,
+            "bystander": bystander,
         }
         self.popen.stdin.write((json.dumps(command) + "\n").encode())
         self.popen.stdin.flush()

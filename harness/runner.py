@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from pairbench.results.atomicfile import write_json_atomic
 from pairbench.targets import data
 
@@ -118,24 +119,59 @@ def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[s
     return reasons
 
 
+@dataclass
+class _TrialDriver:
+    """Turns a scenario's extras (keys, bystander) into the agent's trial commands."""
+
+    agent: LoadAgent
+    target: server.TargetServer
+    spec: scenario.Scenario
+    rng: random.Random
+
+    def trial(
+        self,
+        path: str,
+        users: int,
+        knob: float,
+        warmup_s: float,
+        seconds: float,
+        metrics: bool = True,
+    ) -> dict[str, Any]:
+        keys = bystander = None
+        if self.spec.keys is not None:
+            exponent = knob if self.spec.keys.exponent == "knob" else self.spec.keys.exponent
+            keys = {
+                "count": self.spec.keys.count,
+                "exponent": exponent,
+                "seed": self.rng.getrandbits(31),
+            }
+        if self.spec.bystander is not None:
+            bystander = {"path": self.spec.bystander.request, "users": self.spec.bystander.users}
+        metrics_url = self.target.url + "/metrics" if metrics else None
+        return self.agent.trial(path, users, warmup_s, seconds, metrics_url, keys, bystander)
+
+
 def _measure_pair(
     run: Run,
     pair: PairInfo,
     load: scenario.LoadProfile,
     agent: LoadAgent,
     target: server.TargetServer,
+    client: httpx.Client,
     rng: random.Random,
     progress: Progress,
 ) -> int:
     """Warm up and run all rounds at every knob value; returns the count of invalid trials."""
     record = run.doc["pairs"][pair.name]
-    metrics_url = target.url + "/metrics"
+    driver = _TrialDriver(agent, target, pair.scenario, rng)
     invalid = 0
     for knob in load.knob_values:
-        for variant in pair.variants:  # warm-up: caches, JIT-free plans, pool connections
-            if load.warmup_seconds > 0:
-                agent.trial(
-                    pair.scenario.path(variant.name, knob), load.users, 0.0, load.warmup_seconds
+        paths = pair.paths(client, knob)
+        users = pair.scenario.users_at(load, knob)
+        if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
+            for variant in pair.variants:
+                driver.trial(
+                    paths[variant.name], users, knob, 0.0, load.warmup_seconds, metrics=False
                 )
         for round_index in range(load.rounds):
             order = [v.name for v in pair.variants]
@@ -144,12 +180,8 @@ def _measure_pair(
                 progress.step(
                     f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}"
                 )
-                reply = agent.trial(
-                    pair.scenario.path(name, knob),
-                    load.users,
-                    load.trial_warmup_seconds,
-                    load.round_seconds,
-                    metrics_url,
+                reply = driver.trial(
+                    paths[name], users, knob, load.trial_warmup_seconds, load.round_seconds
                 )
                 if not target.alive():
                     raise InfrastructureError(
@@ -163,11 +195,13 @@ def _measure_pair(
                         "round": round_index,
                         "position": position,
                         "variant": name,
+                        "users": users,
                         "started_at": reply["started_at"],
                         "elapsed_s": reply["elapsed_s"],
                         "requests": reply["requests"],
                         "errors": reply["errors"],
                         "histogram": reply["histogram"],
+                        "bystander": reply["bystander"],
                         "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
                         "counters": metricsclient.delta(
                             reply["metrics_before"], reply["metrics_after"]
@@ -257,7 +291,9 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         if agent is None:
                             agent = LoadAgent(target.url, logs / f"{run.run_id}-agent.log")
                             run.doc["metadata"]["locust"] = agent.locust_version
-                        invalid += _measure_pair(run, pair, load, agent, target, rng, progress)
+                        invalid += _measure_pair(
+                            run, pair, load, agent, target, client, rng, progress
+                        )
             finally:
                 if agent is not None:
                     agent.close()

@@ -7,12 +7,16 @@ profiles.quick.users: Input should be greater than 0`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pairbench.scenarios import SCENARIO_DIR
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import UsageError
 
@@ -40,11 +44,14 @@ class KnobSpec(Strict):
 
 class Expectation(Strict):
     metric: Literal["p50", "p90", "p99"] = "p50"
+    subject: Literal["variant", "bystander"] = "variant"  # whose latency the ratio compares
     at: float | Literal["max"] = "max"
     min_ratio: float = Field(gt=0)
 
 
-class QueryCount(Strict):
+class PerRequest(Strict):
+    """How much a server-side counter grows for one request: base + per_knob * knob."""
+
     base: int = Field(ge=0)
     per_knob: int = Field(0, ge=0)
 
@@ -52,8 +59,8 @@ class QueryCount(Strict):
         return self.base + self.per_knob * knob
 
 
-class Mechanism(Strict):
-    queries_per_request: dict[str, QueryCount] = Field(default_factory=dict)
+# [mechanism.<counter>] <variant> = { base = .., per_knob = .. }; counters as in run.json
+Mechanism = dict[str, dict[str, PerRequest]]
 
 
 class LoadProfile(Strict):
@@ -74,25 +81,62 @@ class LoadProfile(Strict):
         return self
 
 
+class Prepare(Strict):
+    """A request made once per knob value before verifying and measuring.
+
+    Its JSON object's fields become template variables of `request`: the keyset cursor that
+    starts at the same row as OFFSET k, for instance.
+    """
+
+    request: str
+
+
+class Keys(Strict):
+    """Fill `{key}` in the request per request, from a Zipf distribution over keys 1..count."""
+
+    count: int = Field(ge=1, le=10_000_000)
+    exponent: float | Literal["knob"] = Field("knob", description="a number, or the knob's value")
+    verify: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+
+
+class Bystander(Strict):
+    """A cheap endpoint loaded alongside the variant, measured apart: the collateral damage."""
+
+    request: str
+    users: int = Field(1, ge=1, le=1000)
+
+
 class Scenario(Strict):
     """One pair's experiment: what to request, how to load it, how to judge it."""
 
     pair: str
-    request: str = Field(description="path template with {variant} and {knob}")
+    # A path template ({variant}, {knob}, {key}, and the fields of [prepare]), or one per variant.
+    request: str | dict[str, str]
+    knob_sets: Literal["request", "users"] = "request"  # "users": the knob is the concurrency
+    prepare: Prepare | None = None
+    keys: Keys | None = None
+    bystander: Bystander | None = None
     title: str | None = None
     variants: dict[str, Role] | None = None  # only for pairs the targets registry lacks
     knob: KnobSpec | None = None  # idem
     expectation: Expectation | None = None
-    mechanism: Mechanism = Field(default_factory=Mechanism)
+    mechanism: Mechanism = Field(default_factory=dict)
     profiles: dict[str, LoadProfile]
     source: str = ""  # the file it came from, filled by the loader
 
     @model_validator(mode="after")
     def _request_template(self) -> Scenario:
-        if "{variant}" not in self.request or "{knob}" not in self.request:
-            raise ValueError("request must contain {variant} and {knob}")
-        if not self.request.startswith("/"):
+        templates = [self.request] if isinstance(self.request, str) else list(self.request.values())
+        if isinstance(self.request, str) and "{variant}" not in self.request:
+            raise ValueError("request must contain {variant} (or be a table: variant = path)")
+        if any(not t.startswith("/") for t in templates):
             raise ValueError("request must be a path starting with /")
+        if self.knob_sets == "request":
+            knob_used = [*templates, self.prepare.request if self.prepare else ""]
+            if not any("{knob}" in t for t in knob_used):
+                raise ValueError('{knob} appears in no request (or set knob_sets = "users")')
+        if self.keys is None and any("{key}" in t for t in templates):
+            raise ValueError("request uses {key} but there is no [keys] table")
         return self
 
     def load(self, profile: str) -> LoadProfile:
@@ -102,11 +146,37 @@ class Scenario(Strict):
             raise UsageError(f"{self.source}: no [profiles.{profile}] (has: {known})")
         return self.profiles[profile]
 
-    def path(self, variant: str, knob: float) -> str:
-        return self.request.format(variant=variant, knob=_knob_text(knob))
+    def path(self, variant: str, knob: float, extra: Mapping[str, Any] | None = None) -> str:
+        """The request path for a variant; `{key}` is kept for the load generator to fill."""
+        if isinstance(self.request, str):
+            template = self.request
+        elif variant in self.request:
+            template = self.request[variant]
+        else:
+            raise UsageError(f"{self.source}: request has no entry for variant {variant!r}")
+        values = _Template(variant=variant, knob=knob_text(knob))
+        values.update({k: quote(str(v), safe="") for k, v in (extra or {}).items()})
+        path = template.format_map(values)
+        leftover = [m for m in _PLACEHOLDER.findall(path) if m != "key"]
+        if leftover:
+            raise UsageError(f"{self.source}: request placeholder {{{leftover[0]}}} has no value")
+        return path
+
+    def users_at(self, load: LoadProfile, knob: float) -> int:
+        """Closed-model users for a trial: the knob itself when the knob is the concurrency."""
+        return int(knob) if self.knob_sets == "users" else load.users
 
 
-def _knob_text(knob: float) -> str:
+class _Template(dict[str, str]):
+    def __missing__(self, name: str) -> str:
+        return "{" + name + "}"
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def knob_text(knob: float) -> str:
+    """A knob value as it appears in a URL: 10, not 10.0."""
     return str(int(knob)) if float(knob).is_integer() else repr(knob)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pairbench.results.stats import analyse_pair
 from rich.console import Console
 from rich.table import Table
+
+from pairbench.results.stats import analyse_pair
 
 from .errors import PairbenchError, VerificationError
 from .runner import RunOutcome

@@ -59,45 +59,59 @@ def _normalized(body: bytes) -> Any:
 def verify_pair(client: httpx.Client, pair: PairInfo, knob_values: list[float]) -> Verification:
     """Run every check for every knob value."""
     checks: list[Check] = []
-    expected_queries = pair.scenario.mechanism.queries_per_request
+    keys = pair.scenario.keys.verify if pair.scenario.keys else [None]
     for knob in knob_values:
-        bodies: dict[str, bytes] = {}
-        for variant in pair.variants:
-            path = pair.scenario.path(variant.name, knob)
-            try:
-                before = client.get("/metrics").text
-                response = client.get(path)
-                after = client.get("/metrics").text
-            except httpx.TransportError as e:
-                raise InfrastructureError(f"{path}: {e}") from e
-            ok = response.status_code == 200
-            checks.append(
-                Check(
-                    "status",
-                    knob,
-                    variant.name,
-                    ok,
-                    f"GET {path} -> {response.status_code}"
-                    + ("" if ok else f": {response.text[:BODY_PREVIEW]}"),
-                )
+        paths = pair.paths(client, knob)
+        for key in keys:
+            concrete = {v: p.replace("{key}", str(key)) for v, p in paths.items()}
+            checks.extend(_verify_paths(client, pair, knob, concrete))
+    return Verification(checks)
+
+
+def _verify_paths(
+    client: httpx.Client, pair: PairInfo, knob: float, paths: dict[str, str]
+) -> list[Check]:
+    checks: list[Check] = []
+    bodies: dict[str, bytes] = {}
+    for variant in pair.variants:
+        path = paths[variant.name]
+        try:
+            before = client.get("/metrics").text
+            response = client.get(path)
+            after = client.get("/metrics").text
+        except httpx.TransportError as e:
+            raise InfrastructureError(f"{path}: {e}") from e
+        ok = response.status_code == 200
+        checks.append(
+            Check(
+                "status",
+                knob,
+                variant.name,
+                ok,
+                f"GET {path} -> {response.status_code}"
+                + ("" if ok else f": {response.text[:BODY_PREVIEW]}"),
             )
-            if not ok:
-                continue
-            bodies[variant.name] = response.content
-            if variant.name in expected_queries:
-                want = expected_queries[variant.name].expected(knob)
-                got = metricsclient.delta(before, after).get("queries")
+        )
+        if not ok:
+            continue
+        bodies[variant.name] = response.content
+        counters = metricsclient.delta(before, after)
+        for counter, per_variant in pair.scenario.mechanism.items():
+            if variant.name in per_variant:
+                want = per_variant[variant.name].expected(knob)
+                got = counters.get(counter)
+                shown = "missing" if got is None else f"{got:g}"
                 checks.append(
                     Check(
-                        "queries_per_request",
+                        f"{counter}_per_request",
                         knob,
                         variant.name,
                         got == want,
-                        f"{got if got is None else int(got)} queries, expected {int(want)}",
+                        f"{counter}: {shown}, expected {want:g}",
                     )
                 )
-        checks.extend(_equivalence(pair, knob, bodies))
-    return Verification(checks)
+    checks.extend(_equivalence(pair, knob, bodies))
+    return checks
 
 
 def _equivalence(pair: PairInfo, knob: float, bodies: dict[str, bytes]) -> list[Check]:

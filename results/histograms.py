@@ -48,12 +48,29 @@ def merge(histograms: Iterable[Histogram]) -> Histogram:
     return merged
 
 
+def mean_us(histogram: Histogram) -> float:
+    """The mean in microseconds, each bucket counted at its midpoint as hdrh does.
+
+    Same result as `get_mean_value()`, several times faster: hdrh's recorded-value iterator
+    costs a Python object per step, this is one plain pass over the bucket counts.
+    """
+    total = 0
+    for index in range(histogram.counts_len):
+        count = histogram.get_count_at_index(index)
+        if count:
+            value = histogram.get_value_from_index(index)
+            low = histogram.get_lowest_equivalent_value(value)
+            high = histogram.get_highest_equivalent_value(value)
+            total += count * (low + ((high - low + 1) >> 1))
+    return total / histogram.get_total_count() if histogram.get_total_count() else 0.0
+
+
 def metric_us(histogram: Histogram, metric: str) -> float | None:
     """One metric (see METRICS) in microseconds, or None for an empty histogram."""
     if histogram.get_total_count() == 0:
         return None
     if metric == MEAN_METRIC:
-        return float(histogram.get_mean_value())
+        return mean_us(histogram)
     if metric not in PERCENTILE_METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return float(histogram.get_value_at_percentile(PERCENTILE_METRICS[metric]))
@@ -67,7 +84,7 @@ def summary_ms(histogram: Histogram) -> dict[str, float | None]:
     # One pass over the buckets for all percentiles instead of one pass each.
     by_percentile = histogram.get_percentile_to_value_dict(list(PERCENTILE_METRICS.values()))
     values_us = [
-        histogram.get_mean_value(),
+        mean_us(histogram),
         *(by_percentile[p] for p in PERCENTILE_METRICS.values()),
         histogram.get_max_value(),
     ]

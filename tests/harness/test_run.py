@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
+
 from pairbench.results.runfile import load_run
 
 TINY = """
@@ -23,7 +24,7 @@ metric = "p50"
 at = "max"
 min_ratio = 1.0
 
-[mechanism.queries_per_request]
+[mechanism.queries]
 lazy = {{ base = 1, per_knob = 1 }}
 join = {{ base = 1 }}
 batched = {{ base = 2 }}

@@ -12,6 +12,7 @@ import psutil
 import psycopg
 import pytest
 import redis
+
 from pairbench.harness import procs, services
 from pairbench.harness.errors import Interrupted
 

@@ -1,0 +1,106 @@
+"""Findings in words, computed from an analysis: the titles of figures and the report's lines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .expectation import good_variants
+from .formatting import fmt_interval, fmt_ms, fmt_p, fmt_ratio
+from .knobs import knob_text
+
+# A good variant whose p50 grows less than this across the sweep "stays within" that factor.
+FLAT_GROWTH_LIMIT = 2.0
+NO_DATA = "no valid measurements"
+GROWTH_METRIC = "p50_ms"
+TAIL_METRIC = "p99_ms"
+
+Analysis = Mapping[str, Any]
+
+
+def best_good(pair: Mapping[str, Any], analysis: Analysis, key: str) -> str | None:
+    """The good variant that beats the bad one by the most at a knob key (a middle if no good)."""
+    at_knob = {n: r for n, r in analysis["ratios"].get(key, {}).items() if r["bad_over_good"]}
+    candidates = [g for g in good_variants(pair) if g in at_knob] or list(at_knob)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda name: at_knob[name]["bad_over_good"])
+
+
+def growth(analysis: Analysis, variant: str) -> tuple[str, str, float] | None:
+    """(first key, last key, p50 at last / p50 at first) over the knob values that have data."""
+    points = [
+        (key, cells[variant][GROWTH_METRIC])
+        for key, cells in analysis["per_variant"].items()
+        if variant in cells and cells[variant][GROWTH_METRIC]
+    ]
+    if len(points) < 2:
+        return None
+    (first, low), (last, high) = points[0], points[-1]
+    return first, last, high / low
+
+
+def scaling_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
+    """E.g. `lazy p50 grows 38x from n=1 to n=200; join stays within 1.4x`."""
+    bad = pair["bad"]
+    bad_growth = growth(analysis, bad)
+    if bad_growth is None:
+        keys = list(analysis["per_variant"])
+        return ratio_finding(pair, analysis, keys[-1]) if keys else NO_DATA
+    first, last, factor = bad_growth
+    verb = "grows" if factor >= 1 else "shrinks to"
+    sentence = (
+        f"{bad} p50 {verb} {fmt_ratio(factor)} from {knob_text(pair, first)} "
+        f"to {knob_text(pair, last)}"
+    )
+    goods = {g: growth(analysis, g) for g in good_variants(pair)}
+    factors = {g: found[2] for g, found in goods.items() if found is not None}
+    if not factors:
+        return sentence
+    if all(f < FLAT_GROWTH_LIMIT for f in factors.values()):
+        names = " and ".join(factors)
+        verb = "stays" if len(factors) == 1 else "stay"
+        return f"{sentence}; {names} {verb} within {fmt_ratio(max(factors.values()))}"
+    grown = ", ".join(f"{g} grows {fmt_ratio(f)}" for g, f in factors.items())
+    return f"{sentence}; {grown}"
+
+
+def ratio_finding(pair: Mapping[str, Any], analysis: Analysis, key: str) -> str:
+    """E.g. `at n=200 join's p50 is 38x lower than lazy's (95% CI 35x–41x, p=0.029)`."""
+    best = best_good(pair, analysis, key)
+    if best is None:
+        return f"at {knob_text(pair, key)} no valid rounds to compare"
+    ratio = analysis["ratios"][key][best]
+    return (
+        f"at {knob_text(pair, key)} {best}'s {ratio['metric']} is "
+        f"{fmt_ratio(ratio['bad_over_good'])} lower than {pair['bad']}'s "
+        f"(95% CI {fmt_interval(ratio['ci_low'], ratio['ci_high'])}, "
+        f"p={fmt_p(ratio['p_value'])}, {ratio['rounds']} rounds)"
+    )
+
+
+def spectrum_finding(pair: Mapping[str, Any], analysis: Analysis, key: str) -> str:
+    """E.g. `at n=200 lazy p99 is 41 ms vs 1.02 ms for join (40x)`."""
+    cells = analysis["per_variant"].get(key, {})
+    bad = pair["bad"]
+    if bad not in cells:
+        return NO_DATA
+    bad_tail = cells[bad][TAIL_METRIC]
+    others = [g for g in good_variants(pair) if g in cells and cells[g][TAIL_METRIC]]
+    where = f"at {knob_text(pair, key)} {bad} p99 is {fmt_ms(bad_tail)}"
+    if not others or bad_tail is None:
+        return where
+    best = min(others, key=lambda name: cells[name][TAIL_METRIC])
+    good_tail = cells[best][TAIL_METRIC]
+    return f"{where} vs {fmt_ms(good_tail)} for {best} ({fmt_ratio(bad_tail / good_tail)})"
+
+
+def pair_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
+    """The report's one-sentence finding: the scaling and the ratio at the largest knob value."""
+    keys = list(analysis["per_variant"])
+    if not keys:
+        return f"{pair['title']}: {NO_DATA}."
+    scaling = scaling_finding(pair, analysis)
+    if growth(analysis, pair["bad"]) is None:
+        return f"{pair['title']}: {scaling}."
+    return f"{pair['title']}: {scaling}; {ratio_finding(pair, analysis, keys[-1])}."
