@@ -115,6 +115,12 @@ def _options(
 )
 @click.option("--seed", type=int, help="seed of the round shuffles (default: fresh, recorded)")
 @click.option("--no-progress", is_flag=True, help="plain lines instead of a progress bar")
+@click.option(
+    "--from",
+    "from_run",
+    type=click.Path(path_type=Path),
+    help="re-run a stored run with exactly its configuration (pairs, profile, sizes, seed)",
+)
 @service_options
 def run(
     pairs: tuple[str, ...],
@@ -122,10 +128,18 @@ def run(
     out: Path,
     seed: int | None,
     no_progress: bool,
+    from_run: Path | None,
     **service_flags: str | None,
 ) -> None:
     """Verify, measure, store, plot and report PAIRS (all when none is named)."""
-    options = _options(pairs, profile, out, seed, False, **service_flags)
+    if from_run is not None:
+        if pairs or seed is not None:
+            raise UsageError("--from replays a stored run: give no PAIRS and no --seed with it")
+        options = runner.options_from(
+            from_run, out, services.ServiceOptions.from_env(**service_flags)
+        )
+    else:
+        options = _options(pairs, profile, out, seed, False, **service_flags)
     t0 = time.perf_counter()
     with _progress(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from pairbench.results.atomicfile import write_json_atomic
 from pairbench.targets import data
 
 from . import catalogue, metadata, metricsclient, scenario, server, services, verify
 from .catalogue import PairInfo
-from .errors import InfrastructureError
+from .errors import InfrastructureError, UsageError
 from .load import LoadAgent
 
 SCHEMA_VERSION = 1
@@ -40,6 +41,10 @@ class RunOptions:
     seed: int
     services: services.ServiceOptions = field(default_factory=services.ServiceOptions)
     verify_only: bool = False
+    # Set when replaying a stored run (`--from`): its scenarios and profile, not today's files.
+    scenarios: list[scenario.Scenario] | None = None
+    suite: scenario.Profile | None = None
+    reproduces: str | None = None
 
 
 @dataclass
@@ -217,10 +222,12 @@ def _measure_pair(
 def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome:
     """Verify and (unless verify_only) measure the selected pairs; always leaves run.json."""
     progress = progress or Progress()
-    scenarios = scenario.select(options.pairs)
-    suite = scenario.profile(options.profile)
+    scenarios = options.scenarios or scenario.select(options.pairs)
+    suite = options.suite or scenario.profile(options.profile)
     loads = {s.pair: s.load(options.profile) for s in scenarios}
     run = Run(options, scenarios)
+    run.doc["profile_config"] = suite.model_dump()
+    run.doc["reproduces"] = options.reproduces
     rng = random.Random(options.seed)
     failed: list[str] = []
     invalid = 0
@@ -268,6 +275,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         record = pair.record()
                         record["knob"]["values"] = load.knob_values
                         record["load"] = load.model_dump()
+                        record["scenario"] = pair.scenario.model_dump(exclude={"source"})
                         record["expectation"] = _expectation(pair)
                         record["trials"] = []
                         outcome = verify.verify_pair(client, pair, load.knob_values)
@@ -321,6 +329,49 @@ def _services_line(endpoints: services.Endpoints) -> str:
         f" (started in {endpoints.startup_seconds:.2f} s)" if endpoints.startup_seconds else ""
     )
     return f"postgres: {endpoints.pg_source}, redis: {endpoints.redis_source}{started}"
+
+
+def options_from(base_dir: Path, out: Path, service_options: services.ServiceOptions) -> RunOptions:
+    """Options that re-run a stored run exactly: its pairs, scenarios, profile, sizes and seed."""
+    from pairbench.results.runfile import RunFileError, load_run
+
+    try:
+        base = load_run(base_dir)
+    except RunFileError as e:
+        raise UsageError(str(e)) from e
+    stored = [p.get("scenario") for p in base["pairs"].values()]
+    if not stored or any(s is None for s in stored) or "profile_config" not in base:
+        raise UsageError(f"{base_dir}: run.json has no stored scenario configuration to replay")
+    try:
+        scenarios = [
+            scenario.Scenario.model_validate({**s, "source": f"{base_dir}:{name}"})
+            for name, s in zip(base["pairs"], stored, strict=True)
+        ]
+        suite = scenario.Profile.model_validate(base["profile_config"])
+    except ValidationError as e:
+        raise UsageError(
+            f"{base_dir}: stored configuration is invalid: {e.errors()[0]['msg']}"
+        ) from e
+    return RunOptions(
+        pairs=list(base["pairs"]),
+        profile=base["profile"],
+        out=out,
+        seed=int(base["seed"]),
+        services=service_options,
+        scenarios=scenarios,
+        suite=suite,
+        reproduces=base["run_id"],
+    )
+
+
+def rerun(base_dir: Path, out: Path, progress: Progress | None = None) -> Path:
+    """Run again with a stored run's exact configuration; returns the new run's folder."""
+    outcome = execute(options_from(base_dir, out, services.ServiceOptions.from_env()), progress)
+    assert outcome.run_dir is not None
+    from pairbench.results import report as results_report
+
+    results_report.render(outcome.run_dir)
+    return outcome.run_dir
 
 
 def now_seed() -> int:

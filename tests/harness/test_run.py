@@ -131,3 +131,48 @@ def test_interrupt_keeps_trials_and_stops_every_process(
     assert len(run["pairs"]["n_plus_one"]["trials"]) >= 1
     _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
     assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
+
+
+def test_from_replays_the_stored_configuration(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**server_env, **_scenarios(tmp_path / "scenarios", 0.2, 2)}
+    first = subprocess.run(
+        [*pairbench, "run", "n_plus_one", "--out", str(tmp_path / "a"), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert first.returncode == 0, first.stderr
+    (base_dir,) = (tmp_path / "a").iterdir()
+    # Today's scenario files change; the replay must use the stored ones, not these.
+    (tmp_path / "scenarios" / "n_plus_one.toml").write_text("broken = [")
+    second = subprocess.run(
+        [*pairbench, "run", "--from", str(base_dir), "--out", str(tmp_path / "b"), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert second.returncode == 0, second.stderr
+    (new_dir,) = (tmp_path / "b").iterdir()
+    base, new = load_run(base_dir), load_run(new_dir)
+    assert new["reproduces"] == base["run_id"] and new["seed"] == base["seed"]
+    assert new["profile_config"] == base["profile_config"]
+    order = [
+        (t["knob"], t["round"], t["position"], t["variant"])
+        for t in base["pairs"]["n_plus_one"]["trials"]
+    ]
+    assert order == [
+        (t["knob"], t["round"], t["position"], t["variant"])
+        for t in new["pairs"]["n_plus_one"]["trials"]
+    ]
+    bad = subprocess.run(
+        [*pairbench, "run", "n_plus_one", "--from", str(base_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--from" in bad.stderr
