@@ -3,125 +3,117 @@
 locust monkey-patches the process with gevent, so it never shares a process with the
 orchestrator (asyncio, subprocess management) or with the target server. The orchestrator
 starts `python -m pairbench.harness.agent --host URL` once per run and sends one JSON line per
-trial; the agent answers with one JSON line holding the trial's raw HdrHistogram.
+trial; the agent answers with one JSON line holding the trial's raw HdrHistograms.
 
 Latency is taken from locust's request event: the unrounded float `response_time` (ms), which
 locust's own statistics round into buckets. It is recorded in microseconds with 3 significant
 digits, so percentiles are exact to 0.1% and histograms merge exactly across rounds and workers.
+
+Two load models. Closed: N users, each sends as soon as its previous reply arrived. Open: a
+fixed arrival rate over N connections, wrk2-style: every request has a planned send time,
+carried in the request's locust context, and latency is measured from it.
 """
 
-from __future__ import annotations
+# ruff: noqa: E402
+from gevent import monkey
+
+monkey.patch_all()  # before anything imports socket or ssl (locust would do it, but later)
 
 import argparse
-import bisect
-import itertools
 import json
-import random
+import logging
 import sys
 import time
 import urllib.request
 from typing import Any
 
 import gevent
-
-# locust must be imported first: it monkey-patches the standard library for gevent.
 import locust
 import psutil
-from hdrh.histogram import HdrHistogram
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
-HIST_LOWEST_US = 1
-HIST_HIGHEST_US = 60_000_000  # one minute: any slower request is a failure anyway
-HIST_SIGNIFICANT_DIGITS = 3
+from pairbench.harness.recorder import KeySampler, OpenSchedule, Recorder
+
 SPAWN_RATE = 10_000  # users per second: all of a trial's users start at once
 METRICS_TIMEOUT_S = 5.0
 KEY_PLACEHOLDER = "{key}"
 BYSTANDER_PREFIX = "bystander "
-
-
-class Recorder:
-    """Records request events into one histogram while a measurement window is open."""
-
-    def __init__(self) -> None:
-        self.open = False
-        self.histogram = HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_SIGNIFICANT_DIGITS)
-        self.requests = 0
-        self.errors = 0
-        self.clipped = 0
-
-    def start(self) -> None:
-        self.histogram.reset()
-        self.requests = self.errors = self.clipped = 0
-        self.open = True
-
-    def stop(self) -> None:
-        self.open = False
-
-    def record(self, response_time: float, exception: BaseException | None) -> None:
-        """One request; runs in the user's greenlet, so keep it tiny."""
-        if not self.open:
-            return
-        self.requests += 1
-        if exception is not None:
-            self.errors += 1
-            return
-        value = int(response_time * 1000.0 + 0.5)
-        if value > HIST_HIGHEST_US:
-            self.clipped += 1
-            value = HIST_HIGHEST_US
-        self.histogram.record_value(max(HIST_LOWEST_US, value))
-
-    def result(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "clipped": self.clipped,
-            "histogram": self.histogram.encode().decode("ascii"),
-        }
+OPEN_START_DELAY_S = 0.05  # the schedule starts after every connection's greenlet is running
+DRAIN_TIMEOUT_S = 10.0  # after the window, wait this long for requests planned inside it
 
 
 class Recorders:
-    """The measured variant's requests and, apart, the bystander's (a cheap endpoint run alongside)."""
+    """The measured variant's requests and, apart, the bystander's (a cheap endpoint alongside)."""
 
     def __init__(self) -> None:
         self.target = Recorder()
         self.bystander = Recorder()
 
     def on_request(
-        self, name: str, response_time: float, exception: BaseException | None, **_: Any
+        self,
+        name: str,
+        response_time: float,
+        exception: BaseException | None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
     ) -> None:
-        """locust's request event listener."""
-        recorder = self.bystander if name.startswith(BYSTANDER_PREFIX) else self.target
-        recorder.record(response_time, exception)
+        """locust's request event listener: runs in the user's greenlet, so it stays tiny."""
+        if name.startswith(BYSTANDER_PREFIX):
+            self.bystander.record(response_time, exception)
+        else:
+            self.target.record(response_time, exception, (context or {}).get("planned"))
 
 
-class KeySampler:
-    """Zipf-distributed keys 1..count (exponent 0 is uniform), seeded: the same run draws the same keys."""
-
-    def __init__(self, count: int, exponent: float, seed: int) -> None:
-        weights = [1.0 / (k**exponent) for k in range(1, count + 1)]
-        self.cdf = list(itertools.accumulate(weights))
-        self.rng = random.Random(seed)
-
-    def __call__(self) -> int:
-        return bisect.bisect_left(self.cdf, self.rng.random() * self.cdf[-1]) + 1
+RECORDERS = Recorders()
 
 
-class TargetUser(FastHttpUser):
-    """A closed-model user: sends the next request as soon as the previous reply arrives."""
+class Trial:
+    """What the users of the current trial request (set by `run_trial`, read by the users)."""
+
+    path = "/"
+    keys: KeySampler | None = None
+    schedule: OpenSchedule | None = None
+
+    @classmethod
+    def next_path(cls) -> str:
+        if cls.keys is None:
+            return cls.path
+        return cls.path.replace(KEY_PLACEHOLDER, str(cls.keys()))
+
+
+class ClosedUser(FastHttpUser):
+    """Closed model: sends the next request as soon as the previous reply arrives."""
 
     wait_time = constant(0)
-    path = "/"  # set per trial by the agent
-    keys: KeySampler | None = None  # fills {key} in the path, per request
 
     @task
     def hit(self) -> None:
-        path = TargetUser.path
-        if TargetUser.keys is not None:
-            path = path.replace(KEY_PLACEHOLDER, str(TargetUser.keys()))
-        # One name for all keys: locust's own stats stay small; latency goes to our histogram.
-        self.client.get(path, name=TargetUser.path)
+        # One name for all keys keeps locust's own stats small; latency goes to our histogram.
+        self.client.get(Trial.next_path(), name=Trial.path)
+
+
+class OpenUser(FastHttpUser):
+    """Open model: one connection of the schedule, sending at its planned times, late if busy."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        assert Trial.schedule is not None
+        self.slot = next(Trial.schedule.slots)
+        self.k = 0
+
+    @task
+    def hit(self) -> None:
+        schedule = Trial.schedule
+        assert schedule is not None
+        planned = schedule.planned(self.slot, self.k)
+        self.k += 1
+        delay = planned - time.perf_counter()
+        if delay > 0:
+            gevent.sleep(delay)
+        RECORDERS.target.on_send(planned)
+        self.client.get(Trial.next_path(), name=Trial.path, context={"planned": planned})
 
 
 class BystanderUser(FastHttpUser):
@@ -143,15 +135,26 @@ def _fetch(url: str) -> str | None:
         return None
 
 
-def run_trial(env: Environment, recorders: Recorders, command: dict[str, Any]) -> dict[str, Any]:
-    """Warm up, then measure one variant for `duration_s` with `users` closed-model users."""
+def _drain(recorder: Recorder) -> None:
+    """Wait for the requests planned inside the window: a stall at its end must count."""
+    deadline = time.perf_counter() + DRAIN_TIMEOUT_S
+    while recorder.in_flight > 0 and time.perf_counter() < deadline:
+        gevent.sleep(0.005)
+
+
+def run_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]:
+    """Warm up, then measure one variant for `duration_s`."""
     assert env.runner is not None
-    TargetUser.path = command["path"]
+    Trial.path = command["path"]
     keys = command.get("keys")
-    TargetUser.keys = KeySampler(keys["count"], keys["exponent"], keys["seed"]) if keys else None
-    bystander = command.get("bystander")
-    user_classes: list[type[FastHttpUser]] = [TargetUser]
+    Trial.keys = KeySampler(keys["count"], keys["exponent"], keys["seed"]) if keys else None
+    open_model = command.get("model", "closed") == "open"
     users = int(command["users"])
+    user_classes: list[type[FastHttpUser]] = [OpenUser if open_model else ClosedUser]
+    if open_model:
+        rate = float(command["rate"])
+        Trial.schedule = OpenSchedule(rate, users, time.perf_counter() + OPEN_START_DELAY_S)
+    bystander = command.get("bystander")
     if bystander:
         BystanderUser.path = bystander["path"]
         BystanderUser.fixed_count = int(bystander["users"])
@@ -160,43 +163,56 @@ def run_trial(env: Environment, recorders: Recorders, command: dict[str, Any]) -
     metrics_url = command.get("metrics_url")
     me = psutil.Process()
     env.runner.start(users, spawn_rate=SPAWN_RATE, user_classes=user_classes)  # type: ignore[arg-type]
-    gevent.sleep(float(command.get("warmup_s", 0.0)))
+    gevent.sleep(float(command.get("warmup_s", 0.0)) + (OPEN_START_DELAY_S if open_model else 0.0))
     metrics_before = _fetch(metrics_url) if metrics_url else None
     cpu_before = me.cpu_times()
-    recorders.target.start()
-    recorders.bystander.start()
+    RECORDERS.target.start()
+    RECORDERS.bystander.start()
     started_at, t0 = time.time(), time.perf_counter()
     gevent.sleep(float(command["duration_s"]))
-    recorders.target.stop()
-    recorders.bystander.stop()
+    RECORDERS.target.stop()
+    RECORDERS.bystander.stop()
     elapsed = time.perf_counter() - t0
     cpu_after = me.cpu_times()
+    if open_model:
+        _drain(RECORDERS.target)
     metrics_after = _fetch(metrics_url) if metrics_url else None
     env.runner.stop()
     cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-    return {
+    reply: dict[str, Any] = {
         "started_at": started_at,
         "elapsed_s": elapsed,
-        **recorders.target.result(),
-        "bystander": recorders.bystander.result() if bystander else None,
+        **RECORDERS.target.result(),
+        "bystander": RECORDERS.bystander.result() if bystander else None,
         "generator_cpu_percent": 100.0 * cpu_s / elapsed if elapsed > 0 else 0.0,
         "metrics_before": metrics_before,
         "metrics_after": metrics_after,
     }
+    if open_model and Trial.schedule is not None and RECORDERS.target.window is not None:
+        start, end = RECORDERS.target.window
+        due = Trial.schedule.due(start, end)
+        reply["open"] = {
+            "target_rate": Trial.schedule.rate,
+            "achieved_rate": RECORDERS.target.requests / elapsed if elapsed > 0 else 0.0,
+            "due": due,
+            "sent": RECORDERS.target.sent,
+            "late": RECORDERS.target.late,
+            "dropped": max(0, due - RECORDERS.target.sent),
+        }
+    return reply
 
 
 def main(argv: list[str] | None = None) -> int:
     """Serve trials until stdin closes or a `quit` command arrives."""
     parser = argparse.ArgumentParser(prog="pairbench-agent")
-    parser.add_argument(
-        "--host", required=True, help="base URL of the target, e.g. http://127.0.0.1:8000"
-    )
+    parser.add_argument("--host", required=True, help="base URL of the target")
     args = parser.parse_args(argv)
-    recorders = Recorders()
+    # All of a trial's users start at once, on purpose: silence locust's ramp-up advice.
+    logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate" not in r.getMessage())
     env = Environment(
-        user_classes=[TargetUser, BystanderUser], host=args.host, events=locust.events
+        user_classes=[ClosedUser, OpenUser, BystanderUser], host=args.host, events=locust.events
     )
-    env.events.request.add_listener(recorders.on_request)
+    env.events.request.add_listener(RECORDERS.on_request)
     env.create_local_runner()
     out = sys.stdout
     out.write(json.dumps({"ready": True, "locust": locust.__version__}) + "\n")
@@ -207,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             if command.get("op") == "quit":
                 break
             try:
-                reply = run_trial(env, recorders, command)
+                reply = run_trial(env, command)
             except Exception as e:  # report, keep serving: the orchestrator decides
                 reply = {"error": f"{type(e).__name__}: {e}"}
             out.write(json.dumps(reply) + "\n")

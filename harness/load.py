@@ -58,11 +58,13 @@ class LoadAgent:
         metrics_url: str | None = None,
         keys: dict[str, Any] | None = None,
         bystander: dict[str, Any] | None = None,
+        rate: float | None = None,
     ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply.
 
         `keys` ({count, exponent, seed}) fills `{key}` in the path per request from a Zipf
         distribution; `bystander` ({path, users}) loads a cheap endpoint alongside, recorded apart.
+        With `rate` the open model runs: `users` connections share a fixed arrival rate.
         """
         assert self.popen.stdin is not None
         command = {
@@ -74,6 +76,8 @@ class LoadAgent:
             "metrics_url": metrics_url,
             "keys": keys,
             "bystander": bystander,
+            "model": "open" if rate is not None else "closed",
+            "rate": rate,
         }
         self.popen.stdin.write((json.dumps(command) + "\n").encode())
         self.popen.stdin.flush()

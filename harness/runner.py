@@ -119,6 +119,14 @@ def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[s
         reasons.append(
             f"generator CPU {reply['generator_cpu_percent']:.0f}% > {load.max_generator_cpu_percent:.0f}%"
         )
+    open_model = reply.get("open")
+    if open_model:
+        shortfall = 1.0 - open_model["achieved_rate"] / open_model["target_rate"]
+        if abs(shortfall) > load.max_rate_shortfall:
+            reasons.append(
+                f"achieved {open_model['achieved_rate']:.0f} req/s vs target "
+                f"{open_model['target_rate']:.0f} ({shortfall:+.0%})"
+            )
     if reply.get("clipped"):
         reasons.append(f"{reply['clipped']} latencies above the histogram's range")
     return reasons
@@ -141,6 +149,7 @@ class _TrialDriver:
         warmup_s: float,
         seconds: float,
         metrics: bool = True,
+        rate: float | None = None,
     ) -> dict[str, Any]:
         keys = bystander = None
         if self.spec.keys is not None:
@@ -153,7 +162,7 @@ class _TrialDriver:
         if self.spec.bystander is not None:
             bystander = {"path": self.spec.bystander.request, "users": self.spec.bystander.users}
         metrics_url = self.target.url + "/metrics" if metrics else None
-        return self.agent.trial(path, users, warmup_s, seconds, metrics_url, keys, bystander)
+        return self.agent.trial(path, users, warmup_s, seconds, metrics_url, keys, bystander, rate)
 
 
 def _measure_pair(
@@ -173,10 +182,11 @@ def _measure_pair(
     for knob in load.knob_values:
         paths = pair.paths(client, knob)
         users = pair.scenario.users_at(load, knob)
+        rate = pair.scenario.rate_at(load, knob)
         if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
             for variant in pair.variants:
                 driver.trial(
-                    paths[variant.name], users, knob, 0.0, load.warmup_seconds, metrics=False
+                    paths[variant.name], users, knob, 0.0, load.warmup_seconds, False, rate
                 )
         for round_index in range(load.rounds):
             order = [v.name for v in pair.variants]
@@ -186,7 +196,13 @@ def _measure_pair(
                     f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}"
                 )
                 reply = driver.trial(
-                    paths[name], users, knob, load.trial_warmup_seconds, load.round_seconds
+                    paths[name],
+                    users,
+                    knob,
+                    load.trial_warmup_seconds,
+                    load.round_seconds,
+                    True,
+                    rate,
                 )
                 if not target.alive():
                     raise InfrastructureError(
@@ -207,6 +223,12 @@ def _measure_pair(
                         "errors": reply["errors"],
                         "histogram": reply["histogram"],
                         "bystander": reply["bystander"],
+                        **(
+                            {"service_histogram": reply["service_histogram"]}
+                            if "service_histogram" in reply
+                            else {}
+                        ),
+                        **({"open": reply["open"]} if "open" in reply else {}),
                         "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
                         "counters": metricsclient.delta(
                             reply["metrics_before"], reply["metrics_after"]

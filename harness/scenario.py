@@ -64,15 +64,26 @@ Mechanism = dict[str, dict[str, PerRequest]]
 
 
 class LoadProfile(Strict):
+    """How one profile loads a pair. Closed: `users` in a loop. Open: `rate` req/s over `users`
+    connections, latency from each request's planned send time."""
+
     knob_values: list[float] = Field(min_length=1)
-    model: Literal["closed"] = "closed"
+    model: Literal["closed", "open"] = "closed"
     users: int = Field(ge=1, le=10_000)
+    rate: float | None = Field(None, gt=0, le=1_000_000)
     warmup_seconds: float = Field(0.0, ge=0)
     trial_warmup_seconds: float = Field(0.2, ge=0)
     round_seconds: float = Field(gt=0, le=3600)
     rounds: int = Field(ge=1, le=1000)
     max_error_ratio: float = Field(0.01, ge=0, le=1)
     max_generator_cpu_percent: float = Field(90.0, gt=0)
+    max_rate_shortfall: float = Field(0.05, ge=0, le=1)  # open model: achieved vs target rate
+
+    @model_validator(mode="after")
+    def _open_needs_rate(self) -> LoadProfile:
+        if self.model == "open" and self.rate is None:
+            raise ValueError("the open model needs rate (requests per second)")
+        return self
 
     @model_validator(mode="after")
     def _sorted_knob(self) -> LoadProfile:
@@ -112,7 +123,8 @@ class Scenario(Strict):
     pair: str
     # A path template ({variant}, {knob}, {key}, and the fields of [prepare]), or one per variant.
     request: str | dict[str, str]
-    knob_sets: Literal["request", "users"] = "request"  # "users": the knob is the concurrency
+    # "users": the knob is the concurrency; "rate": the open model's arrival rate
+    knob_sets: Literal["request", "users", "rate"] = "request"
     prepare: Prepare | None = None
     keys: Keys | None = None
     bystander: Bystander | None = None
@@ -163,8 +175,14 @@ class Scenario(Strict):
         return path
 
     def users_at(self, load: LoadProfile, knob: float) -> int:
-        """Closed-model users for a trial: the knob itself when the knob is the concurrency."""
+        """Users (closed) or connections (open): the knob itself when it is the concurrency."""
         return int(knob) if self.knob_sets == "users" else load.users
+
+    def rate_at(self, load: LoadProfile, knob: float) -> float | None:
+        """The open model's arrival rate (None in the closed model)."""
+        if load.model != "open":
+            return None
+        return knob if self.knob_sets == "rate" else load.rate
 
 
 class _Template(dict[str, str]):

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import probes
 from .config import Settings
 from .metrics import Metrics
 from .registry import load_pairs
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.pool.close()
 
     app = FastAPI(title="pairbench targets", lifespan=lifespan)
+    app.include_router(probes.router)
     pairs = load_pairs()
 
     @app.get("/healthz")

@@ -6,6 +6,7 @@ import asyncio
 
 import psycopg
 import pytest
+
 from pairbench.harness import services
 from pairbench.targets import data
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from pairbench.harness import metricsclient
 from pairbench.targets.pairs.n_plus_one import MAX_AUTHORS, pair
 

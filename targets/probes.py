@@ -1,0 +1,45 @@
+"""Endpoints with known behaviour, to prove the harness measures what it claims.
+
+`/probe/sleep?ms=d` answers after d ms without blocking the loop: under an open load well below
+capacity its median latency must be d. `/probe/stall?ms=d` answers at once, except that the
+first request after `/probe/stall/arm` blocks the whole event loop for d ms, as a GC pause or a
+synchronous call would: every request in flight or arriving meanwhile waits. Coordinated
+omission hides exactly this from a closed-loop measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+MAX_SLEEP_MS = 10_000
+MAX_STALL_MS = 5_000
+
+router = APIRouter(prefix="/probe", tags=["probe"])
+_armed: dict[str, float] = {}
+
+
+@router.get("/sleep")
+async def sleep(ms: Annotated[float, Query(ge=0, le=MAX_SLEEP_MS)]) -> dict[str, float]:
+    """Answer after `ms` milliseconds, yielding the event loop meanwhile."""
+    await asyncio.sleep(ms / 1000.0)
+    return {"slept_ms": ms}
+
+
+@router.get("/stall/arm")
+async def arm(ms: Annotated[float, Query(gt=0, le=MAX_STALL_MS)]) -> dict[str, float]:
+    """The next /probe/stall request blocks the event loop for `ms`."""
+    _armed["ms"] = ms
+    return {"armed_ms": ms}
+
+
+@router.get("/stall")
+async def stall() -> dict[str, float]:
+    """Immediate, unless armed: then block the loop (deliberately synchronous) once."""
+    ms = _armed.pop("ms", 0.0)
+    if ms:
+        time.sleep(ms / 1000.0)  # the point: freeze the loop, as a GC pause would
+    return {"stalled_ms": ms}
