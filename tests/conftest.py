@@ -22,7 +22,9 @@ os.environ["PAIRBENCH_STATE_DIR"] = str(STATE)
 for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
     os.environ.pop(var, None)
 
-from pairbench.harness import services  # noqa: E402
+import httpx  # noqa: E402
+
+from pairbench.harness import server, services  # noqa: E402
 from pairbench.targets import data  # noqa: E402
 
 # Small enough to seed in about a second; every pair's size keys are here (scenarios/profiles.toml).
@@ -63,6 +65,26 @@ def servers() -> Iterator[services.Endpoints]:
 def _remove_state() -> Iterator[None]:
     yield
     shutil.rmtree(STATE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def target_server(
+    servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[server.TargetServer]:
+    """The targets app under a real uvicorn, on the session's servers."""
+    log = Path(tmp_path_factory.mktemp("target")) / "server.log"
+    running = server.start(servers.pg_dsn, servers.redis_url, log)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def target(target_server: server.TargetServer) -> Iterator[httpx.Client]:
+    """An HTTP client bound to the running targets app."""
+    with httpx.Client(base_url=target_server.url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture
