@@ -1,133 +1,48 @@
-"""The load generator: locust in its own process, driven one trial at a time over stdin/stdout.
+"""The load agent: locust in its own process(es), driven one trial at a time over stdin/stdout.
 
 locust monkey-patches the process with gevent, so it never shares a process with the
 orchestrator (asyncio, subprocess management) or with the target server. The orchestrator
 starts `python -m pairbench.harness.agent --host URL` once per run and sends one JSON line per
 trial; the agent answers with one JSON line holding the trial's raw HdrHistograms.
 
-Latency is taken from locust's request event: the unrounded float `response_time` (ms), which
-locust's own statistics round into buckets. It is recorded in microseconds with 3 significant
-digits, so percentiles are exact to 0.1% and histograms merge exactly across rounds and workers.
-
-Two load models. Closed: N users, each sends as soon as its previous reply arrived. Open: a
-fixed arrival rate over N connections, wrk2-style: every request has a planned send time,
-carried in the request's locust context, and latency is measured from it.
+Three modes. `local`: one process generates the load. `master`: locust's master/worker mode,
+the load comes from `--workers` local worker processes that it starts itself plus
+`--remote-workers` that connect from other machines (`pairbench worker --master HOST:PORT`);
+each worker records its own histograms and sends them encoded at the end of the trial, and
+the master merges them exactly. `worker`: one such worker.
 """
 
-# ruff: noqa: E402
-from gevent import monkey
+# isort: off
+from pairbench.harness import loadgen  # first: it monkey-patches the standard library
 
-monkey.patch_all()  # before anything imports socket or ssl (locust would do it, but later)
-
+# isort: on
 import argparse
 import json
 import logging
 import sys
 import time
-import urllib.request
 from typing import Any
 
 import gevent
+import gevent.queue
 import locust
-import psutil
-from locust import FastHttpUser, constant, task
 from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
 
-from pairbench.harness.recorder import KeySampler, OpenSchedule, Recorder
+from pairbench.harness import procs
+from pairbench.harness.recorder import merge_parts
 
 SPAWN_RATE = 10_000  # users per second: all of a trial's users start at once
 METRICS_TIMEOUT_S = 5.0
-KEY_PLACEHOLDER = "{key}"
-BYSTANDER_PREFIX = "bystander "
-OPEN_START_DELAY_S = 0.05  # the schedule starts after every connection's greenlet is running
-DRAIN_TIMEOUT_S = 10.0  # after the window, wait this long for requests planned inside it
+WORKER_CONNECT_TIMEOUT_S = 60.0
+REPLY_TIMEOUT_S = 30.0
 
 
-class Recorders:
-    """The measured variant's requests and, apart, the bystander's (a cheap endpoint alongside)."""
+def _fetch(url: str | None) -> str | None:
+    import urllib.request
 
-    def __init__(self) -> None:
-        self.target = Recorder()
-        self.bystander = Recorder()
-
-    def on_request(
-        self,
-        name: str,
-        response_time: float,
-        exception: BaseException | None,
-        context: dict[str, Any] | None = None,
-        **_: Any,
-    ) -> None:
-        """locust's request event listener: runs in the user's greenlet, so it stays tiny."""
-        if name.startswith(BYSTANDER_PREFIX):
-            self.bystander.record(response_time, exception)
-        else:
-            self.target.record(response_time, exception, (context or {}).get("planned"))
-
-
-RECORDERS = Recorders()
-
-
-class Trial:
-    """What the users of the current trial request (set by `run_trial`, read by the users)."""
-
-    path = "/"
-    keys: KeySampler | None = None
-    schedule: OpenSchedule | None = None
-
-    @classmethod
-    def next_path(cls) -> str:
-        if cls.keys is None:
-            return cls.path
-        return cls.path.replace(KEY_PLACEHOLDER, str(cls.keys()))
-
-
-class ClosedUser(FastHttpUser):
-    """Closed model: sends the next request as soon as the previous reply arrives."""
-
-    wait_time = constant(0)
-
-    @task
-    def hit(self) -> None:
-        # One name for all keys keeps locust's own stats small; latency goes to our histogram.
-        self.client.get(Trial.next_path(), name=Trial.path)
-
-
-class OpenUser(FastHttpUser):
-    """Open model: one connection of the schedule, sending at its planned times, late if busy."""
-
-    wait_time = constant(0)
-
-    def on_start(self) -> None:
-        assert Trial.schedule is not None
-        self.slot = next(Trial.schedule.slots)
-        self.k = 0
-
-    @task
-    def hit(self) -> None:
-        schedule = Trial.schedule
-        assert schedule is not None
-        planned = schedule.planned(self.slot, self.k)
-        self.k += 1
-        delay = planned - time.perf_counter()
-        if delay > 0:
-            gevent.sleep(delay)
-        RECORDERS.target.on_send(planned)
-        self.client.get(Trial.next_path(), name=Trial.path, context={"planned": planned})
-
-
-class BystanderUser(FastHttpUser):
-    """Hits a cheap endpoint while the variant is loaded: its latency shows collateral damage."""
-
-    wait_time = constant(0)
-    path = "/"
-
-    @task
-    def hit(self) -> None:
-        self.client.get(BystanderUser.path, name=BYSTANDER_PREFIX + BystanderUser.path)
-
-
-def _fetch(url: str) -> str | None:
+    if not url:
+        return None
     try:
         with urllib.request.urlopen(url, timeout=METRICS_TIMEOUT_S) as response:
             return str(response.read().decode())
@@ -135,85 +50,87 @@ def _fetch(url: str) -> str | None:
         return None
 
 
-def _drain(recorder: Recorder) -> None:
-    """Wait for the requests planned inside the window: a stall at its end must count."""
-    deadline = time.perf_counter() + DRAIN_TIMEOUT_S
-    while recorder.in_flight > 0 and time.perf_counter() < deadline:
-        gevent.sleep(0.005)
+def _users(command: dict[str, Any]) -> int:
+    return int(command["users"]) + int((command.get("bystander") or {}).get("users", 0))
 
 
-def run_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]:
-    """Warm up, then measure one variant for `duration_s`."""
-    assert env.runner is not None
-    Trial.path = command["path"]
-    keys = command.get("keys")
-    Trial.keys = KeySampler(keys["count"], keys["exponent"], keys["seed"]) if keys else None
-    open_model = command.get("model", "closed") == "open"
-    users = int(command["users"])
-    user_classes: list[type[FastHttpUser]] = [OpenUser if open_model else ClosedUser]
-    if open_model:
-        rate = float(command["rate"])
-        Trial.schedule = OpenSchedule(rate, users, time.perf_counter() + OPEN_START_DELAY_S)
-    bystander = command.get("bystander")
-    if bystander:
-        BystanderUser.path = bystander["path"]
-        BystanderUser.fixed_count = int(bystander["users"])
-        user_classes.append(BystanderUser)
-        users += BystanderUser.fixed_count
-    metrics_url = command.get("metrics_url")
-    me = psutil.Process()
-    env.runner.start(users, spawn_rate=SPAWN_RATE, user_classes=user_classes)  # type: ignore[arg-type]
-    gevent.sleep(float(command.get("warmup_s", 0.0)) + (OPEN_START_DELAY_S if open_model else 0.0))
-    metrics_before = _fetch(metrics_url) if metrics_url else None
-    cpu_before = me.cpu_times()
-    RECORDERS.target.start()
-    RECORDERS.bystander.start()
-    started_at, t0 = time.time(), time.perf_counter()
-    gevent.sleep(float(command["duration_s"]))
-    RECORDERS.target.stop()
-    RECORDERS.bystander.stop()
-    elapsed = time.perf_counter() - t0
-    cpu_after = me.cpu_times()
-    if open_model:
-        _drain(RECORDERS.target)
-    metrics_after = _fetch(metrics_url) if metrics_url else None
-    env.runner.stop()
-    cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-    reply: dict[str, Any] = {
+def _finish(
+    command: dict[str, Any],
+    parts: list[dict[str, Any]],
+    started_at: float,
+    before: str | None,
+    after: str | None,
+) -> dict[str, Any]:
+    return {
+        **merge_parts(parts),
         "started_at": started_at,
-        "elapsed_s": elapsed,
-        **RECORDERS.target.result(),
-        "bystander": RECORDERS.bystander.result() if bystander else None,
-        "generator_cpu_percent": 100.0 * cpu_s / elapsed if elapsed > 0 else 0.0,
-        "metrics_before": metrics_before,
-        "metrics_after": metrics_after,
+        "metrics_before": before,
+        "metrics_after": after,
     }
-    if open_model and Trial.schedule is not None and RECORDERS.target.window is not None:
-        start, end = RECORDERS.target.window
-        due = Trial.schedule.due(start, end)
-        reply["open"] = {
-            "target_rate": Trial.schedule.rate,
-            "achieved_rate": RECORDERS.target.requests / elapsed if elapsed > 0 else 0.0,
-            "due": due,
-            "sent": RECORDERS.target.sent,
-            "late": RECORDERS.target.late,
-            "dropped": max(0, due - RECORDERS.target.sent),
-        }
-    return reply
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve trials until stdin closes or a `quit` command arrives."""
-    parser = argparse.ArgumentParser(prog="pairbench-agent")
-    parser.add_argument("--host", required=True, help="base URL of the target")
-    args = parser.parse_args(argv)
-    # All of a trial's users start at once, on purpose: silence locust's ramp-up advice.
-    logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate" not in r.getMessage())
-    env = Environment(
-        user_classes=[ClosedUser, OpenUser, BystanderUser], host=args.host, events=locust.events
-    )
-    env.events.request.add_listener(RECORDERS.on_request)
-    env.create_local_runner()
+def run_local_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]:
+    """Warm up, then measure one variant for `duration_s`, in this process."""
+    assert env.runner is not None
+    classes = loadgen.configure(command)
+    env.runner.start(_users(command), spawn_rate=SPAWN_RATE, user_classes=classes)  # type: ignore[arg-type]
+    gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.OPEN_START_DELAY_S)
+    before = _fetch(command.get("metrics_url"))
+    started_at = time.time()
+    loadgen.open_window()
+    gevent.sleep(float(command["duration_s"]))
+    loadgen.close_window()
+    after = _fetch(command.get("metrics_url"))
+    env.runner.stop()
+    part = loadgen.collect()
+    return _finish(command, [part], started_at, before, after)
+
+
+class Master:
+    """Drives the workers through a trial with custom locust messages."""
+
+    def __init__(self, env: Environment, runner: MasterRunner) -> None:
+        self.env, self.runner = env, runner
+        self.acks: gevent.queue.Queue[Any] = gevent.queue.Queue()
+        self.results: gevent.queue.Queue[Any] = gevent.queue.Queue()
+        runner.register_message("pb_ack", lambda msg, **_: self.acks.put(msg.data))
+        runner.register_message("pb_result", lambda msg, **_: self.results.put(msg.data))
+
+    def wait_for_workers(self, count: int) -> None:
+        deadline = time.monotonic() + WORKER_CONNECT_TIMEOUT_S
+        while self.runner.worker_count < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {self.runner.worker_count} of {count} workers connected")
+            gevent.sleep(0.05)
+
+    def _gather(self, queue: gevent.queue.Queue[Any], count: int) -> list[Any]:
+        return [queue.get(timeout=REPLY_TIMEOUT_S) for _ in range(count)]
+
+    def run_trial(self, command: dict[str, Any]) -> dict[str, Any]:
+        workers = sorted(self.runner.clients.keys())
+        for index, client_id in enumerate(workers):
+            self.runner.send_message(
+                "pb_configure",
+                {"command": command, "index": index, "count": len(workers)},
+                client_id=client_id,
+            )
+        self._gather(self.acks, len(workers))
+        self.runner.start(
+            _users(command), spawn_rate=SPAWN_RATE, user_classes=loadgen.configure(command)
+        )  # type: ignore[arg-type]
+        gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.OPEN_START_DELAY_S)
+        before = _fetch(command.get("metrics_url"))
+        started_at = time.time()
+        self.runner.send_message("pb_open")
+        gevent.sleep(float(command["duration_s"]))
+        self.runner.send_message("pb_close")
+        parts = self._gather(self.results, len(workers))
+        after = _fetch(command.get("metrics_url"))
+        self.runner.stop()
+        return _finish(command, parts, started_at, before, after)
+
+
+def _serve(run_trial: Any, on_quit: Any) -> None:
     out = sys.stdout
     out.write(json.dumps({"ready": True, "locust": locust.__version__}) + "\n")
     out.flush()
@@ -223,14 +140,90 @@ def main(argv: list[str] | None = None) -> int:
             if command.get("op") == "quit":
                 break
             try:
-                reply = run_trial(env, command)
+                reply = run_trial(command)
             except Exception as e:  # report, keep serving: the orchestrator decides
                 reply = {"error": f"{type(e).__name__}: {e}"}
             out.write(json.dumps(reply) + "\n")
             out.flush()
     finally:
-        assert env.runner is not None
-        env.runner.quit()
+        on_quit()
+
+
+def run_worker(env: Environment, master: str) -> None:
+    """Serve the master's trials until it quits."""
+    host, _, port = master.rpartition(":")
+    runner: WorkerRunner = env.create_worker_runner(host or "127.0.0.1", int(port))
+
+    def configure(msg: Any, **_: Any) -> None:
+        loadgen.configure(msg.data["command"], msg.data["index"], msg.data["count"])
+        runner.send_message("pb_ack", {"index": msg.data["index"]})
+
+    def close(msg: Any, **_: Any) -> None:
+        loadgen.close_window()
+        runner.send_message("pb_result", loadgen.collect())
+
+    runner.register_message("pb_configure", configure)
+    runner.register_message("pb_open", lambda msg, **_: loadgen.open_window())
+    runner.register_message("pb_close", close, concurrent=True)  # draining must not block receive
+    runner.greenlet.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the mode and serve."""
+    parser = argparse.ArgumentParser(prog="pairbench-agent")
+    parser.add_argument("--host", help="base URL of the target, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--mode", choices=["local", "master", "worker"], default="local")
+    parser.add_argument("--workers", type=int, default=0, help="master: local worker processes")
+    parser.add_argument(
+        "--remote-workers", type=int, default=0, help="master: workers from elsewhere"
+    )
+    parser.add_argument("--bind", default="127.0.0.1", help="master: address workers connect to")
+    parser.add_argument("--port", type=int, default=0, help="master: port (default: a free one)")
+    parser.add_argument("--master", help="worker: HOST:PORT of the master")
+    args = parser.parse_args(argv)
+    # All of a trial's users start at once, on purpose: silence locust's ramp-up advice.
+    logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate" not in r.getMessage())
+    env = Environment(user_classes=loadgen.USER_CLASSES, host=args.host, events=locust.events)
+    env.events.request.add_listener(loadgen.on_request)
+    if args.mode == "worker":
+        run_worker(env, args.master)
+        return 0
+    if args.mode == "local":
+        runner = env.create_local_runner()
+        _serve(lambda c: run_local_trial(env, c), runner.quit)
+        return 0
+    port = args.port or procs.free_port(args.bind)
+    master_runner = env.create_master_runner(args.bind, port)
+    workers = [
+        procs.spawn(
+            [
+                sys.executable,
+                "-m",
+                "pairbench.harness.agent",
+                "--mode",
+                "worker",
+                "--host",
+                args.host,
+                "--master",
+                f"127.0.0.1:{port}",
+            ]
+        )
+        for _ in range(args.workers)
+    ]
+
+    def quit_all() -> None:
+        master_runner.quit()
+        for worker in workers:
+            procs.stop_pid(worker.pid, popen=worker)
+
+    master = Master(env, master_runner)
+    try:
+        master.wait_for_workers(args.workers + args.remote_workers)
+    except RuntimeError as e:
+        sys.stdout.write(json.dumps({"ready": False, "error": str(e)}) + "\n")
+        quit_all()
+        return 1
+    _serve(master.run_trial, quit_all)
     return 0
 
 

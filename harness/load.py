@@ -19,17 +19,41 @@ REPLY_GRACE_S = 30.0  # beyond warm-up + duration: stopping users, fetching /met
 class LoadAgent:
     """One locust process serving trials; stopped by `close()` on every exit path."""
 
-    def __init__(self, host: str, log: Path) -> None:
+    def __init__(
+        self,
+        host: str,
+        log: Path,
+        processes: int = 1,
+        remote_workers: int = 0,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """One process (`processes` 1, no remote workers), else a locust master with workers."""
         self.log = log
+        argv = [sys.executable, "-m", "pairbench.harness.agent", "--host", host]
+        if processes > 1 or remote_workers:
+            argv += [
+                "--mode",
+                "master",
+                "--workers",
+                str(processes if processes > 1 else 0),
+                "--remote-workers",
+                str(remote_workers),
+                "--bind",
+                bind,
+                "--port",
+                str(port),
+            ]
         self.popen = procs.spawn(
-            [sys.executable, "-m", "pairbench.harness.agent", "--host", host],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             log=log,
         )
         hello = self._read(READY_TIMEOUT_S)
         if not hello.get("ready"):
-            raise InfrastructureError(f"load agent did not start: {hello}")
+            self.close()
+            raise InfrastructureError(f"load agent did not start: {hello.get('error', hello)}")
         self.locust_version = str(hello.get("locust", "?"))
 
     def _read(self, timeout: float) -> dict[str, Any]:

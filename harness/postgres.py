@@ -14,7 +14,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import stat
 import subprocess
 import time
@@ -115,13 +114,6 @@ def _runnable_binaries(bins: PgBinaries, state_dir: Path) -> PgBinaries:
     return PgBinaries(dest_bin, bins.source)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port the OS says is free now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _password_file(state_dir: Path) -> Path:
     return state_dir / "pg-password"
 
@@ -210,7 +202,7 @@ def start(
     if not (data_dir / "PG_VERSION").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
         initdb(bins, data_dir, password)
-    port = free_port()
+    port = procs.free_port()
     settings = {**SERVER_SETTINGS, "port": str(port)}
     conf = "".join(f"{k} = {v}\n" for k, v in settings.items())
     (data_dir / "pairbench.conf").write_text(conf)

@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +68,13 @@ def spawn(
     finally:
         if log_file is not None:
             log_file.close()  # the child holds its own descriptor now
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port the OS says is free now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def pid_alive(pid: int) -> bool:

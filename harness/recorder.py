@@ -11,6 +11,7 @@ import itertools
 import math
 import random
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -115,11 +116,20 @@ class OpenSchedule:
     def planned(self, slot: int, k: int) -> float:
         return self.t0 + (slot + k * self.connections) / self.rate
 
-    def due(self, start: float, end: float) -> int:
-        """How many requests were planned in [start, end): all connections together."""
-        first = math.ceil(max(0.0, (start - self.t0)) * self.rate)
-        last = math.ceil(max(0.0, (end - self.t0)) * self.rate)
-        return max(0, last - first)
+    def due(self, start: float, end: float, slots: Iterable[int] | None = None) -> int:
+        """How many requests were planned in [start, end), for `slots` (default: all)."""
+        if slots is None:
+            first = math.ceil(max(0.0, (start - self.t0)) * self.rate)
+            last = math.ceil(max(0.0, (end - self.t0)) * self.rate)
+            return max(0, last - first)
+        return sum(self._due_for(slot, start, end) for slot in slots)
+
+    def _due_for(self, slot: int, start: float, end: float) -> int:
+        # Connection `slot` sends at t0 + (slot + k * connections) / rate, k = 0, 1, ...
+        def first_k_at_or_after(t: float) -> int:
+            return max(0, math.ceil(((t - self.t0) * self.rate - slot) / self.connections))
+
+        return max(0, first_k_at_or_after(end) - first_k_at_or_after(start))
 
 
 class KeySampler:
@@ -131,3 +141,49 @@ class KeySampler:
 
     def __call__(self) -> int:
         return bisect.bisect_left(self.cdf, self.rng.random() * self.cdf[-1]) + 1
+
+
+def _merged(encoded: list[str]) -> str:
+    histogram = new_histogram()
+    for one in encoded:
+        histogram.add(HdrHistogram.decode(one))
+    return str(histogram.encode().decode("ascii"))
+
+
+def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One trial's result from every load process, merged exactly (histograms, not percentiles)."""
+    elapsed = max(p["window_s"] for p in parts)
+    merged: dict[str, Any] = {
+        "elapsed_s": elapsed,
+        "requests": sum(p["requests"] for p in parts),
+        "errors": sum(p["errors"] for p in parts),
+        "clipped": sum(p["clipped"] for p in parts),
+        "histogram": _merged([p["histogram"] for p in parts]),
+        # The validity rule is per process: one saturated generator taints the trial.
+        "generator_cpu_percent": max(p["cpu_percent"] for p in parts),
+        "processes": [{"requests": p["requests"], "cpu_percent": p["cpu_percent"]} for p in parts],
+        "bystander": None,
+    }
+    services = [p["service_histogram"] for p in parts if "service_histogram" in p]
+    if services:
+        merged["service_histogram"] = _merged(services)
+    bystanders = [p["bystander"] for p in parts if p.get("bystander")]
+    if bystanders:
+        merged["bystander"] = {
+            "requests": sum(b["requests"] for b in bystanders),
+            "errors": sum(b["errors"] for b in bystanders),
+            "clipped": sum(b["clipped"] for b in bystanders),
+            "histogram": _merged([b["histogram"] for b in bystanders]),
+        }
+    books = [p["open"] for p in parts if p.get("open")]
+    if books:
+        due, sent = sum(b["due"] for b in books), sum(b["sent"] for b in books)
+        merged["open"] = {
+            "target_rate": books[0]["rate"],
+            "achieved_rate": merged["requests"] / elapsed if elapsed > 0 else 0.0,
+            "due": due,
+            "sent": sent,
+            "late": sum(b["late"] for b in books),
+            "dropped": max(0, due - sent),
+        }
+    return merged

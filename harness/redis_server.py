@@ -13,7 +13,6 @@ import redis
 
 from . import procs
 from .errors import InfrastructureError, UsageError
-from .postgres import free_port
 
 START_TIMEOUT_S = 15.0
 MAXMEMORY = "256mb"
@@ -77,7 +76,7 @@ def start(
 ) -> RunningRedis:
     """Start a server with persistence off, bound to 127.0.0.1; wait until it answers PING."""
     binary = find_binary(redis_bin)
-    port = free_port()
+    port = procs.free_port()
     work = state_dir / "redis"
     work.mkdir(parents=True, exist_ok=True)
     log = state_dir / "redis.log"

@@ -13,7 +13,6 @@ import httpx
 
 from . import procs
 from .errors import InfrastructureError
-from .postgres import free_port
 
 START_TIMEOUT_S = 30.0
 # uvloop and httptools: what a production uvicorn deployment runs.
@@ -52,7 +51,7 @@ class TargetServer:
 
 def start(pg_dsn: str, redis_url: str, log: Path, host: str = "127.0.0.1") -> TargetServer:
     """Start uvicorn with the app factory and wait for /healthz."""
-    port = free_port(host)
+    port = procs.free_port(host)
     argv = [
         sys.executable,
         "-m",
