@@ -42,7 +42,22 @@ class Cli(click.Group):
             _fail(str(e), e.exit_code)
         except (KeyboardInterrupt, errors.Interrupted):
             _fail("interrupted; everything measured so far is in run.json", errors.EXIT_INTERRUPTED)
+        except Exception as e:  # a bug or an unforeseen failure: one line, the traceback in a file
+            _fail(
+                f"{type(e).__name__}: {e} (traceback: {_save_traceback()})", errors.EXIT_UNTRUSTED
+            )
         return None
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="pairbench-error-", suffix=".txt", delete=False
+    ) as f:
+        traceback.print_exc(file=f)
+        return f.name
 
 
 def service_options(f: Any) -> Any:

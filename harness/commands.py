@@ -121,6 +121,31 @@ def _options(
     type=click.Path(path_type=Path),
     help="re-run a stored run with exactly its configuration (pairs, profile, sizes, seed)",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="load generator processes on this machine (locust workers when > 1)",
+)
+@click.option(
+    "--remote-workers",
+    type=click.IntRange(0, 1000),
+    default=0,
+    help="wait for this many `pairbench worker` processes from other machines",
+)
+@click.option(
+    "--master-bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="address remote workers connect to",
+)
+@click.option(
+    "--master-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="port remote workers connect to (default: a free one, printed)",
+)
 @service_options
 def run(
     pairs: tuple[str, ...],
@@ -129,6 +154,10 @@ def run(
     seed: int | None,
     no_progress: bool,
     from_run: Path | None,
+    processes: int,
+    remote_workers: int,
+    master_bind: str,
+    master_port: int,
     **service_flags: str | None,
 ) -> None:
     """Verify, measure, store, plot and report PAIRS (all when none is named)."""
@@ -140,6 +169,12 @@ def run(
         )
     else:
         options = _options(pairs, profile, out, seed, False, **service_flags)
+    if remote_workers and not master_port:
+        raise UsageError(
+            "--remote-workers needs --master-port, so the workers know where to connect"
+        )
+    options.processes, options.remote_workers = processes, remote_workers
+    options.master_bind, options.master_port = master_bind, master_port
     t0 = time.perf_counter()
     with _progress(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
@@ -239,3 +274,31 @@ def serve(host: str, port: int, profile: str, **service_flags: str | None) -> No
         )
         app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
         uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@main.command()
+@click.option(
+    "--master", required=True, help="HOST:PORT of the `pairbench run --remote-workers` master"
+)
+@click.option(
+    "--host", "target", required=True, help="base URL of the target, as reachable from here"
+)
+def worker(master: str, target: str) -> None:
+    """Generate load for a master on another machine until it finishes (locust worker)."""
+    import os
+    import sys
+
+    if ":" not in master:
+        raise UsageError(f"--master {master}: expected HOST:PORT")
+    argv = [
+        sys.executable,
+        "-m",
+        "pairbench.harness.agent",
+        "--mode",
+        "worker",
+        "--host",
+        target,
+        "--master",
+        master,
+    ]
+    os.execv(sys.executable, argv)  # become the worker: signals reach it directly

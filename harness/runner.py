@@ -45,6 +45,11 @@ class RunOptions:
     scenarios: list[scenario.Scenario] | None = None
     suite: scenario.Profile | None = None
     reproduces: str | None = None
+    # Load generation: local worker processes, workers expected from other machines.
+    processes: int = 1
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
 
 
 @dataclass
@@ -319,7 +324,18 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         if options.verify_only:
                             continue
                         if agent is None:
-                            agent = LoadAgent(target.url, logs / f"{run.run_id}-agent.log")
+                            agent = LoadAgent(
+                                target.url,
+                                logs / f"{run.run_id}-agent.log",
+                                options.processes,
+                                options.remote_workers,
+                                options.master_bind,
+                                options.master_port,
+                            )
+                            run.doc["metadata"]["load_generator"] = {
+                                "processes": options.processes,
+                                "remote_workers": options.remote_workers,
+                            }
                             run.doc["metadata"]["locust"] = agent.locust_version
                         invalid += _measure_pair(
                             run, pair, load, agent, target, client, rng, progress

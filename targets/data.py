@@ -151,7 +151,10 @@ async def current(conn: asyncpg.Connection) -> dict[str, Any] | None:
     """The dataset recorded in the database, or None."""
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", META_TABLE):
         return None
-    stored = await conn.fetchval(f"SELECT identity FROM {META_TABLE}")
+    try:
+        stored = await conn.fetchval(f"SELECT identity FROM {META_TABLE}")
+    except asyncpg.UndefinedColumnError:  # written by an older pairbench: reseed
+        return None
     return json.loads(stored) if stored else None
 
 
