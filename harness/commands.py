@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,8 @@ from . import errors, runner, scenario, services
 from .cli import DEFAULT_OUT, main, service_options
 from .errors import UsageError
 
-console = Console(stderr=True)
+# Piped output (CI logs) is not wrapped at 80 columns: the summary table needs the room.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
 
 
 @main.command("list")
