@@ -49,7 +49,7 @@ def list_pairs() -> None:
         table.add_row(
             f"{name}\n{pair.title if pair else ''}", variants, knob, values or "(no scenario)"
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     for name, profile in scenario.load_profiles().items():
         click.echo(f"profile {name}: {profile.description}")
 
@@ -304,3 +304,58 @@ def worker(master: str, target: str) -> None:
         master,
     ]
     os.execv(sys.executable, argv)  # become the worker: signals reach it directly
+
+
+@main.command("capacity")
+@click.argument("pairs", nargs=-1)
+@click.option("--profile", default="quick", show_default=True, help="dataset size and knob values")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--seed", type=int, help="seed of the variant order (default: fresh, recorded)")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="load generator processes on this machine",
+)
+@service_options
+def capacity_cmd(
+    pairs: tuple[str, ...],
+    profile: str,
+    out: Path,
+    seed: int | None,
+    processes: int,
+    **service_flags: str | None,
+) -> None:
+    """Find each variant's capacity: the highest arrival rate that still meets the SLO."""
+    options = _options(pairs, profile, out, seed, False, **service_flags)
+    options.capacity, options.processes = True, processes
+    with _progress(console.is_terminal) as progress:
+        outcome = runner.execute(options, progress)
+    table = Table(
+        title="capacity: the highest rate meeting the SLO (open model)", title_justify="left"
+    )
+    for column in ("pair", "variant", "capacity req/s", "knee req/s", "stopped by"):
+        table.add_column(column, justify="right" if "req/s" in column else "left")
+    for name, pair in outcome.run["pairs"].items():
+        found = pair.get("capacity")
+        if not found:
+            continue
+        for variant, result in found["variants"].items():
+            table.add_row(
+                name,
+                variant,
+                _rate(result["capacity_rate"]),
+                _rate(result["knee_rate"]),
+                "; ".join(result["limited_by"]),
+            )
+    console.print(table)
+    console.print(f"results in {outcome.run_dir}")
+    if outcome.failed_verification:
+        raise errors.VerificationError(
+            f"verification failed for {', '.join(outcome.failed_verification)}"
+        )
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"

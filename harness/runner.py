@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pairbench.results.atomicfile import write_json_atomic
 from pairbench.targets import data
 
-from . import catalogue, metadata, metricsclient, scenario, server, services, verify
+from . import capacity, catalogue, metadata, metricsclient, scenario, server, services, verify
 from .catalogue import PairInfo
 from .errors import InfrastructureError, UsageError
 from .load import LoadAgent
@@ -41,6 +41,7 @@ class RunOptions:
     seed: int
     services: services.ServiceOptions = field(default_factory=services.ServiceOptions)
     verify_only: bool = False
+    capacity: bool = False  # find each variant's capacity instead of measuring rounds
     # Set when replaying a stored run (`--from`): its scenarios and profile, not today's files.
     scenarios: list[scenario.Scenario] | None = None
     suite: scenario.Profile | None = None
@@ -246,6 +247,32 @@ def _measure_pair(
     return invalid
 
 
+def _capacity(
+    pair: PairInfo,
+    load: scenario.LoadProfile,
+    agent: LoadAgent,
+    target: server.TargetServer,
+    client: httpx.Client,
+    rng: random.Random,
+    progress: Progress,
+) -> dict[str, Any]:
+    spec = pair.scenario.capacity
+    if spec is None:
+        raise UsageError(f"{pair.scenario.source}: no [capacity] table: nothing to ramp")
+    knob = max(load.knob_values) if spec.knob == "max" else spec.knob
+    result = capacity.measure(
+        agent,
+        pair,
+        pair.paths(client, knob),
+        spec,
+        target.url + "/metrics",
+        load.max_generator_cpu_percent,
+        rng,
+        progress.step,
+    )
+    return {"knob": knob, **result}
+
+
 def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome:
     """Verify and (unless verify_only) measure the selected pairs; always leaves run.json."""
     progress = progress or Progress()
@@ -295,7 +322,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
                     for p in pairs
                 )
-                progress.total(0 if options.verify_only else trials_total)
+                progress.total(0 if options.verify_only or options.capacity else trials_total)
                 with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
                     for pair in pairs:
                         load = loads[pair.name]
@@ -337,9 +364,15 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                                 "remote_workers": options.remote_workers,
                             }
                             run.doc["metadata"]["locust"] = agent.locust_version
-                        invalid += _measure_pair(
-                            run, pair, load, agent, target, client, rng, progress
-                        )
+                        if options.capacity:
+                            record["capacity"] = _capacity(
+                                pair, load, agent, target, client, rng, progress
+                            )
+                            run.save()
+                        else:
+                            invalid += _measure_pair(
+                                run, pair, load, agent, target, client, rng, progress
+                            )
             finally:
                 if agent is not None:
                     agent.close()

@@ -117,6 +117,21 @@ class Bystander(Strict):
     users: int = Field(1, ge=1, le=1000)
 
 
+class Capacity(Strict):
+    """A step ramp of open-model arrival rates per variant, up to the first step that breaks the SLO."""
+
+    knob: float | Literal["max"] = "max"  # at which knob value
+    slo_p99_ms: float = Field(gt=0)
+    max_error_ratio: float = Field(0.01, ge=0, le=1)
+    start_rate: float = Field(gt=0)
+    step_factor: float = Field(1.5, gt=1, le=10)
+    max_rate: float = Field(gt=0)
+    step_seconds: float = Field(2.0, gt=0, le=600)
+    warmup_seconds: float = Field(0.3, ge=0)
+    connections: int = Field(32, ge=1, le=10_000)
+    knee_factor: float = Field(3.0, gt=1)  # the knee: p99 this many times the lightest step's
+
+
 class Scenario(Strict):
     """One pair's experiment: what to request, how to load it, how to judge it."""
 
@@ -128,6 +143,7 @@ class Scenario(Strict):
     prepare: Prepare | None = None
     keys: Keys | None = None
     bystander: Bystander | None = None
+    capacity: Capacity | None = None
     title: str | None = None
     variants: dict[str, Role] | None = None  # only for pairs the targets registry lacks
     knob: KnobSpec | None = None  # idem
