@@ -330,7 +330,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         record["knob"]["values"] = load.knob_values
                         record["load"] = load.model_dump()
                         record["scenario"] = pair.scenario.model_dump(exclude={"source"})
-                        record["expectation"] = _expectation(pair)
+                        record["expectation"] = _expectation(pair, load)
                         record["trials"] = []
                         outcome = verify.verify_pair(client, pair, load.knob_values)
                         record["verification"] = outcome.record()
@@ -390,9 +390,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
 
 
-def _expectation(pair: PairInfo) -> dict[str, Any] | None:
+def _expectation(pair: PairInfo, load: scenario.LoadProfile) -> dict[str, Any] | None:
     e = pair.scenario.expectation
-    return {"metric": e.metric, "knob": e.at, "min_ratio": e.min_ratio} if e else None
+    if e is None:
+        return None
+    return {"metric": e.metric, "subject": e.subject, "knob": e.at,
+            "min_ratio": load.min_ratio or e.min_ratio}
 
 
 def _services_line(endpoints: services.Endpoints) -> str:

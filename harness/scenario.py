@@ -78,6 +78,8 @@ class LoadProfile(Strict):
     max_error_ratio: float = Field(0.01, ge=0, le=1)
     max_generator_cpu_percent: float = Field(90.0, gt=0)
     max_rate_shortfall: float = Field(0.05, ge=0, le=1)  # open model: achieved vs target rate
+    # Overrides [expectation] min_ratio for this profile: a deeper or larger dataset shows more.
+    min_ratio: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _open_needs_rate(self) -> LoadProfile:
@@ -161,7 +163,8 @@ class Scenario(Strict):
             raise ValueError("request must be a path starting with /")
         if self.knob_sets == "request":
             knob_used = [*templates, self.prepare.request if self.prepare else ""]
-            if not any("{knob}" in t for t in knob_used):
+            keys_use_knob = self.keys is not None and self.keys.exponent == "knob"
+            if not keys_use_knob and not any("{knob}" in t for t in knob_used):
                 raise ValueError('{knob} appears in no request (or set knob_sets = "users")')
         if self.keys is None and any("{key}" in t for t in templates):
             raise ValueError("request uses {key} but there is no [keys] table")
@@ -233,7 +236,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _first_error(path: Path, error: ValidationError) -> UsageError:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return UsageError(f"{path}: {where}: {first['msg']}")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return UsageError(f"{path}: {where}: {message}")
 
 
 def load_scenario(path: Path) -> Scenario:
