@@ -83,6 +83,7 @@ class LoadAgent:
         keys: dict[str, Any] | None = None,
         bystander: dict[str, Any] | None = None,
         rate: float | None = None,
+        think_s: float = 0.0,
     ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply.
 
@@ -102,6 +103,7 @@ class LoadAgent:
             "bystander": bystander,
             "model": "open" if rate is not None else "closed",
             "rate": rate,
+            "think_s": think_s,
         }
         self.popen.stdin.write((json.dumps(command) + "\n").encode())
         self.popen.stdin.flush()

@@ -33,6 +33,7 @@ class Trial:
     """The current trial, as this process runs it: what to request, how, and its recorders."""
 
     path = "/"
+    think_s = 0.0  # closed model: a user's pause between a reply and its next request
     keys: KeySampler | None = None
     schedule: OpenSchedule | None = None
     slots: ClassVar[list[int]] = []  # the open schedule's connection slots this process runs
@@ -75,9 +76,10 @@ def on_request(
 
 
 class ClosedUser(FastHttpUser):
-    """Closed model: sends the next request as soon as the previous reply arrives."""
+    """Closed model: sends the next request when the previous reply arrived (plus think time)."""
 
-    wait_time = constant(0)
+    def wait_time(self) -> float:
+        return Trial.think_s
 
     @task
     def hit(self) -> None:
@@ -125,6 +127,7 @@ def configure(
 ) -> list[type[FastHttpUser]]:
     """Set up this process for a trial; returns the user classes to start."""
     Trial.path = command["path"]
+    Trial.think_s = float(command.get("think_s") or 0.0)
     Trial.worker_index, Trial.worker_count = worker_index, worker_count
     keys = command.get("keys")
     Trial.keys = (

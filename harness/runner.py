@@ -146,6 +146,7 @@ class _TrialDriver:
     target: server.TargetServer
     spec: scenario.Scenario
     rng: random.Random
+    think_ms: float = 0.0
 
     def trial(
         self,
@@ -168,7 +169,17 @@ class _TrialDriver:
         if self.spec.bystander is not None:
             bystander = {"path": self.spec.bystander.request, "users": self.spec.bystander.users}
         metrics_url = self.target.url + "/metrics" if metrics else None
-        return self.agent.trial(path, users, warmup_s, seconds, metrics_url, keys, bystander, rate)
+        return self.agent.trial(
+            path,
+            users,
+            warmup_s,
+            seconds,
+            metrics_url,
+            keys,
+            bystander,
+            rate,
+            self.think_ms / 1000.0,
+        )
 
 
 def _measure_pair(
@@ -183,7 +194,7 @@ def _measure_pair(
 ) -> int:
     """Warm up and run all rounds at every knob value; returns the count of invalid trials."""
     record = run.doc["pairs"][pair.name]
-    driver = _TrialDriver(agent, target, pair.scenario, rng)
+    driver = _TrialDriver(agent, target, pair.scenario, rng, load.think_ms)
     invalid = 0
     for knob in load.knob_values:
         paths = pair.paths(client, knob)
@@ -394,8 +405,12 @@ def _expectation(pair: PairInfo, load: scenario.LoadProfile) -> dict[str, Any] |
     e = pair.scenario.expectation
     if e is None:
         return None
-    return {"metric": e.metric, "subject": e.subject, "knob": e.at,
-            "min_ratio": load.min_ratio or e.min_ratio}
+    return {
+        "metric": e.metric,
+        "subject": e.subject,
+        "knob": e.at,
+        "min_ratio": load.min_ratio or e.min_ratio,
+    }
 
 
 def _services_line(endpoints: services.Endpoints) -> str:

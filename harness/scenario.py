@@ -71,6 +71,7 @@ class LoadProfile(Strict):
     model: Literal["closed", "open"] = "closed"
     users: int = Field(ge=1, le=10_000)
     rate: float | None = Field(None, gt=0, le=1_000_000)
+    think_ms: float = Field(0.0, ge=0, le=600_000)  # closed model: pause between reply and request
     warmup_seconds: float = Field(0.0, ge=0)
     trial_warmup_seconds: float = Field(0.2, ge=0)
     round_seconds: float = Field(gt=0, le=3600)

@@ -92,3 +92,9 @@ def test_key_sampler_is_seeded_and_skewed() -> None:
     assert draws.count(1) > 5 * draws.count(10) > 0  # Zipf: key 1 far more often than key 10
     uniform = KeySampler(1000, 0.0, seed=3)
     assert 300 < sum(uniform() <= 500 for _ in range(1000)) < 700
+
+
+def test_closed_model_think_time_paces_each_user(agent: LoadAgent) -> None:
+    # 2 users, 50 ms think time and a ~1 ms endpoint: at most 2 / 0.05 = 40 req/s.
+    reply = agent.trial("/probe/sleep?ms=0", 2, 0.2, 1.5, think_s=0.05)
+    assert 0 < reply["requests"] / reply["elapsed_s"] <= 40 * 1.1
