@@ -227,6 +227,7 @@ def _measure_pair(
                     )
                 reasons = _trial_validity(load, reply)
                 invalid += bool(reasons)
+                stats = _read_stats(client, pair.scenario.stats_request)
                 record["trials"].append(
                     {
                         "knob": knob,
@@ -250,12 +251,24 @@ def _measure_pair(
                         "counters": metricsclient.delta(
                             reply["metrics_before"], reply["metrics_after"]
                         ),
+                        **({"stats": stats} if stats is not None else {}),
                         "valid": not reasons,
                         "invalid_reasons": reasons,
                     }
                 )
                 run.save()
     return invalid
+
+
+def _read_stats(client: httpx.Client, path: str | None) -> Any:
+    """The scenario's stats endpoint after a trial; None when there is none or it failed."""
+    if path is None:
+        return None
+    try:
+        response = client.get(path)
+        return response.json() if response.status_code == 200 else None
+    except (httpx.TransportError, ValueError):
+        return None
 
 
 def _capacity(

@@ -147,6 +147,8 @@ class Scenario(Strict):
     keys: Keys | None = None
     bystander: Bystander | None = None
     capacity: Capacity | None = None
+    # A JSON endpoint read after every trial and stored with it (e.g. a driver's pool stats).
+    stats_request: str | None = None
     title: str | None = None
     variants: dict[str, Role] | None = None  # only for pairs the targets registry lacks
     knob: KnobSpec | None = None  # idem
