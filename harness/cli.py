@@ -41,7 +41,7 @@ class Cli(click.Group):
         except PairbenchError as e:
             _fail(str(e), e.exit_code)
         except (KeyboardInterrupt, errors.Interrupted):
-            _fail("interrupted; everything measured so far is in run.json", errors.EXIT_INTERRUPTED)
+            _fail("interrupted", errors.EXIT_INTERRUPTED)
         except Exception as e:  # a bug or an unforeseen failure: one line, the traceback in a file
             _fail(
                 f"{type(e).__name__}: {e} (traceback: {_save_traceback()})", errors.EXIT_UNTRUSTED

@@ -411,6 +411,9 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
         raise
     finally:
         run.finish(status)
+        if status != "complete" and not options.verify_only:
+            trials = sum(len(p.get("trials", [])) for p in run.doc["pairs"].values())
+            progress.message(f"run {status}: {trials} trial(s) kept in {run.dir / 'run.json'}")
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
 
 
