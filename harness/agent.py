@@ -73,7 +73,7 @@ def run_local_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]
     """Warm up, then measure one variant for `duration_s`, in this process."""
     assert env.runner is not None
     classes = loadgen.configure(command)
-    env.runner.start(_users(command), spawn_rate=SPAWN_RATE, user_classes=classes)  # type: ignore[arg-type]
+    env.runner.start(_users(command), spawn_rate=SPAWN_RATE, user_classes=classes)
     gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.OPEN_START_DELAY_S)
     before = _fetch(command.get("metrics_url"))
     started_at = time.time()
@@ -117,7 +117,7 @@ class Master:
         self._gather(self.acks, len(workers))
         self.runner.start(
             _users(command), spawn_rate=SPAWN_RATE, user_classes=loadgen.configure(command)
-        )  # type: ignore[arg-type]
+        )
         gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.OPEN_START_DELAY_S)
         before = _fetch(command.get("metrics_url"))
         started_at = time.time()
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     # All of a trial's users start at once, on purpose: silence locust's ramp-up advice.
     logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate" not in r.getMessage())
     env = Environment(user_classes=loadgen.USER_CLASSES, host=args.host, events=locust.events)
-    env.events.request.add_listener(loadgen.on_request)
+    env.events.request.add_listener(loadgen.on_request)  # type: ignore[no-untyped-call]
     if args.mode == "worker":
         run_worker(env, args.master)
         return 0

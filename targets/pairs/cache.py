@@ -361,7 +361,7 @@ async def _wait_for_holder(
         cached, holder = await redis.mget(key, lock)
         if cached is not None:
             metrics.cache_hits.inc()
-            return cached  # type: ignore[no-any-return]
+            return cached
         if holder is None:  # the holder finished without a value (a 404) or failed
             break
     metrics.cache_misses.inc()
