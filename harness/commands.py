@@ -248,7 +248,11 @@ def services_cmd(action: str, **service_flags: str | None) -> None:
         click.echo(f"postgres  pid {state['postgres']['pid']}  {state['postgres']['dsn']}")
     if "redis" in state:
         click.echo(f"redis     pid {state['redis']['pid']}  {redact(state['redis']['url'])}")
-    click.echo("export PAIRBENCH_PG_DSN=... and PAIRBENCH_REDIS_URL=... to use them from `serve`")
+    click.echo("`pairbench run` and `serve` use them; from another shell:")
+    if "postgres" in state:
+        click.echo(f"  export PAIRBENCH_PG_DSN='{state['postgres']['dsn']}'")
+    if "redis" in state:
+        click.echo(f"  export PAIRBENCH_REDIS_URL='{state['redis']['url']}'")
 
 
 @main.command()
