@@ -89,6 +89,6 @@ def main() -> None:
     """pairbench: what a backend anti-pattern costs, and what its fix buys."""
 
 
-from . import commands  # noqa: E402  (registers the subcommands on `main`)
+from . import commands, results_commands  # noqa: E402  (they register their subcommands)
 
-__all__ = ["DEFAULT_OUT", "UsageError", "commands", "main", "service_options"]
+__all__ = ["DEFAULT_OUT", "UsageError", "commands", "main", "results_commands", "service_options"]

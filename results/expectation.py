@@ -38,7 +38,9 @@ def check_expectation(
     shortfalls = [g for g in goods if measured[g] < minimum]
     # min_ratio is the claim in the scenario; the measured ratios are what backs or refutes it.
     listing = ", ".join(f"{g} {fmt_ratio(measured[g])}" for g in goods)
-    claim = f"{metric} of {pair['bad']} / good >= {fmt_ratio(minimum)} at {where}"
+    # A bystander expectation compares the cheap endpoint's latency under each variant.
+    subject = "bystander " if expectation.get("subject") == "bystander" else ""
+    claim = f"{subject}{metric} of {pair['bad']} / good >= {fmt_ratio(minimum)} at {where}"
     if shortfalls:
         return _verdict(False, f"expected {claim}; measured {listing}")
     return _verdict(True, f"{claim}: {listing}")

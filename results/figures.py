@@ -6,17 +6,21 @@ notebook that imports this keeps its own display, and figures are not kept alive
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, NullFormatter
+
+from .knobs import knob_axis_label
 
 FORMATS = ("png", "svg")
 FIGURE_DPI = 150
@@ -28,6 +32,8 @@ CONTENT_RECT = (0.0, 0.04, 1.0, 0.96)  # left, bottom, width, height: above the 
 # The same file bytes for the same run: fixed SVG ids, no timestamps in the files.
 SVG_HASH_SALT = "pairbench"
 NO_DATE = {"png": {"Software": None}, "svg": {"Date": None}}
+# A value axis goes logarithmic when its data spans this factor (two decades) or more.
+LOG_AXIS_SPAN = 100.0
 
 
 def caption(run: Mapping[str, Any]) -> str:
@@ -52,12 +58,53 @@ def finish(figure: Figure, title: str, caption_text: str) -> Figure:
     return figure
 
 
+class PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of which ticks to label, printed plainly: 0.1, 2, 500."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
+
+
 def plain_log_y(axes: Axes) -> None:
-    """A log y axis labelled 2, 5, 10 rather than 2 x 10^0: latencies read as plain ms."""
+    """A log y axis labelled 0.1, 2, 10 rather than 1e-01 or 2 x 10^0: latencies read as ms."""
     axes.set_yscale("log")
-    axes.yaxis.set_major_formatter(LogFormatter())
+    axes.yaxis.set_major_formatter(PlainLogFormatter())
     # Minor ticks get labels only when the axis spans too few decades to have major ones.
-    axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    axes.yaxis.set_minor_formatter(
+        PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4))
+    )
+
+
+def knob_x_axis(axes: Axes, pair: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """The knob on x: labelled with its unit, log when the pair says so, ticks at the values."""
+    axes.set_xlabel(knob_axis_label(pair))
+    if pair["knob"].get("log_scale") and keys:  # log of nothing fails
+        axes.set_xscale("log")
+        axes.xaxis.set_minor_formatter(NullFormatter())
+    # Tick the measured knob values themselves, not powers of ten.
+    axes.set_xticks([float(k) for k in keys], list(keys))
+    axes.grid(True, which="both", alpha=0.3)
+
+
+def column(cells: Sequence[Mapping[str, Any]], field: str, scale: float = 1.0) -> list[float]:
+    """One field of each cell, scaled; a missing value is a gap in the line (NaN), not a zero."""
+    return [math.nan if c.get(field) is None else float(c[field]) * scale for c in cells]
+
+
+def log_if_wide(axes: Axes, span: float) -> None:
+    """A log y axis when the plotted values span `span` or more (and there are any)."""
+    lines = axes.get_lines()
+    if not lines:
+        return
+    values = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in lines])
+    positive = values[values > 0]  # NaN gaps compare false and drop out too
+    if positive.size and positive.max() / positive.min() >= span:
+        plain_log_y(axes)
+
+
+def no_data(axes: Axes, text: str) -> None:
+    """Say so in the middle of an empty panel."""
+    axes.text(0.5, 0.5, text, transform=axes.transAxes, ha="center", va="center")
 
 
 def save(figure: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .bystander import bystander_name
 from .expectation import good_variants
 from .formatting import fmt_interval, fmt_ms, fmt_p, fmt_ratio
 from .knobs import knob_text
+from .rounds import BYSTANDER
 
 # A good variant whose p50 grows less than this across the sweep "stays within" that factor.
 FLAT_GROWTH_LIMIT = 2.0
@@ -66,14 +68,25 @@ def scaling_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
 
 
 def ratio_finding(pair: Mapping[str, Any], analysis: Analysis, key: str) -> str:
-    """E.g. `at n=200 join's p50 is 38x lower than lazy's (95% CI 35x–41x, p=0.029)`."""
+    """E.g. `at n=200 join's p50 is 38x lower than lazy's (95% CI 35x–41x, p=0.029)`.
+
+    With a bystander subject: `at ms=100 /cpu/ping's p99 under process is 90x lower than
+    under inline (...)`.
+    """
     best = best_good(pair, analysis, key)
     if best is None:
         return f"at {knob_text(pair, key)} no valid rounds to compare"
     ratio = analysis["ratios"][key][best]
+    gap = f"{fmt_ratio(ratio['bad_over_good'])} lower"
+    if ratio.get("subject") == BYSTANDER:
+        claim = (
+            f"{bystander_name(pair)}'s {ratio['metric']} under {best} is {gap} "
+            f"than under {pair['bad']}"
+        )
+    else:
+        claim = f"{best}'s {ratio['metric']} is {gap} than {pair['bad']}'s"
     return (
-        f"at {knob_text(pair, key)} {best}'s {ratio['metric']} is "
-        f"{fmt_ratio(ratio['bad_over_good'])} lower than {pair['bad']}'s "
+        f"at {knob_text(pair, key)} {claim} "
         f"(95% CI {fmt_interval(ratio['ci_low'], ratio['ci_high'])}, "
         f"p={fmt_p(ratio['p_value'])}, {ratio['rounds']} rounds)"
     )
@@ -95,12 +108,43 @@ def spectrum_finding(pair: Mapping[str, Any], analysis: Analysis, key: str) -> s
     return f"{where} vs {fmt_ms(good_tail)} for {best} ({fmt_ratio(bad_tail / good_tail)})"
 
 
+def bystander_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
+    """E.g. `at ms=50 /cpu/ping p99 is 201 ms under inline vs 0.52 ms under process (390x)`."""
+    bad = pair["bad"]
+    keys = [
+        k
+        for k, cells in analysis["per_variant"].items()
+        if ((cells.get(bad) or {}).get("bystander") or {}).get(TAIL_METRIC)
+    ]
+    if not keys:
+        return NO_DATA
+    key = keys[-1]
+    cells = analysis["per_variant"][key]
+    bad_tail = cells[bad]["bystander"][TAIL_METRIC]
+    where = (
+        f"at {knob_text(pair, key)} {bystander_name(pair)} p99 is {fmt_ms(bad_tail)} under {bad}"
+    )
+    others = {
+        name: cells[name]["bystander"][TAIL_METRIC]
+        for name in good_variants(pair) or [n for n in cells if n != bad]
+        if name in cells and (cells[name].get("bystander") or {}).get(TAIL_METRIC)
+    }
+    if not others:
+        return where
+    best = min(others, key=lambda name: others[name])
+    return f"{where} vs {fmt_ms(others[best])} under {best} ({fmt_ratio(bad_tail / others[best])})"
+
+
 def pair_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
     """The report's one-sentence finding: the scaling and the ratio at the largest knob value."""
     keys = list(analysis["per_variant"])
     if not keys:
         return f"{pair['title']}: {NO_DATA}."
+    ratio = ratio_finding(pair, analysis, keys[-1])
+    if (pair.get("expectation") or {}).get("subject") == BYSTANDER:
+        # The variants' own latencies are not the point here: the damage to others is.
+        return f"{pair['title']}: {bystander_finding(pair, analysis)}; {ratio}."
     scaling = scaling_finding(pair, analysis)
     if growth(analysis, pair["bad"]) is None:
         return f"{pair['title']}: {scaling}."
-    return f"{pair['title']}: {scaling}; {ratio_finding(pair, analysis, keys[-1])}."
+    return f"{pair['title']}: {scaling}; {ratio}."

@@ -52,3 +52,15 @@ def fmt_p(value: float | None) -> str:
     if value < SMALLEST_P_SHOWN:
         return f"<{SMALLEST_P_SHOWN}"
     return f"{value:.2g}"
+
+
+def fmt_factor(value: float | None) -> str:
+    """A ratio close to 1, with two decimals: `1.30x`, `0.97x` (a run against its baseline)."""
+    return MISSING if value is None else f"{value:.2f}x"
+
+
+def fmt_factor_interval(low: float | None, high: float | None) -> str:
+    """An interval of such ratios, e.g. `1.25x–1.36x`."""
+    if low is None or high is None:
+        return MISSING
+    return f"{fmt_factor(low)}–{fmt_factor(high)}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+from .document import Block, Bullets, Heading, Table, Text
 
 RIGHT_ALIGNED = "---:"
 LEFT_ALIGNED = "---"
@@ -37,3 +40,28 @@ def image(alt: str, target: str) -> str:
 def link(text: str, target: str) -> str:
     """A link."""
     return f"[{cell(text)}]({target})"
+
+
+def figures(paths: Sequence[Path]) -> str:
+    """SVGs inline, PNGs linked (for viewers that do not show SVG)."""
+    svgs = [image(p.stem, p.name) for p in paths if p.suffix == ".svg"]
+    pngs = [link(p.stem, p.name) for p in paths if p.suffix == ".png"]
+    return "\n\n".join([*svgs, "PNG: " + " · ".join(pngs)] if pngs else svgs)
+
+
+def render(blocks: Sequence[Block]) -> str:
+    """The blocks as one Markdown document; images are linked by file name (same folder)."""
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Text):
+            parts.append(block.text)
+        elif isinstance(block, Bullets):
+            parts.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            rows = block.rows
+            parts.append(table(block.headers, rows, block.numeric_from) if rows else block.empty)
+        else:
+            parts.append(figures(block.paths))
+    return "\n\n".join(part for part in parts if part) + "\n"

@@ -1,4 +1,4 @@
-"""One pair's section of report.md: finding, status lines, tables and figures."""
+"""One pair's section of the report: finding, status lines, tables and figures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import markdown
+from . import tables
+from .bystander import bystander_name
+from .document import Block, Bullets, Figures, Heading, Text
 from .findings import pair_finding
-from .formatting import fmt_interval, fmt_number, fmt_p, fmt_ratio
 from .knobs import knob_key, knob_text
 from .stats import valid_trials
 
@@ -18,29 +19,38 @@ PASSED_WORDS = {True: "passed", False: "FAILED", None: "not judged"}
 Pair = Mapping[str, Any]
 
 
-def pair_section(name: str, pair: Pair, analysis: Mapping[str, Any], images: Sequence[Path]) -> str:
-    """The markdown section of one pair; image paths are linked relative to the report."""
-    parts = [
-        f"## {pair['title']} (`{name}`)",
-        pair.get("description", ""),
-        f"**Finding:** {pair_finding(pair, analysis)}",
-        "\n".join(
-            f"- {line}"
-            for line in (
+def pair_blocks(
+    name: str, pair: Pair, analysis: Mapping[str, Any], images: Sequence[Path]
+) -> list[Block]:
+    """One pair's section: finding, status lines, tables and figures."""
+    blocks: list[Block] = [
+        Heading(f"{pair['title']} (`{name}`)", 2),
+        Text(pair.get("description", "")),
+        Text(f"**Finding:** {pair_finding(pair, analysis)}"),
+        Bullets(
+            [
                 verification_line(pair),
                 expectation_line(analysis),
                 trials_line(pair),
                 load_line(pair),
-            )
+            ]
         ),
-        "### Measurements",
-        measurements_table(pair, analysis),
-        f"### Ratios: {pair['bad']} / other variant, median of per-round ratios",
-        ratios_table(pair, analysis),
-        "### Figures",
-        figures(images),
+        Heading("Measurements", 3),
+        tables.measurements(pair, analysis),
     ]
-    return "\n\n".join(part for part in parts if part)
+    mechanism = tables.mechanism(pair, analysis)
+    if mechanism is not None:
+        blocks += [Heading("Mechanism (server-side counters)", 3), mechanism]
+    bystander = tables.bystander(pair, analysis)
+    if bystander is not None:
+        blocks += [Heading(f"Bystander: {bystander_name(pair)}, loaded alongside", 3), bystander]
+    return [
+        *blocks,
+        Heading(f"Ratios: {pair['bad']} / other variant, median of per-round ratios", 3),
+        tables.ratios(pair, analysis),
+        Heading("Figures", 3),
+        Figures(images),
+    ]
 
 
 def verification_line(pair: Pair) -> str:
@@ -84,52 +94,6 @@ def load_line(pair: Pair) -> str:
         f"{load.get('warmup_seconds', '?')} s warm-up, {load.get('rounds', '?')} rounds of "
         f"{load.get('round_seconds', '?')} s per variant and knob value"
     )
-
-
-def measurements_table(pair: Pair, analysis: Mapping[str, Any]) -> str:
-    """Knob value x variant: p50, p99, throughput, queries per request, requests."""
-    rows = [
-        (
-            knob_text(pair, key),
-            variant,
-            fmt_number(cell["p50_ms"]),
-            fmt_number(cell["p99_ms"]),
-            fmt_number(cell["rps"]),
-            fmt_number(cell["queries_per_request"]),
-            f"{cell['count']:,}",
-            cell["rounds"],
-        )
-        for key, cells in analysis["per_variant"].items()
-        for variant, cell in cells.items()
-    ]
-    headers = ["knob", "variant", "p50 (ms)", "p99 (ms)", "req/s", "queries/req", "requests"]
-    return markdown.table([*headers, "rounds"], rows, numeric_from=2) if rows else "No valid data."
-
-
-def ratios_table(pair: Pair, analysis: Mapping[str, Any]) -> str:
-    """Knob value x other variant: median ratio, 95% CI, Mann-Whitney p, rounds."""
-    rows = [
-        (
-            knob_text(pair, key),
-            f"{pair['bad']} / {variant}",
-            ratio["metric"],
-            fmt_ratio(ratio["bad_over_good"]),
-            fmt_interval(ratio["ci_low"], ratio["ci_high"]),
-            fmt_p(ratio["p_value"]),
-            ratio["rounds"],
-        )
-        for key, at_knob in analysis["ratios"].items()
-        for variant, ratio in at_knob.items()
-    ]
-    headers = ["knob", "bad / other", "metric", "median", "95% CI", "p", "rounds"]
-    return markdown.table(headers, rows, numeric_from=3) if rows else "No paired rounds."
-
-
-def figures(images: Sequence[Path]) -> str:
-    """SVGs inline, PNGs linked (for viewers that do not show SVG)."""
-    svgs = [markdown.image(p.stem, p.name) for p in images if p.suffix == ".svg"]
-    pngs = [markdown.link(p.stem, p.name) for p in images if p.suffix == ".png"]
-    return "\n\n".join([*svgs, "PNG: " + " · ".join(pngs)] if pngs else svgs)
 
 
 def _check_text(pair: Pair, check: Mapping[str, Any]) -> str:

@@ -1,29 +1,37 @@
-"""Figures of a pair: the scaling curve over the knob and the latency percentile spectrum."""
+"""Figures of a pair: the scaling curve over the knob, the latency percentile spectrum, and
+`plot_pair`, which draws every figure of a pair."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
 
 from . import histograms
-from .figures import caption, finish, new_figure, plain_log_y, save
+from .bystander_plot import bystander_figure
+from .figures import (
+    LOG_AXIS_SPAN,
+    caption,
+    column,
+    finish,
+    knob_x_axis,
+    log_if_wide,
+    new_figure,
+    no_data,
+    plain_log_y,
+    save,
+)
 from .findings import NO_DATA, scaling_finding, spectrum_finding
-from .knobs import knob_axis_label
+from .mechanism_plot import mechanism_figure
 from .palette import P50_STYLE, P99_STYLE, variant_colours
 from .stats import merged_histograms
+from .timeline_plot import timeline_figure
 
 SCALING_SIZE_IN = (12.0, 5.0)
 SPECTRUM_SIZE_IN = (8.0, 5.5)
-# A value axis goes logarithmic when its data spans this factor (two decades) or more.
-LOG_AXIS_SPAN = 100.0
 # The spectrum's x ticks: 1 / (1 - p) = 10^k is the percentile with k nines.
 SPECTRUM_TICKS = {1.0: "0%", 10.0: "90%", 100.0: "99%", 1e3: "99.9%", 1e4: "99.99%", 1e5: "99.999%"}
 
@@ -42,20 +50,14 @@ def scaling_figure(pair: Pair, analysis: Mapping[str, Any], caption_text: str) -
         cells = [per_variant[k][name] for k in keys]
         x = [float(k) for k in keys]
         style = {"color": colours[name], "marker": "o"}
-        latency.plot(x, _column(cells, "p50_ms"), P50_STYLE, label=name, **style)
-        latency.plot(x, _column(cells, "p99_ms"), P99_STYLE, **style)
-        throughput.plot(x, _column(cells, "rps"), P50_STYLE, label=name, **style)
+        latency.plot(x, column(cells, "p50_ms"), P50_STYLE, label=name, **style)
+        latency.plot(x, column(cells, "p99_ms"), P99_STYLE, **style)
+        throughput.plot(x, column(cells, "rps"), P50_STYLE, label=name, **style)
     for axes, unit in ((latency, "latency (ms)"), (throughput, "throughput (req/s)")):
-        axes.set_xlabel(knob_axis_label(pair))
+        knob_x_axis(axes, pair, list(per_variant))
         axes.set_ylabel(unit)
-        if pair["knob"].get("log_scale") and per_variant:  # log of nothing fails
-            axes.set_xscale("log")
-            axes.xaxis.set_minor_formatter(NullFormatter())
-        # Tick the measured knob values themselves, not powers of ten.
-        axes.set_xticks([float(k) for k in per_variant], list(per_variant))
-        axes.grid(True, which="both", alpha=0.3)
-    _log_if_wide(latency, 1.0)  # latencies span decades between variants: always log
-    _log_if_wide(throughput, LOG_AXIS_SPAN)
+    log_if_wide(latency, 1.0)  # latencies span decades between variants: always log
+    log_if_wide(throughput, LOG_AXIS_SPAN)
     latency.set_title("latency: p50 solid, p99 dashed")
     throughput.set_title("throughput")
     styles = [
@@ -65,7 +67,7 @@ def scaling_figure(pair: Pair, analysis: Mapping[str, Any], caption_text: str) -
     handles, labels = latency.get_legend_handles_labels()
     latency.legend([*handles, *styles], [*labels, "p50", "p99"], fontsize="small")
     if not per_variant:
-        latency.text(0.5, 0.5, NO_DATA, transform=latency.transAxes, ha="center")
+        no_data(latency, NO_DATA)
     title = f"{pair['title']}: {scaling_finding(pair, analysis)}"
     return finish(figure, title, caption_text)
 
@@ -94,7 +96,7 @@ def spectrum_figure(
         axes.set_xticks(ticks, [SPECTRUM_TICKS[t] for t in ticks])
         axes.legend(fontsize="small")
     else:
-        axes.text(0.5, 0.5, NO_DATA, transform=axes.transAxes, ha="center")
+        no_data(axes, NO_DATA)
     axes.set_xlabel("percentile (log scale of 1 / (1 - p))")
     axes.set_ylabel("latency (ms)")
     axes.grid(True, which="both", alpha=0.3)
@@ -105,27 +107,24 @@ def spectrum_figure(
 def plot_pair(
     name: str, pair: Pair, analysis: Mapping[str, Any], run: Mapping[str, Any], folder: Path
 ) -> list[Path]:
-    """Write `<name>-scaling` and `<name>-spectrum` as PNG and SVG into folder."""
+    """Write every figure of a pair as PNG and SVG into folder; return the paths.
+
+    Always `<name>-scaling`, `-spectrum`, `-timeline`; `-mechanism` when the run has server
+    counters, `-bystander` when a bystander was loaded.
+    """
     text = caption(run)
     keys = list(analysis["per_variant"])
     largest = keys[-1] if keys else None
+    figures = {
+        "scaling": scaling_figure(pair, analysis, text),
+        "spectrum": spectrum_figure(pair, analysis, largest, text),
+        "mechanism": mechanism_figure(pair, analysis, text),
+        "bystander": bystander_figure(pair, analysis, text),
+        "timeline": timeline_figure(pair, text),
+    }
     return [
-        *save(scaling_figure(pair, analysis, text), folder / f"{name}-scaling"),
-        *save(spectrum_figure(pair, analysis, largest, text), folder / f"{name}-spectrum"),
+        path
+        for kind, figure in figures.items()
+        if figure is not None
+        for path in save(figure, folder / f"{name}-{kind}")
     ]
-
-
-def _column(cells: Sequence[Mapping[str, Any]], field: str) -> list[float]:
-    # A cell without successful requests has no latency: a gap in the line, not a zero.
-    return [math.nan if c[field] is None else float(c[field]) for c in cells]
-
-
-def _log_if_wide(axes: Axes, span: float) -> None:
-    """A log y axis when the plotted values span `span` or more (and there are any)."""
-    lines = axes.get_lines()
-    if not lines:
-        return
-    values = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in lines])
-    positive = values[values > 0]  # NaN gaps compare false and drop out too
-    if positive.size and positive.max() / positive.min() >= span:
-        plain_log_y(axes)

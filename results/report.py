@@ -1,4 +1,7 @@
-"""Re-render a stored run: figures and report.md, from run.json alone (nothing is run)."""
+"""Re-render a stored run: figures, report.md and report.html, from run.json alone.
+
+Nothing is run and run.json is never rewritten: the analysis is recomputed here.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +10,37 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import markdown
+from . import htmldoc, markdown, tables
 from .atomicfile import write_text_atomic
-from .formatting import fmt_interval, fmt_p, fmt_ratio
-from .pair_report import pair_section
+from .document import Block, Bullets, Figures, Heading
+from .figures import caption, save
+from .forest import forest_figure
+from .pair_report import pair_blocks
 from .plots import plot_pair
 from .runfile import load_run, run_file_path
 from .summary import Analyses, SummaryRow, analyse_run, summary_lines
 
-__all__ = ["REPORT_FILE", "SummaryRow", "render", "report_markdown", "summary_lines"]
+__all__ = [
+    "FOREST_STEM",
+    "HTML_FILE",
+    "REPORT_FILE",
+    "SummaryRow",
+    "render",
+    "report_blocks",
+    "report_html",
+    "report_markdown",
+    "summary_lines",
+]
 
 REPORT_FILE = "report.md"
+HTML_FILE = "report.html"
+FOREST_STEM = "forest"
 
 
 def render(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Draw every pair's figures and write report.md next to run.json; return the files written.
+    """Draw every figure and write report.md and report.html next to run.json.
 
-    run.json itself is read only: the analysis is recomputed here, never written back.
+    Returns the files written: each pair's figures, the run's forest plot, then the reports.
     """
     run = load_run(run_dir)
     folder = run_file_path(run_dir).parent
@@ -32,48 +49,55 @@ def render(run_dir: str | os.PathLike[str]) -> list[Path]:
         name: plot_pair(name, pair, analyses[name], run, folder)
         for name, pair in run["pairs"].items()
     }
-    report = write_text_atomic(folder / REPORT_FILE, report_markdown(run, analyses, images))
-    return [*(path for paths in images.values() for path in paths), report]
+    forest = save(forest_figure(run, analyses, caption(run)), folder / FOREST_STEM)
+    blocks = report_blocks(run, analyses, images, forest)
+    written = [
+        write_text_atomic(folder / REPORT_FILE, markdown.render(blocks)),
+        write_text_atomic(folder / HTML_FILE, htmldoc.render(_title(run), blocks)),
+    ]
+    return [*(path for paths in images.values() for path in paths), *forest, *written]
+
+
+def report_blocks(
+    run: Mapping[str, Any],
+    analyses: Analyses,
+    images: Mapping[str, Sequence[Path]],
+    forest: Sequence[Path] = (),
+) -> list[Block]:
+    """The whole report: run header, summary table and forest plot, then one section per pair."""
+    blocks: list[Block] = [
+        Heading(_title(run, code=True), 1),
+        Bullets(_header(run)),
+        Heading("Summary", 2),
+        tables.summary(summary_lines(run, analyses)),
+    ]
+    if forest:
+        blocks.append(Figures(forest))
+    for name, pair in run["pairs"].items():
+        blocks += pair_blocks(name, pair, analyses[name], images.get(name, []))
+    return blocks
 
 
 def report_markdown(
     run: Mapping[str, Any], analyses: Analyses, images: Mapping[str, Sequence[Path]]
 ) -> str:
-    """The whole report: run header, summary table, then one section per pair."""
-    parts = [
-        f"# pairbench run `{run['run_id']}`",
-        _header(run),
-        "## Summary",
-        summary_table(summary_lines(run, analyses)),
-        *(
-            pair_section(name, pair, analyses[name], images.get(name, []))
-            for name, pair in run["pairs"].items()
-        ),
-    ]
-    return "\n\n".join(parts) + "\n"
+    """report.md's text (figures linked by file name)."""
+    return markdown.render(report_blocks(run, analyses, images))
 
 
-def summary_table(rows: Sequence[SummaryRow]) -> str:
-    """Each pair's ratio bad / best good variant per knob value."""
-    if not rows:
-        return "No valid data."
-    body = [
-        (
-            row.pair,
-            row.knob,
-            f"{row.bad} / {row.good or '–'}",
-            fmt_ratio(row.ratio),
-            fmt_interval(row.ci_low, row.ci_high),
-            fmt_p(row.p_value),
-        )
-        for row in rows
-    ]
-    return markdown.table(
-        ["pair", "knob", "bad / best good", "median", "95% CI", "p"], body, numeric_from=3
-    )
+def report_html(
+    run: Mapping[str, Any], analyses: Analyses, images: Mapping[str, Sequence[Path]]
+) -> str:
+    """report.html's text, the PNG figures embedded."""
+    return htmldoc.render(_title(run), report_blocks(run, analyses, images))
 
 
-def _header(run: Mapping[str, Any]) -> str:
+def _title(run: Mapping[str, Any], code: bool = False) -> str:
+    run_id = f"`{run['run_id']}`" if code else run["run_id"]
+    return f"pairbench run {run_id}"
+
+
+def _header(run: Mapping[str, Any]) -> list[str]:
     metadata = run.get("metadata") or {}
     machine = metadata.get("machine") or {}
     postgres = metadata.get("postgres") or {}
@@ -86,4 +110,6 @@ def _header(run: Mapping[str, Any]) -> str:
         f"pairbench {metadata.get('pairbench_version', '?')}, Python {metadata.get('python', '?')}",
         f"Command: `{' '.join(run.get('command', []))}`",
     ]
-    return "\n".join(f"- {line}" for line in lines)
+    if run.get("reproduces"):
+        lines.append(f"Reproduces run `{run['reproduces']}`")
+    return lines

@@ -83,8 +83,9 @@ def _parse(file: Path, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        # An error at the very end of the text means the document stopped early.
-        truncated = error.pos >= len(text.rstrip())
+        # An error at the very end of the text means the document stopped early; so does a
+        # string that never closes (json reports where it started, not where the text ended).
+        truncated = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
         what = "not valid JSON (truncated?)" if truncated else f"not valid JSON ({error.msg})"
         raise RunFileError(file, f"{what} at line {error.lineno} column {error.colno}") from None
 

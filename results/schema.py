@@ -76,6 +76,7 @@ class Expectation(_Record):
     metric: Annotated[str, AfterValidator(_check_metric)]
     knob: Annotated[Any, AfterValidator(_check_knob_or_max)]
     min_ratio: float
+    subject: Literal["variant", "bystander"] = "variant"  # whose latency the ratio compares
 
 
 class Check(_Record):
@@ -91,11 +92,21 @@ class Verification(_Record):
     checks: list[Check]
 
 
+class Bystander(_Record):
+    """A cheap endpoint loaded alongside the measured variant, recorded apart."""
+
+    requests: int
+    errors: int
+    clipped: int = 0
+    histogram: Annotated[str, AfterValidator(_check_histogram)]
+
+
 class Trial(_Record):
     knob: float
     round: int
     position: int
     variant: str
+    users: int | None = None  # closed-model users of the variant (absent in older runs)
     started_at: float
     elapsed_s: float
     requests: int
@@ -103,6 +114,7 @@ class Trial(_Record):
     histogram: Annotated[str, AfterValidator(_check_histogram)]
     generator_cpu_percent: float
     counters: dict[str, float] = Field(default_factory=dict)
+    bystander: Bystander | None = None
     valid: bool
     invalid_reasons: list[str] = Field(default_factory=list)
 

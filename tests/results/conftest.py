@@ -28,7 +28,11 @@ VARIANTS = (
     {"name": "join", "label": "One JOIN.", "role": "good"},
 )
 
+START = 1_700_000_000.0  # Unix time of the first trial
+TRIAL_GAP_S = 0.5  # warm-up between two trials
+
 LatencyModel = Callable[[str, float], float]  # (variant, knob) -> typical latency in ms
+CounterModel = Callable[[str, float], dict[str, float]]  # (variant, knob) -> counters per request
 
 
 def n_plus_one_ms(variant: str, knob: float) -> float:
@@ -38,6 +42,45 @@ def n_plus_one_ms(variant: str, knob: float) -> float:
 
 def queries_per_request(variant: str, knob: float) -> float:
     return {"lazy": 1 + knob, "selectin": 2, "join": 1}[variant]
+
+
+def n_plus_one_counters(variant: str, knob: float) -> dict[str, float]:
+    """Per request: the queries of the model; a pool (no connections opened); a free loop."""
+    return {
+        "queries": queries_per_request(variant, knob),
+        "db_connections_opened": 0.0,
+        "loop_lag_seconds_sum": 0.00005,
+        "loop_lag_samples": 1.0,
+    }
+
+
+CPU_VARIANTS = (
+    {"name": "inline", "label": "CPU work inside async def.", "role": "bad"},
+    {"name": "thread", "label": "In a thread (the GIL trap).", "role": "middle"},
+    {"name": "process", "label": "In a process pool.", "role": "good"},
+)
+CPU_KNOBS = (1, 10, 50)
+
+
+def cpu_ms(variant: str, knob: float) -> float:
+    """Each variant does the same work; offloading adds a little overhead."""
+    return {"inline": 1.0, "thread": 1.2, "process": 1.5}[variant] * knob + 0.5
+
+
+def cpu_bystander_ms(variant: str, knob: float) -> float:
+    """The ping waits behind the CPU work on the loop (inline), partly (thread), or not at all."""
+    return {"inline": 0.3 + USERS * knob / 2, "thread": 0.3 + knob / 2, "process": 0.3}[variant]
+
+
+def cpu_counters(variant: str, knob: float) -> dict[str, float]:
+    """Per request: the loop lags by the work it runs inline; no database, a cache of sorts."""
+    lag_s = {"inline": knob / 1000, "thread": knob / 4000, "process": 0.00005}[variant]
+    return {
+        "loop_lag_seconds_sum": lag_s,
+        "loop_lag_samples": 1.0,
+        "cache_hits": 0.9,
+        "cache_misses": 0.1,
+    }
 
 
 class Synth:
@@ -60,19 +103,35 @@ class Synth:
         valid: bool = True,
         reasons: Sequence[str] = (),
         queries: float | None = None,
+        counters: dict[str, float] | None = None,
         elapsed_s: float = ELAPSED_S,
+        errors: int = 0,
+        bystander_us: Sequence[float] | None = None,
+        started_at: float | None = None,
     ) -> dict[str, Any]:
-        counters = {} if queries is None else {"queries": queries}
+        counters = dict(counters or {})
+        if queries is not None:
+            counters["queries"] = queries
+        bystander = None
+        if bystander_us is not None:
+            bystander = {
+                "requests": len(bystander_us),
+                "errors": 0,
+                "clipped": 0,
+                "histogram": Synth.encode(bystander_us),
+            }
         return {
             "knob": knob,
             "round": round_index,
             "position": 0,
             "variant": variant,
-            "started_at": 1_700_000_000.0 + round_index,
+            "users": USERS,
+            "started_at": START + round_index if started_at is None else started_at,
             "elapsed_s": elapsed_s,
-            "requests": len(values_us),
-            "errors": 0,
+            "requests": len(values_us) + errors,
+            "errors": errors,
             "histogram": Synth.encode(values_us),
+            "bystander": bystander,
             "generator_cpu_percent": 40.0,
             "counters": counters,
             "valid": valid,
@@ -88,24 +147,42 @@ class Synth:
         variants: Sequence[dict[str, str]] = VARIANTS,
         requests: int = REQUESTS_PER_TRIAL,
         seed: int = RUN_SEED,
+        round_sigma: float = ROUND_SIGMA,
+        counters: CounterModel | None = None,
+        bystander: LatencyModel | None = None,
     ) -> list[dict[str, Any]]:
-        """One trial per (knob, round, variant), latencies log-normal around the model."""
+        """One trial per (knob, round, variant), latencies log-normal around the model.
+
+        Trials follow each other in time, knob by knob, rounds interleaving the variants.
+        """
         rng = np.random.default_rng(seed)
+        counters = counters or n_plus_one_counters
         trials = []
+        clock = START
         for knob in knobs:
             for round_index in range(rounds):
-                for variant in variants:
+                for position, variant in enumerate(variants):
                     name = variant["name"]
-                    typical_us = model(name, knob) * 1000 * rng.lognormal(0.0, ROUND_SIGMA)
+                    typical_us = model(name, knob) * 1000 * rng.lognormal(0.0, round_sigma)
                     values = typical_us * rng.lognormal(0.0, REQUEST_SIGMA, requests)
-                    queries = queries_per_request(name, knob) * requests
+                    by_us = None
+                    if bystander is not None:
+                        by_typical_us = bystander(name, knob) * 1000
+                        by_us = by_typical_us * rng.lognormal(0.0, REQUEST_SIGMA, requests // 3)
                     # Closed loop: each user waits for its reply, so rps = users / latency.
                     elapsed = requests * typical_us / 1e6 / USERS
-                    trials.append(
-                        Synth.trial(
-                            knob, round_index, name, values, queries=queries, elapsed_s=elapsed
-                        )
+                    trial = Synth.trial(
+                        knob,
+                        round_index,
+                        name,
+                        values,
+                        counters={k: v * requests for k, v in counters(name, knob).items()},
+                        elapsed_s=elapsed,
+                        bystander_us=by_us,
+                        started_at=clock,
                     )
+                    trials.append({**trial, "position": position})
+                    clock += elapsed + TRIAL_GAP_S
         return trials
 
     @staticmethod
@@ -116,16 +193,21 @@ class Synth:
         knobs: Sequence[float] = KNOBS,
         min_ratio: float = 5.0,
         expectation_knob: float | str = "max",
+        metric: str = "p50",
+        subject: str = "variant",
+        title: str = "N+1 queries",
+        description: str = "Lazy loading issues one query per parent row.",
+        knob: tuple[str, str, str] = ("n", "rows per page", "rows"),
     ) -> dict[str, Any]:
         return {
-            "title": "N+1 queries",
-            "description": "Lazy loading issues one query per parent row.",
+            "title": title,
+            "description": description,
             "variants": [dict(v) for v in variants],
             "bad": next(v["name"] for v in variants if v["role"] == "bad"),
             "knob": {
-                "name": "n",
-                "label": "rows per page",
-                "unit": "rows",
+                "name": knob[0],
+                "label": knob[1],
+                "unit": knob[2],
                 "values": list(knobs),
                 "log_scale": True,
             },
@@ -136,14 +218,19 @@ class Synth:
                 "round_seconds": ELAPSED_S,
                 "rounds": ROUNDS,
             },
-            "expectation": {"metric": "p50", "knob": expectation_knob, "min_ratio": min_ratio},
+            "expectation": {
+                "metric": metric,
+                "subject": subject,
+                "knob": expectation_knob,
+                "min_ratio": min_ratio,
+            },
             "verification": {
                 "passed": True,
                 "checks": [
                     {
                         "name": "same body",
                         "knob": knobs[-1],
-                        "variant": "join",
+                        "variant": variants[-1]["name"],
                         "passed": True,
                         "detail": "bodies equal",
                     },
@@ -153,10 +240,38 @@ class Synth:
         }
 
     @staticmethod
-    def run(pairs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def cpu_pair(seed: int = RUN_SEED, rounds: int = ROUNDS) -> dict[str, Any]:
+        """The CPU pair: judged on its bystander's p99, which the inline variant freezes."""
+        trials = Synth.sweep(
+            cpu_ms,
+            knobs=CPU_KNOBS,
+            rounds=rounds,
+            variants=CPU_VARIANTS,
+            seed=seed,
+            counters=cpu_counters,
+            bystander=cpu_bystander_ms,
+        )
+        pair = Synth.pair(
+            trials,
+            variants=CPU_VARIANTS,
+            knobs=CPU_KNOBS,
+            min_ratio=5.0,
+            metric="p99",
+            subject="bystander",
+            title="CPU work on the event loop",
+            description="Pure-Python CPU work inside async def blocks every other request.",
+            knob=("ms", "CPU time per request", "ms"),
+        )
+        pair["scenario"] = {"bystander": {"request": "/cpu/ping", "users": 1}}
+        return pair
+
+    @staticmethod
+    def run(
+        pairs: dict[str, dict[str, Any]], run_id: str = "20250101-120000-n_plus_one"
+    ) -> dict[str, Any]:
         return {
             "schema_version": 1,
-            "run_id": "20250101-120000-n_plus_one",
+            "run_id": run_id,
             "status": "complete",
             "started_at": "2025-01-01T12:00:00Z",
             "finished_at": "2025-01-01T12:10:00Z",
@@ -171,6 +286,19 @@ class Synth:
             },
             "pairs": pairs,
         }
+
+    @staticmethod
+    def slower(variant: str, factor: float, model: LatencyModel = n_plus_one_ms) -> LatencyModel:
+        """The model with one variant `factor` times slower."""
+        return lambda name, knob: model(name, knob) * (factor if name == variant else 1.0)
+
+    @staticmethod
+    def n_plus_one_run(
+        seed: int, run_id: str, model: LatencyModel = n_plus_one_ms, **sweep: Any
+    ) -> dict[str, Any]:
+        """A one-pair N+1 run of its own: for comparing runs against each other."""
+        trials = Synth.sweep(model, seed=seed, **sweep)
+        return Synth.run({"n_plus_one": Synth.pair(trials)}, run_id)
 
     @staticmethod
     def write(folder: Path, run: dict[str, Any]) -> Path:
@@ -189,6 +317,13 @@ def synth() -> type[Synth]:
 def n_plus_one_run() -> dict[str, Any]:
     """A complete synthetic run: one pair, three variants, three knob values, four rounds."""
     return Synth.run({"n_plus_one": Synth.pair(Synth.sweep())})
+
+
+@pytest.fixture(scope="session")
+def two_pair_run() -> dict[str, Any]:
+    """N+1 and the CPU pair (with a bystander and every mechanism counter) in one run."""
+    pairs = {"n_plus_one": Synth.pair(Synth.sweep()), "cpu": Synth.cpu_pair()}
+    return Synth.run(pairs, run_id="20250101-120000-n_plus_one-cpu")
 
 
 @pytest.fixture

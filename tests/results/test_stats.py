@@ -20,9 +20,14 @@ CELL_KEYS = {
     "p999_ms",
     "max_ms",
     "queries_per_request",
+    "connections_per_request",
+    "cache_hit_ratio",
+    "loop_lag_ms",
+    "error_ratio",
+    "bystander",
     "rounds",
 }
-RATIO_KEYS = {"metric", "bad_over_good", "ci_low", "ci_high", "p_value", "rounds"}
+RATIO_KEYS = {"metric", "subject", "bad_over_good", "ci_low", "ci_high", "p_value", "rounds"}
 ROUNDS = 4
 
 
@@ -155,3 +160,43 @@ def test_ratios_follow_the_expectation_metric(synth: Any) -> None:
 
 def test_analysis_is_deterministic(n_plus_one_run: dict, analysis: dict) -> None:
     assert analyse_pair(n_plus_one_run["pairs"]["n_plus_one"]) == analysis
+
+
+def test_bystander_subject_compares_the_bystanders_latency(synth: Any) -> None:
+    pair = synth.cpu_pair()
+    result = analyse_pair(pair)
+    cells = result["per_variant"]["50"]
+    inline, process = cells["inline"]["bystander"], cells["process"]["bystander"]
+    assert set(inline) == {"count", "errors", "p50_ms", "p90_ms", "p99_ms"}
+    assert inline["count"] == sum(
+        t["bystander"]["requests"]
+        for t in pair["trials"]
+        if t["knob"] == 50 and t["variant"] == "inline"
+    )
+    ratio = result["ratios"]["50"]["process"]
+    assert (ratio["metric"], ratio["subject"]) == ("p99", "bystander")
+    # The variants' own latencies are alike; their bystanders' are 100x apart.
+    assert cells["inline"]["p99_ms"] < cells["process"]["p99_ms"]
+    assert ratio["bad_over_good"] == pytest.approx(inline["p99_ms"] / process["p99_ms"], rel=0.2)
+    assert ratio["bad_over_good"] > 100
+    assert result["expectation"]["passed"] is True
+    assert result["expectation"]["detail"].startswith("bystander p99 of inline / good >= 5.0x")
+
+
+def test_bystander_subject_without_bystander_data_is_not_judged(synth: Any) -> None:
+    pair = synth.cpu_pair()
+    for trial in pair["trials"]:
+        trial["bystander"] = None
+    result = analyse_pair(pair)
+    assert result["ratios"] == {}
+    assert result["per_variant"]["50"]["inline"]["bystander"] is None
+    assert result["expectation"]["passed"] is None
+
+
+def test_mechanism_figures_per_cell(synth: Any) -> None:
+    cells = analyse_pair(synth.cpu_pair())["per_variant"]["10"]
+    assert cells["inline"]["loop_lag_ms"] == pytest.approx(10.0)
+    assert cells["process"]["loop_lag_ms"] == pytest.approx(0.05)
+    assert cells["inline"]["cache_hit_ratio"] == pytest.approx(0.9)
+    assert cells["inline"]["queries_per_request"] is None  # no trial reports queries
+    assert cells["inline"]["error_ratio"] == 0.0
