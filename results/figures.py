@@ -25,6 +25,7 @@ from .knobs import knob_axis_label
 FORMATS = ("png", "svg")
 FIGURE_DPI = 150
 TITLE_WRAP_CHARS = 90
+TITLE_CHARS_PER_INCH = 10  # a 12 pt title: about ten characters fit in an inch
 CAPTION_FONT_SIZE = 8
 CAPTION_COLOUR = "#616161"
 CAPTION_XY = (0.01, 0.01)  # figure coordinates of the caption's lower left corner
@@ -53,7 +54,9 @@ def new_figure(size_in: tuple[float, float]) -> Figure:
 
 def finish(figure: Figure, title: str, caption_text: str) -> Figure:
     """Add the finding as title (wrapped) and the caption line at the bottom."""
-    figure.suptitle(textwrap.fill(title, TITLE_WRAP_CHARS))
+    # Wrap to the figure's width: a narrow two-panel figure would clip a 90-character line.
+    width = min(TITLE_WRAP_CHARS, int(figure.get_figwidth() * TITLE_CHARS_PER_INCH))
+    figure.suptitle(textwrap.fill(title, width))
     figure.text(*CAPTION_XY, caption_text, fontsize=CAPTION_FONT_SIZE, color=CAPTION_COLOUR)
     return figure
 
