@@ -13,6 +13,7 @@ from .document import Block, Bullets, Figures, Heading, Text
 from .findings import pair_finding
 from .knobs import knob_key, knob_text
 from .stats import valid_trials
+from .trend import trend_line
 
 PASSED_WORDS = {True: "passed", False: "FAILED", None: "not judged"}
 
@@ -31,6 +32,7 @@ def pair_blocks(
             [
                 verification_line(pair),
                 expectation_line(analysis),
+                *filter(None, [trend_line(pair, analysis.get("trends") or {})]),
                 trials_line(pair),
                 load_line(pair),
             ]

@@ -13,6 +13,7 @@ from .knobs import knob_key, sorted_keys
 from .mechanism import mechanism_summary
 from .ratios import DEFAULT_SEED, RatioEstimate, ratio_with_ci
 from .rounds import VARIANT, Subject, merged, per_round
+from .trend import trends
 
 __all__ = [
     "RatioEstimate",
@@ -73,6 +74,7 @@ def analyse_pair(pair: Mapping[str, Any], *, seed: int = DEFAULT_SEED) -> dict[s
     return {
         "per_variant": per_variant,
         "ratios": ratios,
+        "trends": trends(pair, per_variant),
         "expectation": check_expectation(pair, ratios),
     }
 

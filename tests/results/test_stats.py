@@ -56,7 +56,7 @@ def analysis(n_plus_one_run: dict) -> dict:
 
 
 def test_analysis_has_the_documented_shape(analysis: dict) -> None:
-    assert set(analysis) == {"per_variant", "ratios", "expectation"}
+    assert set(analysis) == {"per_variant", "ratios", "trends", "expectation"}
     assert list(analysis["per_variant"]) == ["1", "10", "100"]
     for cells in analysis["per_variant"].values():
         assert list(cells) == ["lazy", "selectin", "join"]
