@@ -146,7 +146,7 @@ def _options(
     "--master-port",
     type=click.IntRange(0, 65535),
     default=0,
-    help="port remote workers connect to (default: a free one, printed)",
+    help="port remote workers connect to (required with --remote-workers)",
 )
 @service_options
 def run(

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from pairbench.results.atomicfile import write_json_atomic
 from pairbench.targets import data
 
-from . import capacity, catalogue, metadata, metricsclient, scenario, server, services, verify
+from . import capacity, catalogue, metadata, rounds, scenario, server, services, verify
 from .catalogue import PairInfo
-from .errors import InfrastructureError, UsageError
+from .errors import UsageError
 from .load import LoadAgent
 
 SCHEMA_VERSION = 1
@@ -111,164 +111,6 @@ class Run:
         self.doc["status"] = status
         self.doc["finished_at"] = _now()
         self.save()
-
-
-def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[str]:
-    reasons = []
-    if reply["requests"] == 0:
-        reasons.append("no request completed")
-    elif reply["errors"] / reply["requests"] > load.max_error_ratio:
-        reasons.append(
-            f"error ratio {reply['errors'] / reply['requests']:.3f} > {load.max_error_ratio}"
-        )
-    if reply["generator_cpu_percent"] > load.max_generator_cpu_percent:
-        reasons.append(
-            f"generator CPU {reply['generator_cpu_percent']:.0f}% > {load.max_generator_cpu_percent:.0f}%"
-        )
-    open_model = reply.get("open")
-    if open_model:
-        shortfall = 1.0 - open_model["achieved_rate"] / open_model["target_rate"]
-        if abs(shortfall) > load.max_rate_shortfall:
-            reasons.append(
-                f"achieved {open_model['achieved_rate']:.0f} req/s vs target "
-                f"{open_model['target_rate']:.0f} ({shortfall:+.0%})"
-            )
-    if reply.get("clipped"):
-        reasons.append(f"{reply['clipped']} latencies above the histogram's range")
-    return reasons
-
-
-@dataclass
-class _TrialDriver:
-    """Turns a scenario's extras (keys, bystander) into the agent's trial commands."""
-
-    agent: LoadAgent
-    target: server.TargetServer
-    spec: scenario.Scenario
-    rng: random.Random
-    think_ms: float = 0.0
-
-    def trial(
-        self,
-        path: str,
-        users: int,
-        knob: float,
-        warmup_s: float,
-        seconds: float,
-        metrics: bool = True,
-        rate: float | None = None,
-    ) -> dict[str, Any]:
-        keys = bystander = None
-        if self.spec.keys is not None:
-            exponent = knob if self.spec.keys.exponent == "knob" else self.spec.keys.exponent
-            keys = {
-                "count": self.spec.keys.count,
-                "exponent": exponent,
-                "seed": self.rng.getrandbits(31),
-            }
-        if self.spec.bystander is not None:
-            bystander = {"path": self.spec.bystander.request, "users": self.spec.bystander.users}
-        metrics_url = self.target.url + "/metrics" if metrics else None
-        return self.agent.trial(
-            path,
-            users,
-            warmup_s,
-            seconds,
-            metrics_url,
-            keys,
-            bystander,
-            rate,
-            self.think_ms / 1000.0,
-        )
-
-
-def _measure_pair(
-    run: Run,
-    pair: PairInfo,
-    load: scenario.LoadProfile,
-    agent: LoadAgent,
-    target: server.TargetServer,
-    client: httpx.Client,
-    rng: random.Random,
-    progress: Progress,
-) -> int:
-    """Warm up and run all rounds at every knob value; returns the count of invalid trials."""
-    record = run.doc["pairs"][pair.name]
-    driver = _TrialDriver(agent, target, pair.scenario, rng, load.think_ms)
-    invalid = 0
-    for knob in load.knob_values:
-        paths = pair.paths(client, knob)
-        users = pair.scenario.users_at(load, knob)
-        rate = pair.scenario.rate_at(load, knob)
-        if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
-            for variant in pair.variants:
-                driver.trial(
-                    paths[variant.name], users, knob, 0.0, load.warmup_seconds, False, rate
-                )
-        for round_index in range(load.rounds):
-            order = [v.name for v in pair.variants]
-            rng.shuffle(order)
-            for position, name in enumerate(order):
-                progress.step(
-                    f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}"
-                )
-                reply = driver.trial(
-                    paths[name],
-                    users,
-                    knob,
-                    load.trial_warmup_seconds,
-                    load.round_seconds,
-                    True,
-                    rate,
-                )
-                if not target.alive():
-                    raise InfrastructureError(
-                        f"the target server died during {pair.name}/{name}; log: {target.log}"
-                    )
-                reasons = _trial_validity(load, reply)
-                invalid += bool(reasons)
-                stats = _read_stats(client, pair.scenario.stats_request)
-                record["trials"].append(
-                    {
-                        "knob": knob,
-                        "round": round_index,
-                        "position": position,
-                        "variant": name,
-                        "users": users,
-                        "started_at": reply["started_at"],
-                        "elapsed_s": reply["elapsed_s"],
-                        "requests": reply["requests"],
-                        "errors": reply["errors"],
-                        "histogram": reply["histogram"],
-                        "bystander": reply["bystander"],
-                        **(
-                            {"service_histogram": reply["service_histogram"]}
-                            if "service_histogram" in reply
-                            else {}
-                        ),
-                        **({"open": reply["open"]} if "open" in reply else {}),
-                        "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
-                        "counters": metricsclient.delta(
-                            reply["metrics_before"], reply["metrics_after"]
-                        ),
-                        **({"stats": stats} if stats is not None else {}),
-                        "valid": not reasons,
-                        "invalid_reasons": reasons,
-                    }
-                )
-                run.save()
-    return invalid
-
-
-def _read_stats(client: httpx.Client, path: str | None) -> Any:
-    """The scenario's stats endpoint after a trial; None when there is none or it failed."""
-    if path is None:
-        return None
-    try:
-        response = client.get(path)
-        return response.json() if response.status_code == 200 else None
-    except (httpx.TransportError, ValueError):
-        return None
 
 
 def _capacity(
@@ -394,8 +236,16 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                             )
                             run.save()
                         else:
-                            invalid += _measure_pair(
-                                run, pair, load, agent, target, client, rng, progress
+                            invalid += rounds.measure_pair(
+                                record,
+                                run.save,
+                                pair,
+                                load,
+                                agent,
+                                target,
+                                client,
+                                rng,
+                                progress.step,
                             )
             finally:
                 if agent is not None:

@@ -31,7 +31,13 @@ def pair_table(name: str, pair: dict[str, Any], analysis: dict[str, Any]) -> Tab
     table.add_column(knob, justify="right")
     for v in variants:
         table.add_column(v, justify="right", style="red" if v == pair["bad"] else None)
-    table.add_column(f"{pair['bad']} / best good", justify="right", style="bold")
+    expectation = pair.get("expectation") or {}
+    judged = f"{expectation.get('metric', 'p50')}" + (
+        f" of {expectation.get('subject')}"
+        if expectation.get("subject", "variant") != "variant"
+        else ""
+    )
+    table.add_column(f"{pair['bad']} / best good ({judged})", justify="right", style="bold")
     for key, cells in analysis["per_variant"].items():
         ratios = analysis["ratios"].get(key, {})
         best = max(ratios.items(), key=lambda kv: kv[1]["bad_over_good"] or 0, default=None)
