@@ -108,12 +108,28 @@ def postgres(dsn: str, source: str) -> dict[str, Any]:
             " ORDER BY name"
         ).fetchall()
     settings: dict[str, str] = {str(name): str(value) for name, value in rows}
+    hba = _hba_rules(dsn)
     return {
         "version": version[0] if version else None,
         "source": source,
         "dsn": redact(dsn),
         "settings": settings,
+        "hba": hba,  # how clients authenticate: the pool pair's connect cost depends on it
     }
+
+
+def _hba_rules(dsn: str) -> list[dict[str, Any]] | None:
+    """pg_hba.conf as the server parsed it (needs a superuser; None otherwise)."""
+    try:
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                "SELECT type, database, user_name, address, auth_method FROM pg_hba_file_rules"
+                " ORDER BY rule_number"
+            ).fetchall()
+    except psycopg.Error:
+        return None
+    keys = ("type", "database", "user_name", "address", "auth_method")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def redis_info(url: str, source: str) -> dict[str, Any]:

@@ -199,6 +199,7 @@ def start(
     bins = _runnable_binaries(find_binaries(pg_bin), state_dir)
     data_dir = state_dir / "pgdata"
     password = _read_or_make_password(state_dir)
+    _refuse_if_in_use(data_dir)
     if not (data_dir / "PG_VERSION").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
         initdb(bins, data_dir, password)
@@ -230,6 +231,19 @@ def start(
         server.stop()
         raise
     return server
+
+
+def _refuse_if_in_use(data_dir: Path) -> None:
+    """Another pairbench (a run, a serve) has this cluster up: say so, rather than fail oddly."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if procs.pid_alive(pid):
+        raise InfrastructureError(
+            f"the cluster in {data_dir} is in use by another pairbench (postgres pid {pid}): wait"
+            " for it, share servers with `pairbench services up`, or set PAIRBENCH_STATE_DIR"
+        )
 
 
 def _admin_dsn(dsn: str) -> str:

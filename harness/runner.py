@@ -97,7 +97,7 @@ class Run:
             "finished_at": None,
             "profile": options.profile,
             "seed": options.seed,
-            "command": sys.argv,
+            "command": [metadata.redact(arg) for arg in sys.argv],  # --pg-dsn may hold a password
             "metadata": metadata.collect(),
             "pairs": {},
         }
@@ -108,6 +108,11 @@ class Run:
             write_json_atomic(self.dir / "run.json", self.doc)
 
     def finish(self, status: str) -> None:
+        from pairbench.results.stats import analyse_pair
+
+        for record in self.doc["pairs"].values():
+            if record.get("trials"):  # statistics beside the raw data they come from
+                record["analysis"] = analyse_pair(record)
         self.doc["status"] = status
         self.doc["finished_at"] = _now()
         self.save()

@@ -17,6 +17,7 @@ from .figures import caption, save
 from .forest import forest_figure
 from .pair_report import pair_blocks
 from .plots import plot_pair
+from .reproduction import reproduction_blocks
 from .runfile import load_run, run_file_path
 from .summary import Analyses, SummaryRow, analyse_run, summary_lines
 
@@ -51,6 +52,9 @@ def render(run_dir: str | os.PathLike[str]) -> list[Path]:
     }
     forest = save(forest_figure(run, analyses, caption(run)), folder / FOREST_STEM)
     blocks = report_blocks(run, analyses, images, forest)
+    # Right after the summary (and forest plot): how this run compares with the one it replays.
+    at = next(i for i, b in enumerate(blocks) if isinstance(b, Heading) and b.level == 2) + 2
+    blocks[at + bool(forest) : at + bool(forest)] = reproduction_blocks(run, folder)
     written = [
         write_text_atomic(folder / REPORT_FILE, markdown.render(blocks)),
         write_text_atomic(folder / HTML_FILE, htmldoc.render(_title(run), blocks)),

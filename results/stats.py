@@ -12,7 +12,7 @@ from .expectation import check_expectation
 from .knobs import knob_key, sorted_keys
 from .mechanism import mechanism_summary
 from .ratios import DEFAULT_SEED, RatioEstimate, ratio_with_ci
-from .rounds import VARIANT, Subject, merged, per_round
+from .rounds import THROUGHPUT, VARIANT, Subject, merged, per_round
 from .trend import trends
 
 __all__ = [
@@ -127,5 +127,23 @@ def _ratios_at_knob(
             "ci_high": estimate.ci_high,
             "p_value": estimate.p_value,
             "rounds": estimate.rounds,
+            **_throughput_ratio(cells[key, bad], cells[key, name], seed),
         }
     return result
+
+
+def _throughput_ratio(bad: Sequence[Trial], good: Sequence[Trial], seed: int) -> dict[str, Any]:
+    """good req/s over bad req/s per round (> 1: the fix serves more), with its interval."""
+    bad_rounds, good_rounds = per_round(bad, THROUGHPUT), per_round(good, THROUGHPUT)
+    common = sorted(bad_rounds.keys() & good_rounds.keys())
+    if not common:
+        return {}
+    estimate = ratio_with_ci(
+        [good_rounds[r] for r in common], [bad_rounds[r] for r in common], seed
+    )
+    return {
+        "throughput_good_over_bad": estimate.ratio,
+        "throughput_ci_low": estimate.ci_low,
+        "throughput_ci_high": estimate.ci_high,
+        "throughput_p_value": estimate.p_value,
+    }

@@ -149,3 +149,26 @@ def test_report_counts_invalid_trials(synth: Any, n_plus_one_run: dict) -> None:
         "- Trials: 36 measured, 1 invalid and excluded from every statistic: "
         "error ratio 0.12 > 0.01 (1)" in report
     )
+
+
+def test_a_reproduced_run_is_shown_beside_its_original(
+    tmp_path: Path, synth: Any, n_plus_one_run: dict
+) -> None:
+    synth.write(tmp_path / n_plus_one_run["run_id"], n_plus_one_run)
+    replay = {
+        **n_plus_one_run,
+        "run_id": "20250102-120000-n_plus_one",
+        "reproduces": n_plus_one_run["run_id"],
+    }
+    synth.write(tmp_path / replay["run_id"], replay)
+    render(tmp_path / replay["run_id"])
+    text = (tmp_path / replay["run_id"] / "report.md").read_text()
+    assert f"## Reproduction of run `{n_plus_one_run['run_id']}`" in text
+    section = text.split("## Reproduction")[1].split("\n## ")[0]
+    assert "| n_plus_one | lazy |" in section and "no significant change" in section
+    # The original alone, or a replay whose original is elsewhere: no table, a sentence.
+    (tmp_path / "lonely").mkdir()
+    synth.write(tmp_path / "lonely" / replay["run_id"], replay)
+    render(tmp_path / "lonely" / replay["run_id"])
+    lonely = (tmp_path / "lonely" / replay["run_id"] / "report.md").read_text()
+    assert "no side-by-side table" in lonely

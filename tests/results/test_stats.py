@@ -27,7 +27,19 @@ CELL_KEYS = {
     "bystander",
     "rounds",
 }
-RATIO_KEYS = {"metric", "subject", "bad_over_good", "ci_low", "ci_high", "p_value", "rounds"}
+RATIO_KEYS = {
+    "metric",
+    "subject",
+    "bad_over_good",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "rounds",
+    "throughput_good_over_bad",
+    "throughput_ci_low",
+    "throughput_ci_high",
+    "throughput_p_value",
+}
 ROUNDS = 4
 
 
@@ -200,3 +212,12 @@ def test_mechanism_figures_per_cell(synth: Any) -> None:
     assert cells["inline"]["cache_hit_ratio"] == pytest.approx(0.9)
     assert cells["inline"]["queries_per_request"] is None  # no trial reports queries
     assert cells["inline"]["error_ratio"] == 0.0
+
+
+def test_throughput_ratio_is_good_over_bad(analysis: dict) -> None:
+    for key, ratios in analysis["ratios"].items():
+        bad_rps = analysis["per_variant"][key]["lazy"]["rps"]
+        for name, ratio in ratios.items():
+            good_rps = analysis["per_variant"][key][name]["rps"]
+            # per-round medians, not pooled rates, but on the same side of 1 and close
+            assert (ratio["throughput_good_over_bad"] > 1) == (good_rps > bad_rps)
