@@ -11,7 +11,7 @@ from .formatting import fmt_interval, fmt_ms, fmt_p, fmt_ratio
 from .knobs import knob_text
 from .rounds import BYSTANDER
 
-# A good variant whose p50 grows less than this across the sweep "stays within" that factor.
+# A good variant whose p50 changes less than this across the sweep "stays flat".
 FLAT_GROWTH_LIMIT = 2.0
 NO_DATA = "no valid measurements"
 GROWTH_METRIC = "p50_ms"
@@ -43,7 +43,7 @@ def growth(analysis: Analysis, variant: str) -> tuple[str, str, float] | None:
 
 
 def scaling_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
-    """E.g. `lazy p50 grows 38x from n=1 to n=200; join stays within 1.4x`."""
+    """E.g. `lazy p50 grows 38x from n=1 to n=200; join stays flat (1.4x across the sweep)`."""
     bad = pair["bad"]
     bad_growth = growth(analysis, bad)
     if bad_growth is None:
@@ -62,7 +62,9 @@ def scaling_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
     if all(f < FLAT_GROWTH_LIMIT for f in factors.values()):
         names = " and ".join(factors)
         verb = "stays" if len(factors) == 1 else "stay"
-        return f"{sentence}; {names} {verb} within {fmt_ratio(max(factors.values()))}"
+        # "within 0.6x" reads as nonsense: a p50 that fell across the sweep simply stayed flat.
+        widest = max(factors.values(), key=lambda f: max(f, 1 / f))
+        return f"{sentence}; {names} {verb} flat ({fmt_ratio(widest)} across the sweep)"
     grown = ", ".join(f"{g} grows {fmt_ratio(f)}" for g, f in factors.items())
     return f"{sentence}; {grown}"
 
