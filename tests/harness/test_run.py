@@ -196,7 +196,7 @@ def test_failed_verification_exits_1_naming_the_check(
     )
     assert result.returncode == 1, result.stderr
     assert "verification FAILED" in result.stderr and "queries_per_request" in result.stderr
-    assert "queries: 41, expected 1" in result.stderr
+    assert "at n=1 for lazy: queries: 2, expected 1" in result.stderr  # the first failing check
     (run_dir,) = (tmp_path / "out").iterdir()
     run = load_run(run_dir)
     assert run["pairs"]["n_plus_one"]["trials"] == []  # a pair that fails is not measured
