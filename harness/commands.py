@@ -18,7 +18,7 @@ from .cli import DEFAULT_OUT, main, service_options
 from .errors import UsageError
 
 # Piped output (CI logs) is not wrapped at 80 columns: the summary table needs the room.
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
 
 
 @main.command("list")
@@ -188,7 +188,7 @@ def run(
     written = results_report.render(outcome.run_dir)
     summary.print_run(console, outcome, time.perf_counter() - t0)
     for path in written:
-        if path.suffix in (".md", ".png"):
+        if path.suffix in (".md", ".html", ".png"):
             console.print(f"  {path}")
     if outcome.failed_verification:
         raise errors.VerificationError(
