@@ -25,7 +25,7 @@ from pairbench.targets import data
 
 from . import capacity, catalogue, metadata, rounds, scenario, server, services, verify
 from .catalogue import PairInfo
-from .errors import UsageError
+from .errors import Interrupted, UsageError
 from .load import LoadAgent
 
 SCHEMA_VERSION = 1
@@ -89,6 +89,8 @@ class Run:
         self.options = options
         self.run_id = _run_id([s.pair for s in scenarios])
         self.dir = options.out / self.run_id
+        self.logs = services.state_dir() / "logs"  # server and agent logs, by run id
+        self.logs.mkdir(exist_ok=True)
         self.doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -144,6 +146,110 @@ def _capacity(
     return {"knob": knob, **result}
 
 
+class _Session:
+    """What one run holds open: the target, an HTTP client, and the agent once a pair needs it."""
+
+    def __init__(
+        self,
+        run: Run,
+        options: RunOptions,
+        target: server.TargetServer,
+        client: httpx.Client,
+        rng: random.Random,
+        progress: Progress,
+    ) -> None:
+        self.run, self.options, self.target, self.client = run, options, target, client
+        self.rng, self.progress = rng, progress
+        self.agent: LoadAgent | None = None
+        self.failed: list[str] = []
+        self.invalid = 0
+
+    def load_agent(self) -> LoadAgent:
+        """The load generator, started with the first pair that gets measured."""
+        if self.agent is None:
+            o = self.options
+            self.agent = LoadAgent(
+                self.target.url,
+                self.run.logs / f"{self.run.run_id}-agent.log",
+                o.processes,
+                o.remote_workers,
+                o.master_bind,
+                o.master_port,
+            )
+            self.run.doc["metadata"]["load_generator"] = {
+                "processes": o.processes,
+                "remote_workers": o.remote_workers,
+            }
+            self.run.doc["metadata"]["locust"] = self.agent.locust_version
+        return self.agent
+
+    def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
+        """Verify one pair, then (unless only verifying) measure it or find its capacity."""
+        record = {
+            **pair.record(),
+            "load": load.model_dump(),
+            "scenario": pair.scenario.model_dump(exclude={"source"}),
+            "expectation": _expectation(pair, load),
+            "trials": [],
+        }
+        record["knob"]["values"] = load.knob_values
+        outcome = verify.verify_pair(self.client, pair, load.knob_values)
+        record["verification"] = outcome.record()
+        self.run.doc["pairs"][pair.name] = record
+        self.run.save()
+        bad = outcome.first_failure
+        if bad is not None:
+            self.failed.append(pair.name)
+            self.progress.message(
+                f"{pair.name}: verification FAILED, not measured: "
+                f"{bad.name} at {pair.knob.name}={bad.knob:g} for {bad.variant}: {bad.detail}"
+            )
+            return
+        self.progress.message(f"{pair.name}: verified ({len(outcome.checks)} checks passed)")
+        if self.options.verify_only:
+            return
+        agent = self.load_agent()
+        if self.options.capacity:
+            record["capacity"] = _capacity(
+                pair, load, agent, self.target, self.client, self.rng, self.progress
+            )
+            self.run.save()
+        else:
+            self.invalid += rounds.measure_pair(
+                record,
+                self.run.save,
+                pair,
+                load,
+                agent,
+                self.target,
+                self.client,
+                self.rng,
+                self.progress.step,
+            )
+
+    def close(self) -> None:
+        if self.agent is not None:
+            self.agent.close()
+
+
+def _record_services(
+    run: Run, endpoints: services.Endpoints, size: data.Size, seeded: data.SeedResult
+) -> None:
+    run.doc["metadata"].update(
+        {
+            "postgres": metadata.postgres(endpoints.pg_dsn, endpoints.pg_source),
+            "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
+            "services_startup_seconds": endpoints.startup_seconds,
+            "dataset": {
+                **data.identity(size, data.DEFAULT_SEED, list(data.TABLES.values())),
+                "seconds": seeded.seconds,
+                "skipped": seeded.skipped,
+                "rows": seeded.rows,
+            },
+        }
+    )
+
+
 def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome:
     """Verify and (unless verify_only) measure the selected pairs; always leaves run.json."""
     progress = progress or Progress()
@@ -154,121 +260,47 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     run.doc["profile_config"] = suite.model_dump()
     run.doc["reproduces"] = options.reproduces
     rng = random.Random(options.seed)
-    failed: list[str] = []
-    invalid = 0
-    logs = services.state_dir() / "logs"
-    logs.mkdir(exist_ok=True)
+    session: _Session | None = None
     status = "failed"
     try:
         with services.provide(options.services) as endpoints:
             progress.message(_services_line(endpoints))
-            size = suite.dataset
-            seeded = asyncio.run(data.seed(endpoints.pg_dsn, size))
+            seeded = asyncio.run(data.seed(endpoints.pg_dsn, suite.dataset))
             progress.message(
                 f"dataset {'already seeded' if seeded.skipped else 'seeded'} in {seeded.seconds:.2f} s "
                 f"({', '.join(f'{n:,} {t}' for t, n in seeded.rows.items())})"
             )
-            run.doc["metadata"].update(
-                {
-                    "postgres": metadata.postgres(endpoints.pg_dsn, endpoints.pg_source),
-                    "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
-                    "services_startup_seconds": endpoints.startup_seconds,
-                    "dataset": {
-                        **data.identity(size, data.DEFAULT_SEED, list(data.TABLES.values())),
-                        "seconds": seeded.seconds,
-                        "skipped": seeded.skipped,
-                        "rows": seeded.rows,
-                    },
-                }
-            )
+            _record_services(run, endpoints, suite.dataset, seeded)
             target = server.start(
-                endpoints.pg_dsn, endpoints.redis_url, logs / f"{run.run_id}-server.log"
+                endpoints.pg_dsn, endpoints.redis_url, run.logs / f"{run.run_id}-server.log"
             )
-            agent: LoadAgent | None = None
             try:
                 run.doc["metadata"]["server"] = target.describe()
                 listing = catalogue.fetch_listing(target.url)
                 pairs = [catalogue.resolve(s, listing) for s in scenarios]
-                trials_total = sum(
+                trials = sum(
                     len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
                     for p in pairs
                 )
-                progress.total(0 if options.verify_only or options.capacity else trials_total)
+                progress.total(0 if options.verify_only or options.capacity else trials)
                 with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
+                    session = _Session(run, options, target, client, rng, progress)
                     for pair in pairs:
-                        load = loads[pair.name]
-                        record = pair.record()
-                        record["knob"]["values"] = load.knob_values
-                        record["load"] = load.model_dump()
-                        record["scenario"] = pair.scenario.model_dump(exclude={"source"})
-                        record["expectation"] = _expectation(pair, load)
-                        record["trials"] = []
-                        outcome = verify.verify_pair(client, pair, load.knob_values)
-                        record["verification"] = outcome.record()
-                        run.doc["pairs"][pair.name] = record
-                        run.save()
-                        if not outcome.passed:
-                            failed.append(pair.name)
-                            bad = outcome.first_failure
-                            assert bad is not None
-                            progress.message(
-                                f"{pair.name}: verification FAILED, not measured: "
-                                f"{bad.name} at {pair.knob.name}={bad.knob:g} for {bad.variant}: {bad.detail}"
-                            )
-                            continue
-                        progress.message(
-                            f"{pair.name}: verified ({len(outcome.checks)} checks passed)"
-                        )
-                        if options.verify_only:
-                            continue
-                        if agent is None:
-                            agent = LoadAgent(
-                                target.url,
-                                logs / f"{run.run_id}-agent.log",
-                                options.processes,
-                                options.remote_workers,
-                                options.master_bind,
-                                options.master_port,
-                            )
-                            run.doc["metadata"]["load_generator"] = {
-                                "processes": options.processes,
-                                "remote_workers": options.remote_workers,
-                            }
-                            run.doc["metadata"]["locust"] = agent.locust_version
-                        if options.capacity:
-                            record["capacity"] = _capacity(
-                                pair, load, agent, target, client, rng, progress
-                            )
-                            run.save()
-                        else:
-                            invalid += rounds.measure_pair(
-                                record,
-                                run.save,
-                                pair,
-                                load,
-                                agent,
-                                target,
-                                client,
-                                rng,
-                                progress.step,
-                            )
+                        session.pair(pair, loads[pair.name])
             finally:
-                if agent is not None:
-                    agent.close()
+                if session is not None:
+                    session.close()
                 target.stop()
         status = "complete"
     except BaseException as e:
-        status = (
-            "interrupted"
-            if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "Interrupted"
-            else "failed"
-        )
+        status = "interrupted" if isinstance(e, KeyboardInterrupt | Interrupted) else "failed"
         raise
     finally:
         run.finish(status)
         if status != "complete" and not options.verify_only:
-            trials = sum(len(p.get("trials", [])) for p in run.doc["pairs"].values())
-            progress.message(f"run {status}: {trials} trial(s) kept in {run.dir / 'run.json'}")
+            kept = sum(len(p.get("trials", [])) for p in run.doc["pairs"].values())
+            progress.message(f"run {status}: {kept} trial(s) kept in {run.dir / 'run.json'}")
+    failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
 
 
