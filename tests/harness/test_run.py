@@ -178,6 +178,24 @@ def test_from_replays_the_stored_configuration(
     assert bad.returncode == 2 and "--from" in bad.stderr
 
 
+def _run_scenario(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path, scenario: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`pairbench run n_plus_one` with this scenario text; the result and the run's folder."""
+    (tmp_path / "n_plus_one.toml").write_text(scenario)
+    env = {**server_env, "PAIRBENCH_SCENARIOS": str(tmp_path)}
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [*pairbench, "run", "n_plus_one", "--out", str(out), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    (run_dir,) = out.iterdir()
+    return result, run_dir
+
+
 def test_failed_verification_exits_1_naming_the_check(
     pairbench: list[str], server_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -185,21 +203,13 @@ def test_failed_verification_exits_1_naming_the_check(
     scenario = TINY.format(seconds=0.2, rounds=1).replace(
         "lazy = { base = 1, per_knob = 1 }", "lazy = { base = 1 }"
     )
-    (tmp_path / "n_plus_one.toml").write_text(scenario)
-    env = {**server_env, "PAIRBENCH_SCENARIOS": str(tmp_path)}
-    result = subprocess.run(
-        [*pairbench, "run", "n_plus_one", "--out", str(tmp_path / "out"), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, run_dir = _run_scenario(pairbench, server_env, tmp_path, scenario)
     assert result.returncode == 1, result.stderr
     assert "verification FAILED" in result.stderr and "queries_per_request" in result.stderr
     assert "at n=1 for lazy: queries: 2, expected 1" in result.stderr  # the first failing check
-    (run_dir,) = (tmp_path / "out").iterdir()
-    run = load_run(run_dir)
-    assert run["pairs"]["n_plus_one"]["trials"] == []  # a pair that fails is not measured
+    assert (
+        load_run(run_dir)["pairs"]["n_plus_one"]["trials"] == []
+    )  # a pair that fails is not measured
 
 
 def test_untrustworthy_trials_exit_3_and_say_why(
@@ -207,18 +217,9 @@ def test_untrustworthy_trials_exit_3_and_say_why(
 ) -> None:
     # A CPU limit no generator can meet: every trial is invalid, nothing can be judged.
     scenario = TINY.format(seconds=0.2, rounds=1) + "max_generator_cpu_percent = 0.001\n"
-    (tmp_path / "n_plus_one.toml").write_text(scenario)
-    env = {**server_env, "PAIRBENCH_SCENARIOS": str(tmp_path)}
-    result = subprocess.run(
-        [*pairbench, "run", "n_plus_one", "--out", str(tmp_path / "out"), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, run_dir = _run_scenario(pairbench, server_env, tmp_path, scenario)
     assert result.returncode == 3, result.stderr
     assert "no valid data to judge n_plus_one" in result.stderr
-    (run_dir,) = (tmp_path / "out").iterdir()
     trials = load_run(run_dir)["pairs"]["n_plus_one"]["trials"]
     assert trials and all(
         not t["valid"] and "generator CPU" in t["invalid_reasons"][0] for t in trials
