@@ -30,6 +30,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from pairbench.harness import procs
+from pairbench.harness.load import worker_argv
 from pairbench.harness.recorder import merge_parts
 
 SPAWN_RATE = 10_000  # users per second: all of a trial's users start at once
@@ -195,20 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or procs.free_port(args.bind)
     master_runner = env.create_master_runner(args.bind, port)
     workers = [
-        procs.spawn(
-            [
-                sys.executable,
-                "-m",
-                "pairbench.harness.agent",
-                "--mode",
-                "worker",
-                "--host",
-                args.host,
-                "--master",
-                f"127.0.0.1:{port}",
-            ]
-        )
-        for _ in range(args.workers)
+        procs.spawn(worker_argv(args.host, f"127.0.0.1:{port}")) for _ in range(args.workers)
     ]
 
     def quit_all() -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from . import errors, runner, scenario, services
 from .cli import DEFAULT_OUT, main, service_options
 from .errors import UsageError
+from .load import worker_argv
 
 # Piped output (CI logs) is not wrapped at 80 columns: the summary table needs the room.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
@@ -292,22 +293,12 @@ def serve(host: str, port: int, profile: str, **service_flags: str | None) -> No
 def worker(master: str, target: str) -> None:
     """Generate load for a master on another machine until it finishes (locust worker)."""
     import os
-    import sys
 
     if ":" not in master:
         raise UsageError(f"--master {master}: expected HOST:PORT")
-    argv = [
-        sys.executable,
-        "-m",
-        "pairbench.harness.agent",
-        "--mode",
-        "worker",
-        "--host",
-        target,
-        "--master",
-        master,
-    ]
-    os.execv(sys.executable, argv)  # become the worker: signals reach it directly
+    os.execv(
+        sys.executable, worker_argv(target, master)
+    )  # become the worker: signals reach it directly
 
 
 @main.command("capacity")

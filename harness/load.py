@@ -16,6 +16,24 @@ READY_TIMEOUT_S = 60.0
 REPLY_GRACE_S = 30.0  # beyond warm-up + duration: stopping users, fetching /metrics
 
 
+AGENT_MODULE = "pairbench.harness.agent"
+
+
+def worker_argv(host: str, master: str) -> list[str]:
+    """The command of one locust worker serving the master at `master` (HOST:PORT)."""
+    return [
+        sys.executable,
+        "-m",
+        AGENT_MODULE,
+        "--mode",
+        "worker",
+        "--host",
+        host,
+        "--master",
+        master,
+    ]
+
+
 class LoadAgent:
     """One locust process serving trials; stopped by `close()` on every exit path."""
 
@@ -30,7 +48,7 @@ class LoadAgent:
     ) -> None:
         """One process (`processes` 1, no remote workers), else a locust master with workers."""
         self.log = log
-        argv = [sys.executable, "-m", "pairbench.harness.agent", "--host", host]
+        argv = [sys.executable, "-m", AGENT_MODULE, "--host", host]
         if processes > 1 or remote_workers:
             argv += [
                 "--mode",

@@ -37,6 +37,16 @@ def _p(encoded: str, percentile: float) -> float:
     return HdrHistogram.decode(encoded).get_value_at_percentile(percentile) / 1000.0
 
 
+def _arm_stall_after(url: str, delay_s: float) -> None:
+    """In `delay_s`, from another thread: the next /probe/stall freezes the loop for STALL_MS."""
+
+    def arm() -> None:
+        time.sleep(delay_s)
+        httpx.get(f"{url}/probe/stall/arm?ms={STALL_MS:g}", timeout=5)
+
+    threading.Thread(target=arm, daemon=True).start()
+
+
 def test_known_delay_is_measured_within_ten_percent(agent: LoadAgent) -> None:
     reply = agent.trial(f"/probe/sleep?ms={DELAY_MS:g}", 10, 0.3, 2.0, rate=100)
     open_books = reply["open"]
@@ -49,11 +59,7 @@ def test_known_delay_is_measured_within_ten_percent(agent: LoadAgent) -> None:
 def test_a_stall_shows_in_corrected_latency_and_hides_in_service_time(
     agent: LoadAgent, target_server: server.TargetServer
 ) -> None:
-    def arm_later() -> None:
-        time.sleep(1.0)
-        httpx.get(f"{target_server.url}/probe/stall/arm?ms={STALL_MS:g}", timeout=5)
-
-    threading.Thread(target=arm_later, daemon=True).start()
+    _arm_stall_after(target_server.url, 1.0)
     reply = agent.trial("/probe/stall", 4, 0.2, 3.0, rate=200)
     corrected, service = _p(reply["histogram"], 99), _p(reply["service_histogram"], 99)
     assert corrected > STALL_MS / 2, f"corrected p99 {corrected} ms does not show the stall"
@@ -64,11 +70,7 @@ def test_a_stall_shows_in_corrected_latency_and_hides_in_service_time(
 def test_closed_model_hides_the_stall_in_its_p99(
     agent: LoadAgent, target_server: server.TargetServer
 ) -> None:
-    def arm_later() -> None:
-        time.sleep(0.5)
-        httpx.get(f"{target_server.url}/probe/stall/arm?ms={STALL_MS:g}", timeout=5)
-
-    threading.Thread(target=arm_later, daemon=True).start()
+    _arm_stall_after(target_server.url, 0.5)
     reply = agent.trial("/probe/stall", 4, 0.2, 2.5)
     histogram = HdrHistogram.decode(reply["histogram"])
     assert histogram.get_max_value() / 1000 > STALL_MS / 2  # the stall happened...
