@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 
+from pairbench.errors import InfrastructureError, UsageError
+
 from . import metricsclient
-from .errors import InfrastructureError, UsageError
 from .scenario import KnobSpec, Scenario, knob_text
 
 

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pairbench.errors import InfrastructureError
+
 from . import procs
-from .errors import InfrastructureError
 
 READY_TIMEOUT_S = 60.0
 REPLY_GRACE_S = 30.0  # beyond warm-up + duration: stopping users, fetching /metrics

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import psycopg
 
+from pairbench.errors import InfrastructureError, UsageError
+
 from . import procs
-from .errors import InfrastructureError, UsageError
 
 PG_USER = "pairbench"  # the database superuser and, when root, the OS user that runs the server
 PG_DATABASE = "pairbench"

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from .errors import Interrupted
+from pairbench.errors import Interrupted
 
 STOP_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import redis
 
+from pairbench.errors import InfrastructureError, UsageError
+
 from . import procs
-from .errors import InfrastructureError, UsageError
 
 START_TIMEOUT_S = 15.0
 MAXMEMORY = "256mb"

@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 
+from pairbench.errors import InfrastructureError
+
 from . import metricsclient, scenario, server
 from .catalogue import PairInfo
-from .errors import InfrastructureError
 from .load import LoadAgent
 
 

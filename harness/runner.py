@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
-from pairbench.results.atomicfile import write_json_atomic
+from pairbench.atomicfile import write_json_atomic
+from pairbench.errors import Interrupted, UsageError
 from pairbench.targets import data
 
 from . import capacity, catalogue, metadata, rounds, scenario, server, services, verify
 from .catalogue import PairInfo
-from .errors import Interrupted, UsageError
 from .load import LoadAgent
 
 SCHEMA_VERSION = 1
@@ -110,11 +109,6 @@ class Run:
             write_json_atomic(self.dir / "run.json", self.doc)
 
     def finish(self, status: str) -> None:
-        from pairbench.results.stats import analyse_pair
-
-        for record in self.doc["pairs"].values():
-            if record.get("trials"):  # statistics beside the raw data they come from
-                record["analysis"] = analyse_pair(record)
         self.doc["status"] = status
         self.doc["finished_at"] = _now()
         self.save()
@@ -321,49 +315,6 @@ def _services_line(endpoints: services.Endpoints) -> str:
         f" (started in {endpoints.startup_seconds:.2f} s)" if endpoints.startup_seconds else ""
     )
     return f"postgres: {endpoints.pg_source}, redis: {endpoints.redis_source}{started}"
-
-
-def options_from(base_dir: Path, out: Path, service_options: services.ServiceOptions) -> RunOptions:
-    """Options that re-run a stored run exactly: its pairs, scenarios, profile, sizes and seed."""
-    from pairbench.results.runfile import RunFileError, load_run
-
-    try:
-        base = load_run(base_dir)
-    except RunFileError as e:
-        raise UsageError(str(e)) from e
-    stored = [p.get("scenario") for p in base["pairs"].values()]
-    if not stored or any(s is None for s in stored) or "profile_config" not in base:
-        raise UsageError(f"{base_dir}: run.json has no stored scenario configuration to replay")
-    try:
-        scenarios = [
-            scenario.Scenario.model_validate({**s, "source": f"{base_dir}:{name}"})
-            for name, s in zip(base["pairs"], stored, strict=True)
-        ]
-        suite = scenario.Profile.model_validate(base["profile_config"])
-    except ValidationError as e:
-        raise UsageError(
-            f"{base_dir}: stored configuration is invalid: {e.errors()[0]['msg']}"
-        ) from e
-    return RunOptions(
-        pairs=list(base["pairs"]),
-        profile=base["profile"],
-        out=out,
-        seed=int(base["seed"]),
-        services=service_options,
-        scenarios=scenarios,
-        suite=suite,
-        reproduces=base["run_id"],
-    )
-
-
-def rerun(base_dir: Path, out: Path, progress: Progress | None = None) -> Path:
-    """Run again with a stored run's exact configuration; returns the new run's folder."""
-    outcome = execute(options_from(base_dir, out, services.ServiceOptions.from_env()), progress)
-    assert outcome.run_dir is not None
-    from pairbench.results import report as results_report
-
-    results_report.render(outcome.run_dir)
-    return outcome.run_dir
 
 
 def now_seed() -> int:

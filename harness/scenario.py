@@ -16,9 +16,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pairbench.errors import UsageError
 from pairbench.scenarios import SCENARIO_DIR
-
-from .errors import UsageError
 
 PROFILES_FILE = "profiles.toml"
 Role = Literal["bad", "middle", "good"]

@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 
+from pairbench.errors import InfrastructureError
+
 from . import procs
-from .errors import InfrastructureError
 
 START_TIMEOUT_S = 30.0
 # uvloop and httptools: what a production uvicorn deployment runs.

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pairbench.errors import UsageError
+
 from . import postgres, procs, redis_server
-from .errors import UsageError
 
 STATE_FILE = "services.json"
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 
+from pairbench.errors import InfrastructureError
+
 from . import metricsclient
 from .catalogue import PairInfo
-from .errors import InfrastructureError
 
 REQUEST_TIMEOUT_S = 30.0
 BODY_PREVIEW = 120

@@ -1,1 +1,1 @@
-"""Reads stored runs: statistics, figures and reports. Never runs anything (DESIGN.md)."""
+"""Reads stored runs: statistics, figures and reports. Never runs anything (docs/architecture.md, Layers)."""

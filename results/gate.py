@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pairbench.errors import EXIT_FAILED, EXIT_OK, EXIT_UNTRUSTED
+
 from .compare import ALPHA, NO_DATA, SLOWER, Comparison, compare
 from .formatting import fmt_factor, fmt_factor_interval, fmt_p
 from .stats import analyse_pair
@@ -22,7 +24,12 @@ MIN_EFFECT = 0.10
 COMPLETE = "complete"
 
 Outcome = Literal["pass", "regression", "failed", "inconclusive"]
-EXIT_CODES: dict[str, int] = {"pass": 0, "regression": 1, "failed": 1, "inconclusive": 3}
+EXIT_CODES: dict[str, int] = {
+    "pass": EXIT_OK,
+    "regression": EXIT_FAILED,
+    "failed": EXIT_FAILED,
+    "inconclusive": EXIT_UNTRUSTED,
+}
 
 Run = Mapping[str, Any]
 
@@ -63,7 +70,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression or failed expectation, 3 inconclusive (DESIGN.md)."""
+        """0 pass, 1 regression or failed expectation, 3 inconclusive (docs/architecture.md, Exit codes)."""
         return EXIT_CODES[self.outcome]
 
     def summary(self) -> str:

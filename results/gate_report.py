@@ -6,8 +6,9 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from pairbench.atomicfile import write_text_atomic
+
 from . import markdown
-from .atomicfile import write_text_atomic
 from .compare import FASTER, SLOWER, Comparison
 from .formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 from .gate import GateResult, PairGate

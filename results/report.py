@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pairbench.atomicfile import write_text_atomic
+
 from . import htmldoc, markdown, tables
-from .atomicfile import write_text_atomic
 from .document import Block, Bullets, Figures, Heading
 from .figures import caption, save
 from .forest import forest_figure

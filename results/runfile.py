@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .atomicfile import write_json_atomic
+from pairbench.atomicfile import write_json_atomic
+from pairbench.errors import EXIT_USAGE
+
 from .schema import SCHEMA_VERSION, Run
 
 __all__ = [
@@ -22,8 +24,6 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
-# Exit code for unreadable results (DESIGN.md, "Command-line contract": a usage or input error).
-EXIT_INPUT_ERROR = 2
 # How much of an offending value to quote in an error line.
 QUOTED_INPUT_CHARS = 40
 
@@ -31,7 +31,7 @@ QUOTED_INPUT_CHARS = 40
 class RunFileError(Exception):
     """run.json is missing or malformed; str() is one line naming the file and the problem."""
 
-    exit_code = EXIT_INPUT_ERROR
+    exit_code = EXIT_USAGE  # unreadable results are an input error
 
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path

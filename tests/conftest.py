@@ -1,6 +1,6 @@
 """Real servers for the whole session: the embedded PostgreSQL and Valkey, started once.
 
-Nothing here is mocked (STYLE.md, "Real servers in tests"). The state folder is a fresh
+Nothing here is mocked (docs/architecture.md: real components, never mocks). The state folder is a fresh
 temporary one, so tests never touch a developer's own `pairbench services`.
 """
 
@@ -40,7 +40,7 @@ TEST_DATASET = {
 @pytest.fixture(scope="session")
 def pairbench() -> list[str]:
     """The `pairbench` command, run with this interpreter."""
-    return [sys.executable, "-m", "pairbench.harness"]
+    return [sys.executable, "-m", "pairbench"]
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import redis
 
+from pairbench.errors import Interrupted
 from pairbench.harness import procs, services
-from pairbench.harness.errors import Interrupted
 
 
 def test_provide_starts_real_servers_and_stops_them(isolated_state: Path) -> None:

@@ -14,14 +14,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from pairbench.errors import EXIT_FAILED, EXIT_UNTRUSTED, PairbenchError, UsageError
 from pairbench.results.compare import ALPHA, FASTER, SLOWER, Comparison, compare
 from pairbench.results.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 from pairbench.results.gate import MIN_EFFECT, GateResult, gate
 from pairbench.results.gate_report import write_gate_files
 from pairbench.results.runfile import RunFileError, load_run, run_file_path
 
-from .cli import DEFAULT_OUT, main
-from .errors import EXIT_FAILED, EXIT_UNTRUSTED, PairbenchError, UsageError
+from .main import DEFAULT_OUT, main
 
 PIPED_WIDTH = 160  # characters per line when stdout is not a terminal
 VERDICT_STYLES = {SLOWER: "bold red", FASTER: "green"}
@@ -138,12 +138,13 @@ def gate_cmd(
 
 def rerun(baseline: Path, runs: Path) -> Path:
     """Run the experiment again with the baseline's stored configuration; its folder."""
-    from . import runner  # starts servers and load generators: imported only when needed
+    from pairbench.harness.runner import Progress
+
+    from . import replay  # starts servers and load generators: imported only when needed
 
     err = Console(stderr=True)
     err.print(f"re-running {baseline} with its stored configuration into {runs}")
-    progress = runner.Progress(message=lambda text: err.print(text))
-    return runner.rerun(baseline, runs, progress)
+    return replay.rerun(baseline, runs, Progress(message=lambda text: err.print(text)))
 
 
 def _console() -> Console:

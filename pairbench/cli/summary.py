@@ -7,16 +7,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pairbench.errors import EXIT_UNTRUSTED, PairbenchError, VerificationError
+from pairbench.harness.runner import RunOutcome
 from pairbench.results.stats import analyse_pair
-
-from .errors import PairbenchError, VerificationError
-from .runner import RunOutcome
 
 
 class Untrusted(PairbenchError):
     """No valid data to judge a pair on."""
 
-    exit_code = 3
+    exit_code = EXIT_UNTRUSTED
 
 
 def _fmt_ms(value: float | None) -> str:
@@ -55,7 +54,7 @@ def print_run(console: Console, outcome: RunOutcome, seconds: float) -> None:
     for name, pair in outcome.run["pairs"].items():
         if not pair["verification"]["passed"]:
             continue
-        analysis = analyse_pair(pair)
+        analysis = pair.get("analysis") or analyse_pair(pair)
         pair["analysis"] = analysis
         console.print(pair_table(name, pair, analysis))
         verdict = analysis["expectation"]

@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-import pairbench.harness.cli
-
 ROUNDS = 4
 KNOBS = (1, 50)
 REQUESTS = 200
@@ -30,18 +28,7 @@ def typical_ms(variant: str, knob: float) -> float:
     return {"lazy": 1.0 + 0.5 * knob, "join": 1.0}[variant]
 
 
-def pairbench_command() -> list[str]:
-    """`python -m pairbench.harness` once cli.py imports the results commands.
-
-    Until then the same entry point, with the module imported first so it registers itself.
-    """
-    if "results_commands" in Path(pairbench.harness.cli.__file__).read_text(encoding="utf-8"):
-        return [sys.executable, "-m", "pairbench.harness"]
-    start = "import pairbench.harness.results_commands; from pairbench.harness.cli import main"
-    return [sys.executable, "-c", f"{start}; main(prog_name='pairbench')"]
-
-
-PAIRBENCH = pairbench_command()
+PAIRBENCH = [sys.executable, "-m", "pairbench"]
 
 
 def histogram(values_us: np.ndarray) -> str:

@@ -13,10 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import errors, runner, scenario, services
-from .cli import DEFAULT_OUT, main, service_options
-from .errors import UsageError
-from .load import worker_argv
+from pairbench import errors
+from pairbench.errors import UsageError
+from pairbench.harness import runner, scenario, services
+from pairbench.harness.load import worker_argv
+
+from . import replay
+from .analysis import store_analysis
+from .main import DEFAULT_OUT, main, service_options
 
 # Piped output (CI logs) is not wrapped at 80 columns: the summary table needs the room.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
@@ -167,7 +171,7 @@ def run(
     if from_run is not None:
         if pairs or seed is not None:
             raise UsageError("--from replays a stored run: give no PAIRS and no --seed with it")
-        options = runner.options_from(
+        options = replay.options_from(
             from_run, out, services.ServiceOptions.from_env(**service_flags)
         )
     else:
@@ -186,6 +190,7 @@ def run(
 
     from . import summary
 
+    store_analysis(outcome.run_dir, outcome.run)
     written = results_report.render(outcome.run_dir)
     summary.print_run(console, outcome, time.perf_counter() - t0)
     for path in written:
@@ -232,7 +237,7 @@ def report(run_dir: Path) -> None:
 @service_options
 def services_cmd(action: str, **service_flags: str | None) -> None:
     """Start, stop or show the embedded Postgres and Redis (they outlive the command)."""
-    from .metadata import redact
+    from pairbench.harness.metadata import redact
 
     if action == "up":
         state, seconds = services.up(services.ServiceOptions.from_env(**service_flags))

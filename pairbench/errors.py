@@ -1,4 +1,4 @@
-"""Errors that map to the documented exit codes (DESIGN.md, "Command-line contract")."""
+"""Errors that map to the documented exit codes (docs/architecture.md, Exit codes)."""
 
 from __future__ import annotations
 

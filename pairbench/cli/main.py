@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from . import errors, procs
-from .errors import PairbenchError, UsageError
+from pairbench import errors
+from pairbench.errors import PairbenchError
+from pairbench.harness import procs
 
 DEFAULT_OUT = Path("results")
 
@@ -87,8 +88,3 @@ def service_options(f: Any) -> Any:
 @click.version_option(package_name="pairbench")
 def main() -> None:
     """pairbench: what a backend anti-pattern costs, and what its fix buys."""
-
-
-from . import commands, results_commands  # noqa: E402  (they register their subcommands)
-
-__all__ = ["DEFAULT_OUT", "UsageError", "commands", "main", "results_commands", "service_options"]

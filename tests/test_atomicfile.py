@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pairbench.results.atomicfile import write_text_atomic
+from pairbench.atomicfile import write_text_atomic
 from pairbench.results.runfile import write_json_atomic
 
 

@@ -1,0 +1,9 @@
+"""The `pairbench` command: composes the engine (harness) and the reader (results) from above.
+
+Nothing imports this package (docs/architecture.md, Layers).
+"""
+
+from . import commands, compare
+from .main import main
+
+__all__ = ["commands", "compare", "main"]
