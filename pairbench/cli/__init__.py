@@ -3,7 +3,7 @@
 Nothing imports this package (docs/architecture.md, Layers).
 """
 
-from . import commands, compare
+from . import commands, compare, new
 from .main import main
 
-__all__ = ["commands", "compare", "main"]
+__all__ = ["commands", "compare", "main", "new"]
