@@ -45,12 +45,8 @@ def _imports(path: Path, package: str) -> list[tuple[int, str]]:
 
 def _package_of(path: Path, folder: str, import_name: str) -> str:
     relative = path.relative_to(ROOT / folder).with_suffix("")
-    parts = list(relative.parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    else:
-        parts = parts[:-1]  # a module's relative imports resolve against its package
-    return ".".join([import_name, *parts])
+    # A module's relative imports resolve against its package; an __init__ is its package.
+    return ".".join([import_name, *relative.parts[:-1]])
 
 
 def _violations(folder: str, import_name: str, allowed: tuple[str, ...]) -> list[str]:
