@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
     os.environ.pop(var, None)
 
 import httpx  # noqa: E402
+import psycopg  # noqa: E402
 
 from pairbench.harness import server, services  # noqa: E402
 from pairbench.targets import seeding  # noqa: E402
@@ -53,6 +54,20 @@ def servers() -> Iterator[services.Endpoints]:
     with services.provide(services.ServiceOptions()) as endpoints:
         asyncio.run(seeding.seed(endpoints.pg_dsn, TEST_PROFILE))
         yield endpoints
+
+
+@pytest.fixture(scope="session")
+def fresh_database(servers: services.Endpoints) -> Callable[[str], str]:
+    """Make an empty database on the session's server (dropped first if it exists): its DSN."""
+
+    def make(name: str) -> str:
+        base = servers.pg_dsn.rsplit("/", 1)[0]
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"{base}/{name}"
+
+    return make
 
 
 @pytest.fixture(scope="session", autouse=True)
