@@ -306,8 +306,23 @@ def catalogue(pairs: Mapping[str, Pair] | None = None) -> dict[str, CounterSpec]
     """Every counter /metrics exposes: the generic ones and those the pairs declare."""
     specs = dict(GENERIC)
     for pair in (pairs if pairs is not None else PAIRS).values():
-        specs.update(pair.declared)
+        for name, spec in pair.declared.items():
+            if name in specs:
+                raise PairError(f"pair {pair.name!r}: counter {name!r} is declared twice")
+            specs[name] = spec
     return specs
+
+
+def _check_ownership(pairs: Mapping[str, Pair]) -> None:
+    """Each table belongs to one pair: none reads, or reseeds, another's."""
+    owners: dict[str, str] = {}
+    for pair in pairs.values():
+        for table in pair.tables:
+            if table.name in owners:
+                raise PairError(
+                    f"pair {pair.name!r}: table {table.name!r} belongs to {owners[table.name]!r}"
+                )
+            owners[table.name] = pair.name
 
 
 def _adopt(module: ModuleType) -> None:
@@ -358,6 +373,7 @@ def load_pairs() -> dict[str, Pair]:
     specs = catalogue(PAIRS)
     for pair in PAIRS.values():
         pair.check(specs)
+    _check_ownership(PAIRS)
     return PAIRS
 
 

@@ -182,6 +182,12 @@ def test_fixture_pairs_serve_writes_reset_state_and_etags(
                 assert client.get("/_pairbench/state/fixture_writes").json() == initial
             assert states[0] == states[1] and states[0]["notes"] == 15
             assert client.get("/fixture_writes/one_by_one?n=5").status_code == 405  # POST only
+            # EXPLAIN survives statements without a plan (the transaction's BEGIN and COMMIT).
+            explain = {"X-Pairbench-Explain": "1"}
+            client.post("/fixture_writes/one_by_one?n=2", headers=explain).raise_for_status()
+            client.post("/_pairbench/reset/fixture_writes").raise_for_status()
+            access = [p["access"] for p in client.get("/_pairbench/plans").json()]
+            assert access == [[], *[["ModifyTable on fixture_notes"]] * 2, []]
             for variant in ("rebuild", "stored"):
                 first = client.get(f"/fixture_etag/{variant}?kb=4")
                 etag = first.headers["etag"]
