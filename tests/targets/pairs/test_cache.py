@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from pairbench.harness import metricsclient, services
 from pairbench.targets.pairs._cache_data import (
@@ -98,6 +99,27 @@ def test_a_miss_queries_once_then_a_hit_queries_nothing(target: httpx.Client, va
     assert first.status_code == second.status_code == 200
     assert (miss["queries"], miss["cache_misses"], miss["cache_hits"]) == (1, 1, 0)
     assert (hit["queries"], hit["cache_misses"], hit["cache_hits"]) == (0, 0, 1)
+
+
+def test_a_hit_is_one_redis_command(target: httpx.Client) -> None:
+    path = "/cache/cache_aside?customer=41"
+    target.get(path)  # fill: the next read is a hit
+    before = target.get("/metrics").text
+    response = target.get(path)
+    after = target.get("/metrics").text
+    assert response.status_code == 200
+    # One GET; the scrapes' own INFO commands are not counted.
+    assert _redis_commands(after) - _redis_commands(before) == 1
+
+
+def _redis_commands(text: str) -> float:
+    (value,) = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "pairbench_redis_commands_total"
+    ]
+    return value
 
 
 def test_uncached_queries_every_time(target: httpx.Client) -> None:

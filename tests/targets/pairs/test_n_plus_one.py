@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import psycopg
 import pytest
@@ -74,3 +76,42 @@ def test_books_reference_their_authors_and_are_indexed(servers: services.Endpoin
         }
     assert orphans == (0,)
     assert "books_author_id_idx" in indexes
+
+
+EXPLAIN = {"X-Pairbench-Explain": "1"}
+
+
+def _plans(target: httpx.Client, path: str) -> list[dict[str, Any]]:
+    response = target.get(path, headers=EXPLAIN)
+    assert response.status_code == 200
+    plans: list[dict[str, Any]] = target.get("/_pairbench/plans").json()
+    return plans
+
+
+def test_lazy_loading_explains_one_statement_per_author(target: httpx.Client) -> None:
+    plans = _plans(target, "/n_plus_one/lazy?n=3")
+    assert len(plans) == 1 + 3
+    assert plans[0]["access"] == ["Index Scan on authors"]
+    for plan in plans[1:]:
+        (access,) = plan["access"]
+        assert access in ("Index Scan on books", "Bitmap Heap Scan on books")
+        assert "FROM books WHERE author_id = $1" in plan["sql"]
+
+
+def test_join_explains_both_tables_in_one_statement(target: httpx.Client) -> None:
+    (plan,) = _plans(target, "/n_plus_one/join?n=50")
+    assert {a.rsplit(" on ", 1)[1] for a in plan["access"]} == {"authors", "books"}
+
+
+def test_a_request_without_the_header_leaves_the_plans_alone(target: httpx.Client) -> None:
+    before = _plans(target, "/n_plus_one/batched?n=2")
+    assert target.get("/n_plus_one/lazy?n=5").status_code == 200
+    assert target.get("/_pairbench/plans").json() == before
+
+
+def test_explaining_does_not_count_as_the_requests_statements(target: httpx.Client) -> None:
+    before = target.get("/metrics").text
+    _plans(target, "/n_plus_one/lazy?n=4")
+    counters = metricsclient.delta(before, target.get("/metrics").text)
+    assert counters["queries"] == 1 + 4
+    assert counters["db_connections_opened"] == 0
