@@ -53,17 +53,18 @@ def test_describe_prints_what_pairs_serves(target: httpx.Client) -> None:
 
 def test_seed_one_pair_leaves_the_others_absent(fresh_database: Callable[[str], str]) -> None:
     dsn = fresh_database("main_one_pair")
-    result = _targets("seed", "--profile", "test", "--pair", "pagination", PAIRBENCH_PG_DSN=dsn)
+    env = {"PAIRBENCH_PG_DSN": dsn, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
+    result = _targets("seed", "--profile", "test", "--pair", "fixture_writes", **env)
     assert result.returncode == 0, result.stderr
     (line,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert set(line) == SEED_KEYS
-    assert line["pair"] == "pagination" and line["skipped"] is False
-    assert line["rows"] == {"feed_items": 20_000}
-    assert line["identity"]["sizes"] == {"feed_items": 20_000}
-    assert _exists(dsn, "feed_items")
-    assert not any(_exists(dsn, t) for t in ("authors", "books", "customers", "orders"))
-    again = _targets("seed", "--profile", "test", "--pair", "pagination", PAIRBENCH_PG_DSN=dsn)
-    assert json.loads(again.stdout)["skipped"] is True
+    assert line["pair"] == "fixture_writes" and line["skipped"] is False
+    assert line["rows"] == {"fixture_notes": 10}
+    assert line["identity"]["sizes"] == {"notes": 10}
+    assert _exists(dsn, "fixture_notes")
+    described = json.loads(_targets("describe", **env).stdout)["pairs"]
+    others = [t for p in described if p["name"] != "fixture_writes" for t in p["tables"]]
+    assert others and not any(_exists(dsn, t) for t in others)
 
 
 @pytest.mark.parametrize(
