@@ -213,10 +213,12 @@ class Pair:
 
     @property
     def reset_path(self) -> str | None:
+        """Where the harness POSTs to reset the pair's tables (None: the pair does not write)."""
         return None if self.reset_handler is None else f"{INTERNAL_PREFIX}/reset/{self.name}"
 
     @property
     def state_path(self) -> str | None:
+        """Where the harness GETs the pair's written state (None: the pair does not write)."""
         return None if self.state_handler is None else f"{INTERNAL_PREFIX}/state/{self.name}"
 
     def profile_sizes(self, profile: str) -> Sizes:
@@ -252,8 +254,13 @@ class Pair:
         for name in self.counters:
             if name not in catalogue:
                 raise PairError(f"pair {self.name!r}: unknown counter {name!r}")
-        if self.equivalence == "side_effect" and self.state_handler is None:
-            raise PairError(f"pair {self.name!r}: equivalence side_effect needs @pair.state")
+        if self.equivalence == "side_effect" and (
+            self.state_handler is None or self.reset_handler is None
+        ):
+            # The harness compares the state after each variant's write, from the same start.
+            raise PairError(
+                f"pair {self.name!r}: equivalence side_effect needs @pair.state and @pair.reset"
+            )
 
     def describe(self) -> dict[str, Any]:
         """The pair's entry in the describe document (exactly the documented keys)."""
