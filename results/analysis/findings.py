@@ -7,7 +7,7 @@ from typing import Any
 
 from pairbench.results.analysis.bystander import bystander_name
 from pairbench.results.analysis.expectation import best_good, good_variants
-from pairbench.results.analysis.knobs import knob_text
+from pairbench.results.analysis.knobs import expectation_knob_key, knob_text
 from pairbench.results.analysis.rounds import BYSTANDER
 from pairbench.results.report.formatting import fmt_interval, fmt_ms, fmt_p, fmt_ratio
 
@@ -141,3 +141,62 @@ def pair_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
     if growth(analysis, pair["bad"]) is None:
         return f"{pair['title']}: {scaling}."
     return f"{pair['title']}: {scaling}; {ratio}."
+
+
+def _our_ratio(pair: Mapping[str, Any], analysis: Analysis) -> tuple[str, Mapping[str, Any]] | None:
+    """(knob key, ratio record) of bad / best good where the expectation is judged (or the
+    largest knob value with ratios); None when no round compares them."""
+    key = expectation_knob_key(pair)
+    if key is None or key not in analysis["ratios"]:
+        key = next(reversed(analysis["ratios"]), None)
+    best = best_good(pair, analysis, key) if key is not None else None
+    if key is None or best is None:
+        return None
+    return key, analysis["ratios"][key][best]
+
+
+def _ours(pair: Mapping[str, Any], analysis: Analysis) -> str:
+    found = _our_ratio(pair, analysis)
+    if found is None:
+        return "no comparable rounds"
+    key, ratio = found
+    interval = ""
+    if ratio["ci_low"] is not None and ratio["ci_high"] is not None:
+        low, high = fmt_ratio(ratio["ci_low"]), fmt_ratio(ratio["ci_high"])
+        interval = f" [{low.rstrip('x')}, {high.rstrip('x')}]"
+    return f"{fmt_ratio(ratio['bad_over_good'])}{interval} at {knob_text(pair, key)}"
+
+
+def reference_finding(pair: Mapping[str, Any], analysis: Analysis) -> str | None:
+    """E.g. `ours: 6.1x [5.9, 6.6] at n=200; published: about 4x (SQLAlchemy's examples/performance)`;
+    None when the pair names no published figure."""
+    reference = pair.get("reference")
+    if not reference:
+        return None
+    where = str(reference.get("source") or "")
+    if reference.get("url"):
+        where = f"{where}, {reference['url']}" if where else str(reference["url"])
+    return f"ours: {_ours(pair, analysis)}; published: {reference['figure']} ({where})"
+
+
+def reference_standing(name: str, pair: Mapping[str, Any], analysis: Analysis) -> str | None:
+    """Where our ratio stands against the published one, for the report's summary; None
+    without a reference. Above or below only when our 95% interval excludes it."""
+    reference = pair.get("reference")
+    if not reference:
+        return None
+    head = f"`{name}`: ours {_ours(pair, analysis)}, published {reference['figure']}"
+    published = reference.get("ratio")
+    found = _our_ratio(pair, analysis)
+    if published is None or found is None:
+        return f"{head}: no number to set them against"
+    ratio = found[1]
+    low, high = ratio["ci_low"], ratio["ci_high"]
+    if low is None or high is None:
+        return f"{head}: too few rounds for an interval to compare"
+    factor = fmt_ratio(ratio["bad_over_good"] / float(published))
+    if low > published:
+        return f"{head}: above the published figure ({factor} of it, beyond our interval)"
+    if high < published:
+        return f"{head}: below the published figure ({factor} of it, beyond our interval)"
+    return f"{head}: in line with it (our 95% interval includes {fmt_ratio(float(published))})"

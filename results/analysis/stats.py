@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 DEFAULT_RATIO_METRIC = "p50"
+TTFB_METRIC = "p50"  # shown beside the full p50 in the measurements table
 
 Trial = Mapping[str, Any]
 Cells = dict[tuple[str, str], list[Trial]]
@@ -95,9 +96,19 @@ def _summarise(pair: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, An
         "rps": requests / elapsed if elapsed > 0 else None,
         **histograms.summary_ms(histogram),
         **mechanism_summary(pair, trials),
+        "ttfb_p50_ms": _ttfb_p50_ms(trials),
         "bystander": bystander_summary(trials),
         "rounds": len({t["round"] for t in trials}),
     }
+
+
+def _ttfb_p50_ms(trials: Sequence[Trial]) -> float | None:
+    """Client-side time to first byte, p50 of the merged histograms; None when not recorded."""
+    recorded = [histograms.decode(t["ttfb_histogram"]) for t in trials if t.get("ttfb_histogram")]
+    if not recorded:
+        return None
+    value_us = histograms.metric_us(histograms.merge(recorded), TTFB_METRIC)
+    return None if value_us is None else value_us / histograms.US_PER_MS
 
 
 def _ratios_at_knob(

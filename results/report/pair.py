@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pairbench.results.analysis.bystander import bystander_name
-from pairbench.results.analysis.findings import pair_finding
+from pairbench.results.analysis.findings import pair_finding, reference_finding
 from pairbench.results.analysis.knobs import knob_text
 from pairbench.results.analysis.stats import valid_trials
 from pairbench.results.analysis.trend import trend_line
@@ -33,6 +33,7 @@ def pair_blocks(
                 verification_line(pair),
                 expectation_line(analysis),
                 *filter(None, [trend_line(pair, analysis.get("trends") or {})]),
+                *filter(None, [_reference_line(pair, analysis)]),
                 trials_line(pair),
                 load_line(pair),
             ]
@@ -53,6 +54,11 @@ def pair_blocks(
         Heading("Figures", 3),
         Figures(images),
     ]
+
+
+def _reference_line(pair: Pair, analysis: Mapping[str, Any]) -> str | None:
+    found = reference_finding(pair, analysis)
+    return None if found is None else f"Published reference: {found}"
 
 
 def verification_line(pair: Pair) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pairbench.atomicfile import write_text_atomic
+from pairbench.results.analysis.findings import reference_standing
 from pairbench.results.analysis.summary import Analyses, SummaryRow, analyse_run, summary_lines
 from pairbench.results.figures.canvas import caption, save
 from pairbench.results.figures.forest import forest_figure
@@ -18,7 +19,7 @@ from pairbench.results.figures.pair import plot_pair
 from pairbench.results.io.runfile import load_run, run_file_path
 from pairbench.results.report import html as htmldoc
 from pairbench.results.report import markdown, tables
-from pairbench.results.report.document import Block, Bullets, Figures, Heading
+from pairbench.results.report.document import Block, Bullets, Figures, Heading, Text
 from pairbench.results.report.pair import pair_blocks
 from pairbench.results.report.reproduction import reproduction_blocks
 
@@ -52,10 +53,8 @@ def render(run_dir: str | os.PathLike[str]) -> list[Path]:
         for name, pair in run["pairs"].items()
     }
     forest = save(forest_figure(run, analyses, caption(run)), folder / FOREST_STEM)
-    blocks = report_blocks(run, analyses, images, forest)
-    # Right after the summary (and forest plot): how this run compares with the one it replays.
-    at = next(i for i, b in enumerate(blocks) if isinstance(b, Heading) and b.level == 2) + 2
-    blocks[at + bool(forest) : at + bool(forest)] = reproduction_blocks(run, folder)
+    # Right after the summary: how this run compares with the one it replays.
+    blocks = report_blocks(run, analyses, images, forest, reproduction_blocks(run, folder))
     written = [
         write_text_atomic(folder / REPORT_FILE, markdown.render(blocks)),
         write_text_atomic(folder / HTML_FILE, htmldoc.render(_title(run), blocks)),
@@ -68,8 +67,10 @@ def report_blocks(
     analyses: Analyses,
     images: Mapping[str, Sequence[Path]],
     forest: Sequence[Path] = (),
+    after_summary: Sequence[Block] = (),
 ) -> list[Block]:
-    """The whole report: run header, summary table and forest plot, then one section per pair."""
+    """The whole report: run header, summary table and forest plot, where our numbers stand
+    against published ones, `after_summary`, then one section per pair."""
     blocks: list[Block] = [
         Heading(_title(run, code=True), 1),
         Bullets(_header(run)),
@@ -78,6 +79,15 @@ def report_blocks(
     ]
     if forest:
         blocks.append(Figures(forest))
+    standings = [
+        line
+        for name, pair in run["pairs"].items()
+        if (line := reference_standing(name, pair, analyses[name])) is not None
+    ]
+    if standings:
+        # The README-like summary: where each number stands against the one people quote.
+        blocks += [Text("Against the published figures:"), Bullets(standings)]
+    blocks += after_summary
     for name, pair in run["pairs"].items():
         blocks += pair_blocks(name, pair, analyses[name], images.get(name, []))
     return blocks

@@ -17,20 +17,26 @@ Analysis = Mapping[str, Any]
 
 
 def measurements(pair: Pair, analysis: Analysis) -> Table:
-    """Knob value x variant: p50, p99, throughput, requests, rounds."""
+    """Knob value x variant: p50 (and TTFB p50 when recorded), p99, throughput, requests, rounds."""
+    cells = _cells(analysis)
+    # Time to first byte beside the full latency: how much of it is the server's work before
+    # the first byte, how much the body. Only runs whose load generator recorded it.
+    ttfb = any(cell.get("ttfb_p50_ms") is not None for _, _, cell in cells)
     rows = [
         (
             knob_text(pair, key),
             variant,
             fmt_number(cell["p50_ms"]),
+            *([fmt_number(cell.get("ttfb_p50_ms"))] if ttfb else []),
             fmt_number(cell["p99_ms"]),
             fmt_number(cell["rps"]),
             f"{cell['count']:,}",
             cell["rounds"],
         )
-        for key, variant, cell in _cells(analysis)
+        for key, variant, cell in cells
     ]
-    headers = ["knob", "variant", "p50 (ms)", "p99 (ms)", "req/s", "requests", "rounds"]
+    headers = ["knob", "variant", "p50 (ms)", *(["TTFB p50 (ms)"] if ttfb else [])]
+    headers += ["p99 (ms)", "req/s", "requests", "rounds"]
     return Table(headers, rows, numeric_from=2, empty="No valid data.")
 
 

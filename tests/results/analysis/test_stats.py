@@ -20,6 +20,7 @@ CELL_KEYS = {
     "p999_ms",
     "max_ms",
     "mechanism",
+    "ttfb_p50_ms",
     "error_ratio",
     "bystander",
     "rounds",
