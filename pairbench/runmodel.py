@@ -12,7 +12,8 @@ Layers).
 
 - reader: `load(path)` (read, parse, validate; raises `RunFormatError`) or `validate(doc)`;
 - writer: `dump(doc)` validates and returns the JSON text to write atomically;
-- tests: `key_paths(doc)`, every key path of a document, map keys replaced by `*`.
+- tests: `key_paths(doc)`, every key path of a document, map keys replaced by `*`, and
+  `undocumented_paths(doc, markdown)` against docs/run-format.md's list.
 """
 
 from __future__ import annotations
@@ -305,6 +306,7 @@ def run_file_path(path: str | os.PathLike[str]) -> Path:
     return given / RUN_FILE if given.is_dir() else given
 
 
+KEY_INDEX_HEADING = "Every key path"  # docs/run-format.md's section listing every key path
 # Objects whose keys are data (names, knob values), not part of the format: `key_paths`
 # writes their keys as `*`. Paths use `.` between keys and `[]` for a list's items.
 MAP_PATHS: frozenset[str] = frozenset(
@@ -346,6 +348,21 @@ OPAQUE_PATHS: frozenset[str] = frozenset(
 def key_paths(doc: Mapping[str, Any]) -> set[str]:
     """Every key path of a run document, e.g. `pairs.*.trials[].histogram`."""
     return set(_walk(doc, ""))
+
+
+def documented_paths(markdown: str) -> set[str]:
+    """The key paths docs/run-format.md lists in its "Every key path" block, for tests that
+    check a run (a fixture, or one just produced) against `key_paths`."""
+    section = markdown.split(f"## {KEY_INDEX_HEADING}", 1)
+    if len(section) < 2:
+        raise ValueError(f"no '## {KEY_INDEX_HEADING}' section")
+    block = section[1].split("```text", 1)[1].split("```", 1)[0]
+    return {line.strip() for line in block.splitlines() if line.strip()}
+
+
+def undocumented_paths(doc: Mapping[str, Any], markdown: str) -> list[str]:
+    """The key paths of a run document that docs/run-format.md does not list, sorted."""
+    return sorted(key_paths(doc) - documented_paths(markdown))
 
 
 def _walk(value: Any, path: str) -> Iterator[str]:
