@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pairbench.results.analysis.expectation import best_good
 from pairbench.results.analysis.stats import analyse_pair
 
 
@@ -41,3 +42,20 @@ def test_no_expectation_is_not_judged(n_plus_one_run: dict) -> None:
     pair = {**n_plus_one_run["pairs"]["n_plus_one"], "expectation": None}
     verdict = analyse_pair(pair)["expectation"]
     assert verdict == {"passed": None, "detail": "no expectation declared"}
+
+
+def test_best_good_is_a_good_variant_never_a_middle_one(n_plus_one_run: dict) -> None:
+    pair = n_plus_one_run["pairs"]["n_plus_one"]
+    ratio = {"metric": "p50", "ci_low": None, "ci_high": None, "p_value": None}
+    analysis = {
+        "ratios": {
+            "100": {
+                "selectin": {**ratio, "bad_over_good": 50.0},  # middle: faster, never the fix
+                "join": {**ratio, "bad_over_good": 10.0},
+            },
+            "10": {"selectin": {**ratio, "bad_over_good": 5.0}},
+        }
+    }
+    assert best_good(pair, analysis, "100") == "join"
+    assert best_good(pair, analysis, "10") is None
+    assert best_good(pair, analysis, "1") is None

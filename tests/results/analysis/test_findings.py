@@ -9,8 +9,9 @@ import pytest
 
 from pairbench.results.analysis.findings import (
     NO_DATA,
-    best_good,
     pair_finding,
+    reference_finding,
+    reference_standing,
     scaling_finding,
     spectrum_finding,
 )
@@ -62,8 +63,42 @@ def test_spectrum_finding_compares_tails(pair: dict, analysis: dict) -> None:
     )
 
 
-def test_best_good_prefers_good_roles(pair: dict, analysis: dict) -> None:
-    assert best_good(pair, analysis, "100") == "join"
+def _with_ratio(pair: dict, ratio: float, low: float | None, high: float | None) -> dict:
+    """An analysis whose only ratio, join at n=100, is the given one."""
+    record = {"metric": "p50", "bad_over_good": ratio, "ci_low": low, "ci_high": high}
+    return {"per_variant": {}, "ratios": {"100": {"join": {**record, "p_value": 0.03}}}}
+
+
+REFERENCE = {"figure": "about 4x", "ratio": 4.0, "source": "SQLAlchemy's examples/performance"}
+
+
+def test_reference_finding_puts_ours_beside_the_published_figure(pair: dict) -> None:
+    assert reference_finding(pair, _with_ratio(pair, 6.1, 5.9, 6.6)) is None  # no reference
+    cited = {**pair, "reference": {**REFERENCE, "url": None}}
+    assert reference_finding(cited, _with_ratio(pair, 6.1, 5.9, 6.6)) == (
+        "ours: 6.1x [5.9, 6.6] at n=100; published: about 4x (SQLAlchemy's examples/performance)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "verdict"),
+    [
+        (6.1, 5.9, 6.6, "above the published figure (1.5x of it, beyond our interval)"),
+        (2.0, 1.8, 2.2, "below the published figure (0.5x of it, beyond our interval)"),
+        (4.2, 3.5, 5.0, "in line with it (our 95% interval includes 4.0x)"),
+        (4.2, None, None, "too few rounds for an interval to compare"),
+    ],
+)
+def test_reference_standing_says_where_ours_stands(
+    pair: dict, ratio: float, low: float | None, high: float | None, verdict: str
+) -> None:
+    cited = {**pair, "reference": REFERENCE}
+    line = reference_standing("n_plus_one", cited, _with_ratio(pair, ratio, low, high))
+    assert line is not None and line.startswith("`n_plus_one`: ours ")
+    assert line.endswith(f", published about 4x: {verdict}")
+    unnumbered = {**pair, "reference": {**REFERENCE, "ratio": None}}
+    line = reference_standing("n_plus_one", unnumbered, _with_ratio(pair, ratio, low, high))
+    assert line is not None and line.endswith("no number to set them against")
 
 
 def test_pair_finding_is_one_sentence_with_the_ratio(pair: dict, analysis: dict) -> None:

@@ -37,7 +37,9 @@ def test_finding_names_the_mechanism_that_differs_most(cpu: tuple[dict, dict]) -
     )
     figure = mechanism_figure(pair, analysis, "caption")
     assert figure is not None
-    assert figure.get_suptitle().startswith("CPU work on the event loop: event-loop lag, mean 50.0 ms")
+    assert figure.get_suptitle().startswith(
+        "CPU work on the event loop: event-loop lag, mean 50.0 ms"
+    )
     assert "cache hit ratio (%)" in [a.get_title() for a in figure.axes]
 
 

@@ -29,7 +29,12 @@ def test_the_fixture_is_version_1_and_gets_counter_metadata(v1_run: dict[str, An
     reported = {name for t in pair["trials"] for name in t["counters"]}
     assert set(pair["counters"]) == reported <= set(V1_COUNTERS)
     # The panels version 1 drew, in its order; helper counters are described, not drawn.
-    assert pair["lesson"] == ["queries", "db_connections_opened", "cache_hits", "loop_lag_seconds_sum"]
+    assert pair["lesson"] == [
+        "queries",
+        "db_connections_opened",
+        "cache_hits",
+        "loop_lag_seconds_sum",
+    ]
 
 
 def test_the_fixture_analyses_with_the_statement_counts(v1_run: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -172,3 +173,29 @@ def test_a_reproduced_run_is_shown_beside_its_original(
     render(tmp_path / "lonely" / replay["run_id"])
     lonely = (tmp_path / "lonely" / replay["run_id"] / "report.md").read_text()
     assert "no side-by-side table" in lonely
+
+
+def test_a_published_reference_is_printed_beside_ours(n_plus_one_run: dict) -> None:
+    run = copy.deepcopy(n_plus_one_run)
+    pair = run["pairs"]["n_plus_one"]
+    pair["reference"] = {
+        "figure": "about 4x",
+        "ratio": 4.0,
+        "source": "SQLAlchemy's examples/performance",
+        "url": None,
+    }
+    analyses = analyse_run(run)
+    ratio = analyses["n_plus_one"]["ratios"]["100"]["join"]
+    report = report_markdown(run, analyses, images={})
+    ours = f"ours: {fmt_ratio(ratio['bad_over_good'])} ["
+    assert f"- Published reference: {ours}" in report
+    assert "at n=100; published: about 4x (SQLAlchemy's examples/performance)" in report
+    # The summary says where our number stands: the synthetic N+1 is far beyond 4x.
+    assert "Against the published figures:" in report
+    assert f"- `n_plus_one`: {ours}" in report.replace("ours ", "ours: ", 1)
+    assert "published about 4x: above the published figure" in report
+
+
+def test_no_reference_no_reference_lines(n_plus_one_run: dict) -> None:
+    report = report_markdown(n_plus_one_run, analyse_run(n_plus_one_run), images={})
+    assert "published" not in report.lower()
