@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pairbench.results.analysis.rounds import BYSTANDER, Trial, merged, subject_record
-from pairbench.results.io import histograms
+from ..io import histograms
+from .rounds import BYSTANDER, Trial, merged, subject_record
 
 DEFAULT_NAME = "the bystander"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pairbench.results.analysis.knobs import expectation_knob_key, knob_text
-from pairbench.results.report.formatting import fmt_ratio
+from ..report.formatting import fmt_ratio
+from .knobs import expectation_knob_key, knob_text
 
 GOOD_ROLE = "good"
 

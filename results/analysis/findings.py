@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pairbench.results.analysis.bystander import bystander_name
-from pairbench.results.analysis.expectation import best_good, good_variants
-from pairbench.results.analysis.knobs import expectation_knob_key, knob_text
-from pairbench.results.analysis.rounds import BYSTANDER
-from pairbench.results.report.formatting import fmt_interval, fmt_ms, fmt_p, fmt_ratio
+from ..report.formatting import fmt_interval, fmt_ms, fmt_p, fmt_ratio
+from .bystander import bystander_name
+from .expectation import best_good, good_variants
+from .knobs import expectation_knob_key, knob_text
+from .rounds import BYSTANDER
 
 # A good variant whose p50 changes less than this across the sweep "stays flat".
 FLAT_GROWTH_LIMIT = 2.0

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pairbench.results.analysis.rounds import Trial
-from pairbench.results.io.upgrade import upgrade_pair
+from ..io.upgrade import upgrade_pair
+from .rounds import Trial
 
 PER_REQUEST = "request"
 PER_TRIAL = "trial"

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pairbench.results.io import histograms
+from ..io import histograms
 
 Subject = Literal["variant", "bystander"]
 VARIANT: Subject = "variant"

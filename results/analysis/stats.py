@@ -6,14 +6,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pairbench.results.analysis.bystander import bystander_summary
-from pairbench.results.analysis.expectation import check_expectation
-from pairbench.results.analysis.knobs import knob_key, sorted_keys
-from pairbench.results.analysis.mechanism import mechanism_summary
-from pairbench.results.analysis.ratios import DEFAULT_SEED, RatioEstimate, ratio_with_ci
-from pairbench.results.analysis.rounds import THROUGHPUT, VARIANT, Subject, merged, per_round
-from pairbench.results.analysis.trend import trends
-from pairbench.results.io import histograms
+from ..io import histograms
+from .bystander import bystander_summary
+from .expectation import check_expectation
+from .knobs import knob_key, sorted_keys
+from .mechanism import mechanism_summary
+from .ratios import DEFAULT_SEED, RatioEstimate, ratio_with_ci
+from .rounds import THROUGHPUT, VARIANT, Subject, merged, per_round
+from .trend import trends
 
 __all__ = [
     "RatioEstimate",

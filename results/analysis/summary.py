@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pairbench.results.analysis.expectation import best_good
-from pairbench.results.analysis.knobs import knob_text
-from pairbench.results.analysis.ratios import DEFAULT_SEED
-from pairbench.results.analysis.stats import analyse_pair
+from .expectation import best_good
+from .knobs import knob_text
+from .ratios import DEFAULT_SEED
+from .stats import analyse_pair
 
 Analyses = Mapping[str, Mapping[str, Any]]
 

@@ -8,10 +8,10 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pairbench.results.analysis.bystander import bystander_name, has_bystander
-from pairbench.results.analysis.findings import bystander_finding
-from pairbench.results.figures.canvas import column, finish, knob_x_axis, log_if_wide, new_figure
-from pairbench.results.figures.palette import P50_STYLE, P99_STYLE, variant_colours
+from ..analysis.bystander import bystander_name, has_bystander
+from ..analysis.findings import bystander_finding
+from .canvas import column, finish, knob_x_axis, log_if_wide, new_figure
+from .palette import P50_STYLE, P99_STYLE, variant_colours
 
 SIZE_IN = (8.0, 5.0)
 LOG_SPAN = 10.0

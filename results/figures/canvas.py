@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import LogFormatter, NullFormatter
 
-from pairbench.results.analysis.knobs import knob_axis_label
+from ..analysis.knobs import knob_axis_label
 
 FORMATS = ("png", "svg")
 FIGURE_DPI = 150

@@ -12,12 +12,12 @@ from typing import Any, NamedTuple
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from pairbench.results.analysis.expectation import best_good
-from pairbench.results.analysis.knobs import expectation_knob_key, knob_text
-from pairbench.results.analysis.summary import Analyses
-from pairbench.results.figures.canvas import finish, new_figure
-from pairbench.results.figures.palette import ROLE_COLOURS
-from pairbench.results.report.formatting import fmt_ratio
+from ..analysis.expectation import best_good
+from ..analysis.knobs import expectation_knob_key, knob_text
+from ..analysis.summary import Analyses
+from ..report.formatting import fmt_ratio
+from .canvas import finish, new_figure
+from .palette import ROLE_COLOURS
 
 ROW_IN = 0.7
 BASE_HEIGHT_IN = 2.4

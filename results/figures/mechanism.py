@@ -14,20 +14,20 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from pairbench.results.analysis.expectation import best_good
-from pairbench.results.analysis.findings import NO_DATA
-from pairbench.results.analysis.knobs import knob_text
-from pairbench.results.analysis.mechanism import Mechanism, shown
-from pairbench.results.analysis.stats import ratio_metric
-from pairbench.results.figures.canvas import (
+from ..analysis.expectation import best_good
+from ..analysis.findings import NO_DATA
+from ..analysis.knobs import knob_text
+from ..analysis.mechanism import Mechanism, shown
+from ..analysis.stats import ratio_metric
+from ..report.formatting import fmt_number
+from .canvas import (
     LOG_AXIS_SPAN,
     finish,
     knob_x_axis,
     log_if_wide,
     new_figure,
 )
-from pairbench.results.figures.palette import variant_colours
-from pairbench.results.report.formatting import fmt_number
+from .palette import variant_colours
 
 PANEL_IN = (3.8, 3.6)  # width and height of one panel, inches
 LATENCY_LOG_SPAN = 10.0  # latency spans decades between variants: log as soon as it spans one

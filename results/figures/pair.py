@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pairbench.results.figures.bystander import bystander_figure
-from pairbench.results.figures.canvas import caption, save
-from pairbench.results.figures.mechanism import mechanism_figure
-from pairbench.results.figures.scaling import scaling_figure
-from pairbench.results.figures.spectrum import spectrum_figure
-from pairbench.results.figures.timeline import timeline_figure
+from .bystander import bystander_figure
+from .canvas import caption, save
+from .mechanism import mechanism_figure
+from .scaling import scaling_figure
+from .spectrum import spectrum_figure
+from .timeline import timeline_figure
 
 Pair = Mapping[str, Any]
 

@@ -8,8 +8,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pairbench.results.analysis.findings import NO_DATA, scaling_finding
-from pairbench.results.figures.canvas import (
+from ..analysis.findings import NO_DATA, scaling_finding
+from .canvas import (
     LOG_AXIS_SPAN,
     column,
     finish,
@@ -18,7 +18,7 @@ from pairbench.results.figures.canvas import (
     new_figure,
     no_data,
 )
-from pairbench.results.figures.palette import P50_STYLE, P99_STYLE, variant_colours
+from .palette import P50_STYLE, P99_STYLE, variant_colours
 
 SCALING_SIZE_IN = (12.0, 5.0)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from pairbench.results.analysis.findings import NO_DATA, spectrum_finding
-from pairbench.results.analysis.stats import merged_histograms
-from pairbench.results.figures.canvas import finish, new_figure, no_data, plain_log_y
-from pairbench.results.figures.palette import variant_colours
-from pairbench.results.io import histograms
+from ..analysis.findings import NO_DATA, spectrum_finding
+from ..analysis.stats import merged_histograms
+from ..io import histograms
+from .canvas import finish, new_figure, no_data, plain_log_y
+from .palette import variant_colours
 
 SPECTRUM_SIZE_IN = (8.0, 5.5)
 # The spectrum's x ticks: 1 / (1 - p) = 10^k is the percentile with k nines.

@@ -15,14 +15,14 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from pairbench.results.analysis.findings import NO_DATA
-from pairbench.results.analysis.knobs import knob_key, knob_text
-from pairbench.results.analysis.rounds import per_round
-from pairbench.results.analysis.stats import cells_of
-from pairbench.results.figures.canvas import column, finish, log_if_wide, new_figure, no_data
-from pairbench.results.figures.palette import variant_colours
-from pairbench.results.io import histograms
-from pairbench.results.report.formatting import fmt_ratio
+from ..analysis.findings import NO_DATA
+from ..analysis.knobs import knob_key, knob_text
+from ..analysis.rounds import per_round
+from ..analysis.stats import cells_of
+from ..io import histograms
+from ..report.formatting import fmt_ratio
+from .canvas import column, finish, log_if_wide, new_figure, no_data
+from .palette import variant_colours
 
 WIDTH_IN = 12.0
 ROW_IN = 2.3  # height of one variant's row

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from pairbench.results.analysis.knobs import knob_text, sorted_keys
-from pairbench.results.analysis.ratios import DEFAULT_SEED, ratio_with_ci
-from pairbench.results.analysis.rounds import (
+from ..analysis.knobs import knob_text, sorted_keys
+from ..analysis.ratios import DEFAULT_SEED, ratio_with_ci
+from ..analysis.rounds import (
     BYSTANDER,
     THROUGHPUT,
     VARIANT,
@@ -25,7 +25,7 @@ from pairbench.results.analysis.rounds import (
     per_round,
     subject_record,
 )
-from pairbench.results.analysis.stats import cells_of
+from ..analysis.stats import cells_of
 
 ALPHA = 0.05
 # (label, metric, subject); the bystander's p99 only where one was loaded.

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pairbench.errors import EXIT_FAILED, EXIT_OK, EXIT_UNTRUSTED
-from pairbench.results.analysis.stats import analyse_pair
-from pairbench.results.gate.compare import ALPHA, NO_DATA, SLOWER, Comparison, compare
-from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_p
+
+from ..analysis.stats import analyse_pair
+from ..report.formatting import fmt_factor, fmt_factor_interval, fmt_p
+from .compare import ALPHA, NO_DATA, SLOWER, Comparison, compare
 
 MIN_EFFECT = 0.10
 COMPLETE = "complete"

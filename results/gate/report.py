@@ -7,10 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pairbench.atomicfile import write_text_atomic
-from pairbench.results.gate.compare import FASTER, SLOWER, Comparison
-from pairbench.results.gate.gate import GateResult, PairGate
-from pairbench.results.report import markdown
-from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
+
+from ..report import markdown
+from ..report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
+from .compare import FASTER, SLOWER, Comparison
+from .gate import GateResult, PairGate
 
 GATE_FILE = "gate.md"
 JUNIT_FILE = "junit.xml"

@@ -10,8 +10,9 @@ from typing import Any
 
 from pairbench import runmodel
 from pairbench.errors import EXIT_USAGE
-from pairbench.results.io.upgrade import upgrade
 from pairbench.runmodel import RUN_FILE, SCHEMA_VERSION, run_file_path
+
+from .upgrade import upgrade
 
 __all__ = ["RUN_FILE", "SCHEMA_VERSION", "RunFileError", "load_run", "run_file_path"]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pairbench.results.report.document import Block, Bullets, Heading, Table, Text
+from .document import Block, Bullets, Heading, Table, Text
 
 STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #212121;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pairbench.results.report.document import Block, Bullets, Heading, Table, Text
+from .document import Block, Bullets, Heading, Table, Text
 
 RIGHT_ALIGNED = "---:"
 LEFT_ALIGNED = "---"

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pairbench.results.analysis.bystander import bystander_name
-from pairbench.results.analysis.findings import pair_finding, reference_finding
-from pairbench.results.analysis.knobs import knob_text
-from pairbench.results.analysis.stats import valid_trials
-from pairbench.results.analysis.trend import trend_line
-from pairbench.results.report import tables
-from pairbench.results.report.document import Block, Bullets, Figures, Heading, Text
+from ..analysis.bystander import bystander_name
+from ..analysis.findings import pair_finding, reference_finding
+from ..analysis.knobs import knob_text
+from ..analysis.stats import valid_trials
+from ..analysis.trend import trend_line
+from . import tables
+from .document import Block, Bullets, Figures, Heading, Text
 
 PASSED_WORDS = {True: "passed", False: "FAILED", None: "not judged"}
 

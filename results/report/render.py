@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from pairbench.atomicfile import write_text_atomic
-from pairbench.results.analysis.findings import reference_standing
-from pairbench.results.analysis.summary import Analyses, SummaryRow, analyse_run, summary_lines
-from pairbench.results.figures.canvas import caption, save
-from pairbench.results.figures.forest import forest_figure
-from pairbench.results.figures.pair import plot_pair
-from pairbench.results.io.runfile import load_run, run_file_path
-from pairbench.results.report import html as htmldoc
-from pairbench.results.report import markdown, tables
-from pairbench.results.report.document import Block, Bullets, Figures, Heading, Text
-from pairbench.results.report.pair import pair_blocks
-from pairbench.results.report.reproduction import reproduction_blocks
+
+from ..analysis.findings import reference_standing
+from ..analysis.summary import Analyses, SummaryRow, analyse_run, summary_lines
+from ..figures.canvas import caption, save
+from ..figures.forest import forest_figure
+from ..figures.pair import plot_pair
+from ..io.runfile import load_run, run_file_path
+from . import html as htmldoc
+from . import markdown, tables
+from .document import Block, Bullets, Figures, Heading, Text
+from .pair import pair_blocks
+from .reproduction import reproduction_blocks
 
 __all__ = [
     "FOREST_STEM",

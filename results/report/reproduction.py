@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pairbench.results.gate.compare import compare
-from pairbench.results.io.runfile import RunFileError, load_run
-from pairbench.results.report.document import Block, Heading, Table, Text
-from pairbench.results.report.formatting import fmt_interval, fmt_number, fmt_ratio
+from ..gate.compare import compare
+from ..io.runfile import RunFileError, load_run
+from .document import Block, Heading, Table, Text
+from .formatting import fmt_interval, fmt_number, fmt_ratio
 
 SIDE_BY_SIDE_METRICS = ("p50", "p99", "throughput")
 

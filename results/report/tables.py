@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pairbench.results.analysis.bystander import bystander_name, has_bystander
-from pairbench.results.analysis.knobs import knob_text
-from pairbench.results.analysis.mechanism import shown
-from pairbench.results.analysis.summary import SummaryRow
-from pairbench.results.report.document import Table
-from pairbench.results.report.formatting import MISSING, fmt_interval, fmt_number, fmt_p, fmt_ratio
+from ..analysis.bystander import bystander_name, has_bystander
+from ..analysis.knobs import knob_text
+from ..analysis.mechanism import shown
+from ..analysis.summary import SummaryRow
+from .document import Table
+from .formatting import MISSING, fmt_interval, fmt_number, fmt_p, fmt_ratio
 
 Pair = Mapping[str, Any]
 Analysis = Mapping[str, Any]
