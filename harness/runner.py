@@ -21,13 +21,12 @@ import httpx
 
 from pairbench.atomicfile import write_json_atomic
 from pairbench.errors import Interrupted, UsageError
+from pairbench.runmodel import SCHEMA_VERSION
 from pairbench.targets import data
 
 from . import capacity, catalogue, metadata, rounds, scenario, server, services, verify
 from .catalogue import PairInfo
 from .load import LoadAgent
-
-SCHEMA_VERSION = 1
 
 
 @dataclass

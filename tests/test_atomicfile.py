@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pairbench.atomicfile import write_text_atomic
-from pairbench.results.runfile import write_json_atomic
+from pairbench.atomicfile import write_json_atomic, write_text_atomic
 
 
 def test_write_json_atomic_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from pairbench.atomicfile import write_json_atomic
-from pairbench.results.runfile import RUN_FILE
-from pairbench.results.stats import analyse_pair
+from pairbench.results.analysis.stats import analyse_pair
+from pairbench.results.io.runfile import RUN_FILE
 
 
 def store_analysis(run_dir: Path, run: dict[str, Any]) -> None:

@@ -186,7 +186,7 @@ def run(
     with _progress(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     assert outcome.run_dir is not None
-    from pairbench.results import report as results_report
+    from pairbench.results.report import render as results_report
 
     from . import summary
 
@@ -221,8 +221,8 @@ def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Re-render plots and reports from a stored run, running nothing."""
-    from pairbench.results import report as results_report
-    from pairbench.results.runfile import RunFileError
+    from pairbench.results.io.runfile import RunFileError
+    from pairbench.results.report import render as results_report
 
     try:
         written = results_report.render(run_dir)

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pairbench.errors import EXIT_FAILED, EXIT_UNTRUSTED, PairbenchError, UsageError
-from pairbench.results.compare import ALPHA, FASTER, SLOWER, Comparison, compare
-from pairbench.results.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
-from pairbench.results.gate import MIN_EFFECT, GateResult, gate
-from pairbench.results.gate_report import write_gate_files
-from pairbench.results.runfile import RunFileError, load_run, run_file_path
+from pairbench.results.gate.compare import ALPHA, FASTER, SLOWER, Comparison, compare
+from pairbench.results.gate.gate import MIN_EFFECT, GateResult, gate
+from pairbench.results.gate.report import write_gate_files
+from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
+from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 
 from .main import DEFAULT_OUT, main
 

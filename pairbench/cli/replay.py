@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from pairbench.errors import UsageError
 from pairbench.harness import scenario, services
 from pairbench.harness.runner import Progress, RunOptions, execute
-from pairbench.results import report as results_report
-from pairbench.results.runfile import RunFileError, load_run
+from pairbench.results.io.runfile import RunFileError, load_run
+from pairbench.results.report import render as results_report
 
 from .analysis import store_analysis
 

@@ -9,17 +9,15 @@ from rich.table import Table
 
 from pairbench.errors import EXIT_UNTRUSTED, PairbenchError, VerificationError
 from pairbench.harness.runner import RunOutcome
-from pairbench.results.stats import analyse_pair
+from pairbench.results.analysis.expectation import best_good
+from pairbench.results.analysis.stats import analyse_pair
+from pairbench.results.report.formatting import fmt_number
 
 
 class Untrusted(PairbenchError):
     """No valid data to judge a pair on."""
 
     exit_code = EXIT_UNTRUSTED
-
-
-def _fmt_ms(value: float | None) -> str:
-    return "-" if value is None else (f"{value:.3g}" if value < 100 else f"{value:.0f}")
 
 
 def pair_table(name: str, pair: dict[str, Any], analysis: dict[str, Any]) -> Table:
@@ -38,14 +36,13 @@ def pair_table(name: str, pair: dict[str, Any], analysis: dict[str, Any]) -> Tab
     )
     table.add_column(f"{pair['bad']} / best good ({judged})", justify="right", style="bold")
     for key, cells in analysis["per_variant"].items():
-        ratios = analysis["ratios"].get(key, {})
-        best = max(ratios.items(), key=lambda kv: kv[1]["bad_over_good"] or 0, default=None)
+        best = best_good(pair, analysis, key)
         ratio = "-"
-        if best and best[1]["bad_over_good"]:
-            r = best[1]
+        if best is not None:
+            r = analysis["ratios"][key][best]
             ci = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r.get("ci_low") is not None else ""
-            ratio = f"{r['bad_over_good']:.2f}x ({best[0]}){ci}"
-        table.add_row(key, *(_fmt_ms(cells.get(v, {}).get("p50_ms")) for v in variants), ratio)
+            ratio = f"{r['bad_over_good']:.2f}x ({best}){ci}"
+        table.add_row(key, *(fmt_number(cells.get(v, {}).get("p50_ms")) for v in variants), ratio)
     return table
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pairbench.results.runfile import load_run
+from pairbench.results.io.runfile import load_run
 
 # 10 ms of CPU on the event loop per request: one loop cannot serve 100 req/s, so the ladder
 # must stop below that whatever the machine (it can only stop earlier on a slower one).

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from pairbench.results.runfile import load_run
+from pairbench.results.io.runfile import load_run
 
 TINY = """
 pair = "n_plus_one"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from pairbench.results.histograms import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
+from pairbench.results.io.histograms import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 
 ROUNDS = 4
 KNOBS = (1, 10, 100)

@@ -1,0 +1,1 @@
+"""Statistics of a stored run: per-variant summaries, ratios, trends, mechanism, findings."""

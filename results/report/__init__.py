@@ -1,0 +1,1 @@
+"""report.md and report.html: blocks written once, rendered as Markdown and as HTML."""

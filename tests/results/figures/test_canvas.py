@@ -1,0 +1,31 @@
+"""Figure scaffolding: the caption line and saving in every format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pairbench.results.figures.canvas import caption, finish, new_figure, save
+
+
+def test_caption_names_run_machine_and_profile(n_plus_one_run: dict) -> None:
+    assert caption(n_plus_one_run) == (
+        "run 20250101-120000-n_plus_one · Test CPU 9000, 2 cores · profile quick"
+    )
+
+
+def test_caption_without_machine_details() -> None:
+    run = {"run_id": "r", "profile": "talk", "metadata": {}}
+    assert caption(run) == "run r · unknown CPU · profile talk"
+
+
+def test_save_writes_each_format_reproducibly(tmp_path: Path) -> None:
+    def draw(folder: Path) -> list[Path]:
+        figure = new_figure((4.0, 3.0))
+        figure.subplots().plot([1, 2], [3, 4])
+        return save(finish(figure, "a title", "a caption"), folder / "figure")
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
+    assert [p.name for p in first] == ["figure.png", "figure.svg"]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]

@@ -1,0 +1,34 @@
+"""Each variant over time: one row per variant, a finding about round-to-round stability."""
+
+from __future__ import annotations
+
+import copy
+
+from pairbench.results.figures.timeline import timeline_figure, timeline_finding
+
+
+def test_one_row_per_variant_with_latency_and_rates(n_plus_one_run: dict) -> None:
+    pair = n_plus_one_run["pairs"]["n_plus_one"]
+    figure = timeline_figure(pair, "caption")
+    assert len(figure.axes) == 2 * len(pair["variants"])
+    latency, rates = figure.axes[0], figure.axes[1]
+    assert latency.get_ylabel() == "lazy\nlatency (ms)"
+    assert rates.get_ylabel() == "per second"
+    assert figure.axes[-1].get_xlabel() == "time since the first trial (s)"
+    # Lines break where the knob changes: three p50 segments for the three knob values.
+    assert len([line for line in latency.get_lines() if line.get_linestyle() == "-"]) == 3
+
+
+def test_finding_reports_spread_and_invalid_trials(n_plus_one_run: dict) -> None:
+    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+    pair["trials"][0]["valid"] = False
+    text = timeline_finding(pair)
+    assert text.startswith("round-to-round p50 spread at most 1.")
+    assert text.endswith("; 1 of 36 trials invalid")
+    timeline_figure(pair, "caption")  # an invalid trial is drawn, marked
+
+
+def test_no_trials_no_data() -> None:
+    pair = {"title": "t", "variants": [{"name": "a", "role": "bad"}], "trials": []}
+    assert timeline_finding(pair) == "no valid measurements"
+    assert len(timeline_figure(pair, "caption").axes) == 2
