@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pairbench.atomicfile import write_json_atomic
+from pairbench import runmodel
+from pairbench.atomicfile import write_text_atomic
 from pairbench.results.analysis.stats import analyse_pair
-from pairbench.results.io.runfile import RUN_FILE
 
 
 def store_analysis(run_dir: Path, run: dict[str, Any]) -> None:
@@ -19,4 +19,4 @@ def store_analysis(run_dir: Path, run: dict[str, Any]) -> None:
     for record in run["pairs"].values():
         if record.get("trials"):
             record["analysis"] = analyse_pair(record)
-    write_json_atomic(run_dir / RUN_FILE, run)
+    write_text_atomic(run_dir / runmodel.RUN_FILE, runmodel.dump(run))  # validated on write
