@@ -1,30 +1,37 @@
 """The targets app: every registered pair's variants as routes, plus /healthz, /pairs, /metrics.
 
 Run it with `pairbench serve`, or `uvicorn --factory pairbench.targets.app:create_app` with
-PAIRBENCH_PG_DSN and PAIRBENCH_REDIS_URL set.
+PAIRBENCH_PG_DSN and PAIRBENCH_REDIS_URL set. Internal routes for the harness live under
+/_pairbench: a pair's reset (POST) and state (GET), and the last explained request's plans.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import probes
+from . import counters, probes
 from .config import Settings
+from .explain import ExplainMiddleware
+from .introspect import Introspection
 from .metrics import Metrics
-from .registry import load_pairs
+from .registry import INTERNAL_PREFIX, document, load_pairs
+from .wire import ResponseBytesMiddleware
+
+REDIS_INFO_COMMAND = "cmdstat_info"  # the scrape's own INFO: never counted
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; shared resources live in the lifespan, created once and closed at exit."""
     settings = settings or Settings.from_env()
-    metrics = Metrics()
+    pairs = load_pairs()
+    metrics = Metrics(declared=[s for p in pairs.values() for s in p.declared.values()])
 
     async def on_new_connection(conn: asyncpg.Connection) -> None:
         # Runs once per physical connection: counts connects and attaches the query counter.
@@ -35,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.metrics = metrics
         app.state.settings = settings
+        app.state.plans = []
+        app.state.introspection = Introspection(settings.pg_dsn)
         app.state.pool = await asyncpg.create_pool(
             settings.pg_dsn,
             min_size=settings.pool_size,
@@ -52,33 +61,90 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.redis.aclose()
             await app.state.pool.close()
+            await app.state.introspection.close()
 
     app = FastAPI(title="pairbench targets", lifespan=lifespan)
+    # Outermost first: bytes are counted as they leave, after any plans were gathered.
+    app.add_middleware(ExplainMiddleware)
+    app.add_middleware(ResponseBytesMiddleware, counter=metrics.response_bytes)
     app.include_router(probes.router)
-    pairs = load_pairs()
+    described = document(pairs)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/pairs")
-    async def list_pairs() -> list[dict[str, Any]]:
-        return [pair.describe() for pair in pairs.values()]
+    async def describe_pairs() -> dict[str, Any]:
+        """The describe document (docs/architecture.md, "What the targets describe")."""
+        return described
 
     @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(
+        request: Request, reset_peak: Annotated[int, Query(ge=0, le=1)] = 0
+    ) -> Response:
+        """Prometheus text; `reset_peak=1` starts a new peak-memory window."""
+        metrics.peak_rss_bytes(reset=bool(reset_peak))
+        metrics.set_scraped(await _scrape_servers(request))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get(f"{INTERNAL_PREFIX}/plans")
+    async def plans(request: Request) -> list[dict[str, Any]]:
+        """The access paths of the last request sent with X-Pairbench-Explain: 1."""
+        last: list[dict[str, Any]] = request.app.state.plans
+        return last
+
     for pair in pairs.values():
-        for subpath, handler in pair.routes.items():
-            app.add_api_route(f"/{pair.name}/{subpath}", handler, methods=["GET"], tags=[pair.name])
+        for route in pair.routes.values():
+            app.add_api_route(
+                pair.path(route.subpath),
+                route.handler,
+                methods=list(route.methods),
+                name=f"{pair.name}.{route.subpath}",
+                tags=[pair.name],
+            )
         for variant in pair.variants.values():
             app.add_api_route(
                 pair.path(variant.name),
                 variant.handler,
-                methods=["GET"],
+                methods=[variant.method],
                 name=f"{pair.name}.{variant.name}",
                 summary=f"{pair.title}: {variant.label}",
                 tags=[pair.name],
             )
+        if pair.reset_handler is not None and pair.reset_path is not None:
+            app.add_api_route(
+                pair.reset_path, pair.reset_handler, methods=["POST"], tags=[pair.name]
+            )
+        if pair.state_handler is not None and pair.state_path is not None:
+            app.add_api_route(
+                pair.state_path, pair.state_handler, methods=["GET"], tags=[pair.name]
+            )
     return app
+
+
+async def _scrape_servers(request: Request) -> dict[str, tuple[str, float]]:
+    """Counters read from Redis and PostgreSQL now, by metric name (absent when unreadable)."""
+    values: dict[str, tuple[str, float]] = {}
+    redis: aioredis.Redis = request.app.state.redis
+    try:
+        stats: dict[str, Any] = await redis.info("commandstats")
+    except (aioredis.RedisError, OSError):
+        stats = {}
+    if stats:
+        calls = sum(
+            int(v.get("calls", 0))
+            for k, v in stats.items()
+            if k != REDIS_INFO_COMMAND and isinstance(v, dict)
+        )
+        values[counters.REDIS_COMMANDS_METRIC] = ("Redis commands (INFO commandstats)", calls)
+    introspection: Introspection = request.app.state.introspection
+    pgss = await introspection.pg_stat_statements()
+    if pgss is not None:
+        rows, buffers = pgss
+        values[counters.DB_ROWS_METRIC] = ("Rows returned or written (pg_stat_statements)", rows)
+        values[counters.DB_BUFFERS_METRIC] = (
+            "Shared buffers hit or read (pg_stat_statements)",
+            buffers,
+        )
+    return values

@@ -1,20 +1,32 @@
 """Server-side counters that show the mechanism behind the latency, on /metrics.
 
 The harness reads them before and after a trial (one variant at a time), so plain process-wide
-counters are enough: their deltas belong to the variant that ran in between.
+counters are enough: their deltas belong to the variant that ran in between. What each counter
+means is in targets/counters.py; this module only keeps the values. Some are counted as they
+happen (statements, connections, loop lag, response bytes, a pair's own counters), others are
+read from the servers at scrape time (Redis commands, pg_stat_statements, peak memory).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from asyncpg import introspection
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from . import counters as names
+from . import explain
+from .counters import CounterSpec
 
 LOOP_LAG_INTERVAL_S = 0.01
 _INTROSPECTION = frozenset(
@@ -23,36 +35,74 @@ _INTROSPECTION = frozenset(
     if hasattr(introspection, name)
 )
 LOOP_LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+CLEAR_PEAK_RSS = "5"  # proc(5): writing 5 to clear_refs resets VmHWM to the current RSS
+KIB = 1024
+
+
+class ScrapedCounters(Collector):
+    """Counters whose values are read from another server at scrape time.
+
+    prometheus_client collects synchronously, but Redis and PostgreSQL are read with async
+    clients: the async /metrics handler reads them first and stores the values here, and
+    `collect` reports whatever was read (a counter that could not be read is left out).
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[str, float]] = {}  # metric -> (help, value)
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        for metric, (help_text, value) in self.values.items():
+            yield CounterMetricFamily(metric, help_text, value=value)
 
 
 class Metrics:
     """One registry per app instance, so two apps in one process (tests) never collide."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Iterable[CounterSpec] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.queries = Counter(
-            "pairbench_db_queries",
+            names.QUERIES_METRIC,
             "SQL statements executed: kind=app (written by a handler) or driver (pool reset,"
             " type introspection)",
             ["kind"],
             registry=self.registry,
         )
         self.query_seconds = Counter(
-            "pairbench_db_query_seconds", "Time spent in SQL statements", registry=self.registry
+            names.QUERY_SECONDS_METRIC, "Time spent in SQL statements", registry=self.registry
         )
         self.connections_opened = Counter(
-            "pairbench_db_connections_opened", "Database connections opened", registry=self.registry
-        )
-        self.cache_hits = Counter("pairbench_cache_hits", "Cache hits", registry=self.registry)
-        self.cache_misses = Counter(
-            "pairbench_cache_misses", "Cache misses", registry=self.registry
+            names.CONNECTIONS_METRIC, "Database connections opened", registry=self.registry
         )
         self.loop_lag = Histogram(
-            "pairbench_event_loop_lag_seconds",
+            names.LOOP_LAG_METRIC,
             "How late the event loop woke a timer: time the loop was blocked",
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
+        self.response_bytes = Counter(
+            names.RESPONSE_BYTES_METRIC,
+            "Response body bytes sent (not /metrics or /_pairbench)",
+            registry=self.registry,
+        )
+        self.peak_rss = Gauge(
+            names.PEAK_RSS_METRIC,
+            "Peak resident memory since the last /metrics?reset_peak=1",
+            registry=self.registry,
+        )
+        self.scraped = ScrapedCounters()
+        self.registry.register(self.scraped)
+        self._declared: dict[str, Counter] = {}
+        for spec in declared:
+            self._declared[spec.name] = Counter(
+                spec.metric.removesuffix("_total"), spec.help or spec.label, registry=self.registry
+            )
+        self._sampled_peak = 0  # where /proc has no VmHWM: the loop watcher's samples
+
+    def inc(self, spec: CounterSpec, amount: float = 1) -> None:
+        """Increment a counter a pair declared."""
+        self._declared[spec.name].inc(amount)
 
     def query_logger(self, conn: asyncpg.Connection) -> Callable[[Any], None]:
         """An asyncpg query logger for `conn` (Connection.add_query_logger): one call a statement.
@@ -71,9 +121,29 @@ class Metrics:
                 driver_queries.inc()
             else:
                 app_queries.inc()
+                # asyncpg calls loggers with call_soon, which runs them in the context of the
+                # request that sent the statement: only that request's statements are recorded.
+                recording = explain.RECORDING.get()
+                if recording is not None and len(recording) < explain.MAX_STATEMENTS:
+                    recording.append((query, tuple(record.args or ())))
             self.query_seconds.inc(record.elapsed)
 
         return log
+
+    def set_scraped(self, values: Mapping[str, tuple[str, float]]) -> None:
+        """Store the values read from the servers for this scrape."""
+        self.scraped.values = dict(values)
+
+    def peak_rss_bytes(self, reset: bool) -> int:
+        """The server's peak resident memory since the last reset (resetting first if asked)."""
+        if reset:
+            with contextlib.suppress(OSError):
+                PROC_CLEAR_REFS.write_text(CLEAR_PEAK_RSS)
+            self._sampled_peak = _current_rss()
+        hwm = _proc_status_kib("VmHWM")
+        peak = hwm * KIB if hwm is not None else self._sampled_peak
+        self.peak_rss.set(peak)
+        return peak
 
     @contextlib.asynccontextmanager
     async def watch_event_loop(self) -> AsyncIterator[None]:
@@ -84,6 +154,8 @@ class Metrics:
                 start = time.perf_counter()
                 await asyncio.sleep(LOOP_LAG_INTERVAL_S)
                 self.loop_lag.observe(max(0.0, time.perf_counter() - start - LOOP_LAG_INTERVAL_S))
+                if not HAS_VMHWM:  # without /proc's VmHWM, the peak is what samples saw
+                    self._sampled_peak = max(self._sampled_peak, _current_rss())
 
         task = asyncio.create_task(sample())
         try:
@@ -92,3 +164,25 @@ class Metrics:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _current_rss() -> int:
+    rss = _proc_status_kib("VmRSS")
+    if rss is not None:
+        return rss * KIB
+    # No /proc (macOS): ru_maxrss is the lifetime peak, in bytes there (KiB on Linux).
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss if sys.platform == "darwin" else maxrss * KIB
+
+
+HAS_VMHWM = _proc_status_kib("VmHWM") is not None

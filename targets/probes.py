@@ -4,7 +4,9 @@
 capacity its median latency must be d. `/probe/stall?ms=d` answers at once, except that the
 first request after `/probe/stall/arm` blocks the whole event loop for d ms, as a GC pause or a
 synchronous call would: every request in flight or arriving meanwhile waits. Coordinated
-omission hides exactly this from a closed-loop measurement.
+omission hides exactly this from a closed-loop measurement. `/probe/allocate?mb=m` touches m MiB
+and frees them before answering: the peak-memory counter must show them, and forget them at the
+next `/metrics?reset_peak=1`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from fastapi import APIRouter, Query
 
 MAX_SLEEP_MS = 10_000
 MAX_STALL_MS = 5_000
+MAX_ALLOCATE_MB = 512
+PAGE_BYTES = 4096  # one write per page makes the kernel back the whole buffer with memory
+MIB = 1 << 20
 
 router = APIRouter(prefix="/probe", tags=["probe"])
 _armed: dict[str, float] = {}
@@ -43,3 +48,15 @@ async def stall() -> dict[str, float]:
     if ms:
         time.sleep(ms / 1000.0)  # the point: freeze the loop, as a GC pause would
     return {"stalled_ms": ms}
+
+
+@router.get("/allocate")
+async def allocate(mb: Annotated[int, Query(ge=1, le=MAX_ALLOCATE_MB)]) -> dict[str, int]:
+    """Touch `mb` MiB, then free them: resident memory peaks and falls back."""
+    # A buffer this large is mmap'ed by the allocator, so freeing it returns it to the kernel.
+    buffer = bytearray(mb * MIB)
+    for offset in range(0, len(buffer), PAGE_BYTES):
+        buffer[offset] = 1
+    touched = len(buffer)
+    del buffer
+    return {"allocated_mb": touched // MIB}

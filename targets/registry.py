@@ -1,24 +1,52 @@
-"""The one registry of pairs that the app's routes, `pairbench list`, scenarios and tests read.
+"""The one registry of pairs that the app's routes, `describe`, seeding and tests read.
 
-A pair module creates a `Pair`, decorates each variant's handler with `@pair.variant(role)`
-(bad first, then middle, then good: the order is the report's order, worst to best) and is
-found by `load_pairs()`: adding a pair is adding one module and one scenario file. A pair that
-needs resources of its own (a process pool, a second driver's pool) adds `@pair.lifespan`, and
-helper endpoints that are not variants (a cheap /ping beside a CPU-bound one) `@pair.route`.
+A pair module creates a module-level `pair = Pair(...)`, decorates each variant's handler with
+`@pair.variant(role)` (bad first, then middle, then good: the order is the report's order, worst
+to best) and is found by `load_pairs()`: adding a pair is adding one module and one scenario
+file. The pair owns everything that is its own (docs/architecture.md, "The pair contract"): its
+tables and sizes per profile (`@pair.table`), helper routes of any method (`@pair.route`),
+lifespan resources (`@pair.lifespan`), its counters (`pair.counter`), what it needs of the
+servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
+(`@pair.reset`, `@pair.state`) and the published figure it is compared with (`Reference`).
+
+Modules are loaded from the built-in package first, then from the folders named by
+PAIRBENCH_PAIRS (os.pathsep-separated): a user's own pairs need no edit of this package.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
+import os
 import pkgutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, get_args
+
+from .counters import GENERIC, PER_REQUEST, CounterSpec, Per
+from .data import PROFILES, DatasetError, Rows, Sizes, Table
 
 Role = Literal["bad", "middle", "good"]
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+Equivalence = Literal["json", "bytes", "decoded", "jsonlines", "not_modified", "side_effect"]
 Handler = Callable[..., Any]
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]  # called with the FastAPI app
+
+ROLE_ORDER: dict[str, int] = {"bad": 0, "middle": 1, "good": 2}
+PAIRS_ENV = "PAIRBENCH_PAIRS"
+# PostgreSQL's own default: enough for the app's pool, a pair's own pool and the harness.
+DEFAULT_MAX_CONNECTIONS = 100
+INTERNAL_PREFIX = "/_pairbench"  # reset, state and plans live here, apart from the pairs' paths
+
+
+class PairError(ValueError):
+    """A pair module breaks the contract; the message names the pair."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +66,38 @@ class Variant:
     name: str
     role: Role
     handler: Handler
+    method: Method = "GET"
 
     @property
     def label(self) -> str:
+        """The first line of the handler's docstring."""
         return (self.handler.__doc__ or self.name).strip().splitlines()[0]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A helper endpoint of a pair that is not a variant (never benchmarked)."""
+
+    subpath: str
+    handler: Handler
+    methods: tuple[Method, ...] = ("GET",)
+
+
+@dataclass(frozen=True)
+class ServerNeeds:
+    """What the pair needs of the servers the harness starts."""
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published figure for the same lesson, printed beside ours in the report."""
+
+    figure: str
+    source: str
+    ratio: float | None = None  # bad / good, when the source gives one
+    url: str | None = None  # only a URL known to be right; none is better than a guess
 
 
 @dataclass
@@ -52,44 +108,155 @@ class Pair:
     title: str
     summary: str
     knob: Knob
+    sizes: Mapping[str, Mapping[str, int]] | None = None  # profile -> size key -> value
+    counters: Sequence[str] = ("queries",)  # the lesson's counters, headline first
+    server: ServerNeeds = field(default_factory=ServerNeeds)
+    equivalence: Equivalence = "json"
+    reference: Reference | None = None
+    dataset_version: int = 1  # bump when a row generator changes (DDL is fingerprinted)
     variants: dict[str, Variant] = field(default_factory=dict)
     lifespans: list[Lifespan] = field(default_factory=list)
-    routes: dict[str, Handler] = field(default_factory=dict)  # sub-path -> handler
+    routes: dict[str, Route] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)  # creation order
+    declared: dict[str, CounterSpec] = field(default_factory=dict)  # counters of its own
+    reset_handler: Handler | None = None
+    state_handler: Handler | None = None
+
+    def __post_init__(self) -> None:
+        if self.equivalence not in get_args(Equivalence):
+            raise PairError(f"pair {self.name!r}: unknown equivalence {self.equivalence!r}")
+
+    # -- decorators a pair module uses --------------------------------------------------
+
+    def variant(self, role: Role, method: Method = "GET") -> Callable[[Handler], Handler]:
+        """Register the decorated handler as a variant named after the function."""
+        if role not in ROLE_ORDER:
+            raise PairError(f"pair {self.name!r}: unknown role {role!r}")
+
+        def register(handler: Handler) -> Handler:
+            name = handler.__name__
+            if name in self.variants or name in self.routes:
+                raise PairError(f"pair {self.name!r}: {name!r} registered twice")
+            self.variants[name] = Variant(name, role, handler, method)
+            return handler
+
+        return register
+
+    def route(
+        self, subpath: str, methods: Sequence[Method] = ("GET",)
+    ) -> Callable[[Handler], Handler]:
+        """Register a helper endpoint at /{pair}/{subpath} that is not a variant."""
+
+        def register(handler: Handler) -> Handler:
+            if subpath in self.routes or subpath in self.variants:
+                raise PairError(f"pair {self.name!r}: {subpath!r} registered twice")
+            self.routes[subpath] = Route(subpath, handler, tuple(methods))
+            return handler
+
+        return register
 
     def lifespan(self, factory: Lifespan) -> Lifespan:
         """Register an async context manager entered in the app's lifespan (resources)."""
         self.lifespans.append(factory)
         return factory
 
-    def route(self, subpath: str) -> Callable[[Handler], Handler]:
-        """Register a helper GET endpoint at /{pair}/{subpath} that is not a variant."""
+    def table(self, name: str, ddl: str, indexes: str = "") -> Callable[[Rows], Rows]:
+        """Register the decorated row generator as one of the pair's tables (created in order)."""
 
-        def register(handler: Handler) -> Handler:
-            self.routes[subpath] = handler
-            return handler
-
-        return register
-
-    def variant(self, role: Role) -> Callable[[Handler], Handler]:
-        """Register the decorated handler as a variant named after the function."""
-
-        def register(handler: Handler) -> Handler:
-            if handler.__name__ in self.variants or handler.__name__ in self.routes:
-                raise ValueError(f"{self.name}: variant {handler.__name__!r} registered twice")
-            self.variants[handler.__name__] = Variant(handler.__name__, role, handler)
-            return handler
+        def register(rows: Rows) -> Rows:
+            if any(t.name == name for t in self.tables):
+                raise PairError(f"pair {self.name!r}: table {name!r} registered twice")
+            self.tables.append(Table(name, ddl, rows, indexes))
+            return rows
 
         return register
+
+    def counter(
+        self,
+        name: str,
+        help: str,
+        *,
+        label: str,
+        unit: str,
+        per: Per = PER_REQUEST,
+        scale: float = 1,
+    ) -> CounterSpec:
+        """Declare a counter of the pair's own; handlers increment it with `metrics.inc(spec)`."""
+        if name in GENERIC or name in self.declared:
+            raise PairError(f"pair {self.name!r}: counter {name!r} already exists")
+        spec = CounterSpec(
+            name, f"pairbench_{name}_total", label, unit, per=per, scale=scale, help=help
+        )
+        self.declared[name] = spec
+        return spec
+
+    def reset(self, handler: Handler) -> Handler:
+        """Register how the pair's tables return to their seeded state (POST, between trials)."""
+        self.reset_handler = handler
+        return handler
+
+    def state(self, handler: Handler) -> Handler:
+        """Register how the pair's written state is read back (GET, for `side_effect`)."""
+        self.state_handler = handler
+        return handler
+
+    # -- what the app, seeding and describe read -----------------------------------------
 
     @property
     def bad(self) -> Variant:
+        """The first bad variant."""
         return next(v for v in self.variants.values() if v.role == "bad")
 
     def path(self, variant: str) -> str:
+        """Where a variant (or a helper route) is served."""
         return f"/{self.name}/{variant}"
 
+    @property
+    def reset_path(self) -> str | None:
+        return None if self.reset_handler is None else f"{INTERNAL_PREFIX}/reset/{self.name}"
+
+    @property
+    def state_path(self) -> str | None:
+        return None if self.state_handler is None else f"{INTERNAL_PREFIX}/state/{self.name}"
+
+    def profile_sizes(self, profile: str) -> Sizes:
+        """The sizes for `profile`; an unknown profile is an error naming the pair."""
+        if profile not in PROFILES:
+            raise DatasetError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+        return Sizes(self.name, profile, (self.sizes or {})[profile])
+
+    def check(self, catalogue: Mapping[str, CounterSpec]) -> None:
+        """Fail at load time, naming the pair, on anything the contract forbids."""
+        if not self.variants or not any(v.role == "bad" for v in self.variants.values()):
+            raise PairError(f"pair {self.name!r}: needs a bad variant")
+        if not any(v.role == "good" for v in self.variants.values()):
+            raise PairError(f"pair {self.name!r}: needs a good variant")
+        roles = [ROLE_ORDER[v.role] for v in self.variants.values()]
+        if roles != sorted(roles):
+            raise PairError(f"pair {self.name!r}: variants must be bad first, then middle, good")
+        if self.tables or self.sizes is not None:
+            sizes = self.sizes or {}
+            for profile in PROFILES:
+                if profile not in sizes:
+                    raise DatasetError(f"pair {self.name!r}: no sizes for profile {profile!r}")
+            if extra := set(sizes) - set(PROFILES):
+                raise DatasetError(f"pair {self.name!r}: unknown profile(s) {sorted(extra)}")
+            keys = {profile: set(sizes[profile]) for profile in PROFILES}
+            for profile in PROFILES:
+                if keys[profile] != keys[PROFILES[0]]:
+                    missing = sorted(keys[PROFILES[0]] ^ keys[profile])
+                    raise DatasetError(
+                        f"pair {self.name!r}, profile {profile!r}: sizes differ from"
+                        f" {PROFILES[0]!r} in {missing}"
+                    )
+        for name in self.counters:
+            if name not in catalogue:
+                raise PairError(f"pair {self.name!r}: unknown counter {name!r}")
+        if self.equivalence == "side_effect" and self.state_handler is None:
+            raise PairError(f"pair {self.name!r}: equivalence side_effect needs @pair.state")
+
     def describe(self) -> dict[str, Any]:
-        """A JSON-able description, served at /pairs and shown by `pairbench list`."""
+        """The pair's entry in the describe document (exactly the documented keys)."""
         return {
             "name": self.name,
             "title": self.title,
@@ -101,27 +268,112 @@ class Pair:
                 "log_scale": self.knob.log_scale,
             },
             "variants": [
-                {"name": v.name, "role": v.role, "label": v.label, "path": self.path(v.name)}
+                {
+                    "name": v.name,
+                    "role": v.role,
+                    "label": v.label,
+                    "path": self.path(v.name),
+                    "method": v.method,
+                }
                 for v in self.variants.values()
             ],
+            "routes": [
+                {"path": self.path(r.subpath), "methods": list(r.methods)}
+                for r in self.routes.values()
+            ],
+            "tables": [t.name for t in self.tables],
+            "sizes": {p: dict((self.sizes or {}).get(p, {})) for p in PROFILES},
+            "counters": list(self.counters),
+            "equivalence": {"rule": self.equivalence},
+            "reset": self.reset_path,
+            "state": self.state_path,
+            "server": {"postgres": {"max_connections": self.server.max_connections}},
+            "reference": None
+            if self.reference is None
+            else {
+                "figure": self.reference.figure,
+                "ratio": self.reference.ratio,
+                "source": self.reference.source,
+                "url": self.reference.url,
+            },
         }
 
 
 PAIRS: dict[str, Pair] = {}
 
 
-def register(pair: Pair) -> Pair:
-    """Add a pair to the registry (a pair module calls this once, at import)."""
-    if pair.name in PAIRS:
-        raise ValueError(f"pair {pair.name!r} registered twice")
+def catalogue(pairs: Mapping[str, Pair] | None = None) -> dict[str, CounterSpec]:
+    """Every counter /metrics exposes: the generic ones and those the pairs declare."""
+    specs = dict(GENERIC)
+    for pair in (pairs if pairs is not None else PAIRS).values():
+        specs.update(pair.declared)
+    return specs
+
+
+def _adopt(module: ModuleType) -> None:
+    """Register the module's `pair`, if it defines one: helper modules are not pairs."""
+    pair = getattr(module, "pair", None)
+    if not isinstance(pair, Pair):
+        return
+    known = PAIRS.get(pair.name)
+    if known is pair:
+        return
+    if known is not None:
+        raise PairError(f"pair {pair.name!r} defined twice (again in {module.__file__})")
     PAIRS[pair.name] = pair
-    return pair
+
+
+def _load_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise PairError(f"{PAIRS_ENV}: {folder} is not a folder")
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue  # helpers of the folder's pairs, by the same convention as the package
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+        name = f"pairbench_user_pairs.{path.stem}_{digest}"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise PairError(f"{PAIRS_ENV}: cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        _adopt(module)
 
 
 def load_pairs() -> dict[str, Pair]:
-    """Import every module in pairbench.targets.pairs, which registers its pair."""
+    """Import the built-in pair modules, then those in PAIRBENCH_PAIRS; check every pair."""
     from . import pairs as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            _adopt(importlib.import_module(f"{package.__name__}.{info.name}"))
+    for folder in filter(None, os.environ.get(PAIRS_ENV, "").split(os.pathsep)):
+        _load_folder(Path(folder))
+    specs = catalogue(PAIRS)
+    for pair in PAIRS.values():
+        pair.check(specs)
     return PAIRS
+
+
+def version() -> str:
+    """The installed pairbench version."""
+    try:
+        return importlib.metadata.version("pairbench")
+    except importlib.metadata.PackageNotFoundError:  # a source tree run without installing
+        return "0.0.0"
+
+
+def document(pairs: Mapping[str, Pair] | None = None) -> dict[str, Any]:
+    """The describe document: `python -m pairbench.targets describe` prints it, /pairs serves it."""
+    pairs = load_pairs() if pairs is None else pairs
+    return {
+        "pairbench": version(),
+        "counters": {name: spec.describe() for name, spec in catalogue(pairs).items()},
+        "pairs": [pair.describe() for pair in pairs.values()],
+    }

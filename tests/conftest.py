@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +23,13 @@ for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
     os.environ.pop(var, None)
 
 import httpx  # noqa: E402
+import psycopg  # noqa: E402
 
 from pairbench.harness import server, services  # noqa: E402
-from pairbench.targets import data  # noqa: E402
+from pairbench.targets import seeding  # noqa: E402
 
-# Small enough to seed in about a second; every pair's size keys are here (scenarios/profiles.toml).
-TEST_DATASET = {
-    "authors": 300,
-    "books_per_author": 3,
-    "feed_items": 20_000,
-    "customers": 200,
-    "orders_per_customer": 50,
-}
+# Every pair's `test` sizes: small enough to seed all pairs in about a second.
+TEST_PROFILE = "test"
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +50,24 @@ def isolated_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[services.Endpoints]:
-    """PostgreSQL and Redis for the session, seeded with a small dataset."""
+    """PostgreSQL and Redis for the session, every pair seeded with its `test` sizes."""
     with services.provide(services.ServiceOptions()) as endpoints:
-        asyncio.run(data.seed(endpoints.pg_dsn, TEST_DATASET))
+        asyncio.run(seeding.seed(endpoints.pg_dsn, TEST_PROFILE))
         yield endpoints
+
+
+@pytest.fixture(scope="session")
+def fresh_database(servers: services.Endpoints) -> Callable[[str], str]:
+    """Make an empty database on the session's server (dropped first if it exists): its DSN."""
+
+    def make(name: str) -> str:
+        base = servers.pg_dsn.rsplit("/", 1)[0]
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"{base}/{name}"
+
+    return make
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 
-from ..registry import Knob, Pair, register
+from ..registry import Knob, Pair
 
 MAX_MS = 1000  # bounded: CPU time is user input, and one request must not hold a core for long
 # Leave one core to the event loop (and, on a 2-core box, to Postgres and the load generator
@@ -51,13 +51,13 @@ CALIBRATION_START_ITERATIONS = 10_000
 CALIBRATION_MIN_MS = 50.0  # long enough that timer resolution and call overhead are noise
 CALIBRATION_RUNS = 5  # the fastest run wins: interference only ever makes a run slower
 
-pair = register(
-    Pair(
-        name="cpu",
-        title="CPU work on the event loop vs offloaded",
-        summary="K ms of pure-Python CPU per request: inline, in a thread, or in a process pool.",
-        knob=Knob("ms", "CPU time per request", "ms"),
-    )
+pair = Pair(
+    name="cpu",
+    title="CPU work on the event loop vs offloaded",
+    summary="K ms of pure-Python CPU per request: inline, in a thread, or in a process pool.",
+    knob=Knob("ms", "CPU time per request", "ms"),
+    counters=["loop_lag_seconds_sum"],  # mean event-loop lag: what the bystanders wait for
+    reference=None,  # no published figure for this setup is known
 )
 
 CpuMs = Annotated[int, Query(ge=1, le=MAX_MS, description="CPU milliseconds per request")]
@@ -69,6 +69,46 @@ def spin(iterations: int, seed: int) -> int:
     for _ in range(iterations):
         x = (x * LCG_MULTIPLIER + LCG_INCREMENT) & LCG_MASK
     return x
+
+
+@pair.variant("bad")
+async def inline(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
+    """CPU work inside async def: the event loop serves nobody else until it finishes."""
+    iterations = cpu.calibration.iterations(ms)
+    result = spin(iterations, ms)
+    return _reply(ms, iterations, result)
+
+
+@pair.variant("middle")
+async def thread(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
+    """asyncio.to_thread: the GIL still serializes pure-Python work and starves the loop."""
+    iterations = cpu.calibration.iterations(ms)
+    result = await asyncio.to_thread(spin, iterations, ms)
+    return _reply(ms, iterations, result)
+
+
+@pair.variant("good")
+async def process(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
+    """A process pool via run_in_executor: the work runs beside the loop, which stays free."""
+    iterations = cpu.calibration.iterations(ms)
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(cpu.executor, spin, iterations, ms)
+    return _reply(ms, iterations, result)
+
+
+@pair.route("ping")
+async def ping() -> dict[str, str]:
+    """A trivial endpoint on the same event loop: its latency shows what the CPU work costs others."""
+    return {"status": "ok"}
+
+
+@pair.route("calibration")
+async def calibration(cpu: Cpu) -> dict[str, Any]:
+    """The startup calibration: iterations per ms, measured in the server process."""
+    return asdict(cpu.calibration)
+
+
+# Calibration and the process pool: the pair's own resources, made in its lifespan.
 
 
 @dataclass(frozen=True)
@@ -163,40 +203,3 @@ async def process_pool(app: FastAPI) -> AsyncIterator[None]:
 
 def _reply(ms: int, iterations: int, result: int) -> dict[str, int]:
     return {"ms": ms, "iterations": iterations, "result": result}
-
-
-@pair.variant("bad")
-async def inline(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
-    """CPU work inside async def: the event loop serves nobody else until it finishes."""
-    iterations = cpu.calibration.iterations(ms)
-    result = spin(iterations, ms)
-    return _reply(ms, iterations, result)
-
-
-@pair.variant("middle")
-async def thread(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
-    """asyncio.to_thread: the GIL still serializes pure-Python work and starves the loop."""
-    iterations = cpu.calibration.iterations(ms)
-    result = await asyncio.to_thread(spin, iterations, ms)
-    return _reply(ms, iterations, result)
-
-
-@pair.variant("good")
-async def process(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
-    """A process pool via run_in_executor: the work runs beside the loop, which stays free."""
-    iterations = cpu.calibration.iterations(ms)
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(cpu.executor, spin, iterations, ms)
-    return _reply(ms, iterations, result)
-
-
-@pair.route("ping")
-async def ping() -> dict[str, str]:
-    """A trivial endpoint on the same event loop: its latency shows what the CPU work costs others."""
-    return {"status": "ok"}
-
-
-@pair.route("calibration")
-async def calibration(cpu: Cpu) -> dict[str, Any]:
-    """The startup calibration: iterations per ms, measured in the server process."""
-    return asdict(cpu.calibration)

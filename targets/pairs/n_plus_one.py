@@ -9,44 +9,44 @@ author's books by id.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import asyncpg
 from aiodataloader import DataLoader
 from fastapi import Query
 
+from ..data import COUNTRIES, Size, person, title
 from ..deps import Pool
-from ..registry import Knob, Pair, register
+from ..registry import Knob, Pair, Reference
 
 MAX_AUTHORS = 500  # bounded: a page size is user input
 
-pair = register(
-    Pair(
-        name="n_plus_one",
-        title="N+1 queries",
-        summary="A page of N authors with their books: 1+N queries vs one JOIN or one batch.",
-        knob=Knob("n", "authors per page", "authors"),
-    )
+pair = Pair(
+    name="n_plus_one",
+    title="N+1 queries",
+    summary="A page of N authors with their books: 1+N queries vs one JOIN or one batch.",
+    knob=Knob("n", "authors per page", "authors"),
+    sizes={
+        "test": {"authors": 300, "books_per_author": 3},
+        "quick": {"authors": 2000, "books_per_author": 4},
+        "standard": {"authors": 20_000, "books_per_author": 4},
+        "talk": {"authors": 20_000, "books_per_author": 4},
+    },
+    counters=["queries"],
+    reference=Reference(
+        figure="about 4x",
+        ratio=4.0,
+        source="SQLAlchemy's examples/performance: lazy vs joined loading",
+    ),
 )
 
 AuthorsPerPage = Annotated[int, Query(ge=1, le=MAX_AUTHORS, description="authors per page")]
 
 AUTHORS_SQL = "SELECT id, name, country FROM authors ORDER BY id LIMIT $1"
 BOOK_COLUMNS = "id, title, published, pages"
-
-
-def _author(row: asyncpg.Record, books: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"], "country": row["country"], "books": books}
-
-
-def _book(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "published": row["published"],
-        "pages": row["pages"],
-    }
 
 
 @pair.variant("bad")
@@ -93,20 +93,6 @@ async def join(pool: Pool, n: AuthorsPerPage) -> list[dict[str, Any]]:
     return page
 
 
-async def _books_by_author(
-    conn: asyncpg.Connection, ids: list[int]
-) -> dict[int, list[dict[str, Any]]]:
-    rows = await conn.fetch(
-        f"SELECT author_id, {BOOK_COLUMNS} FROM books WHERE author_id = ANY($1::int[])"
-        " ORDER BY author_id, id",
-        ids,
-    )
-    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row["author_id"]].append(_book(row))
-    return grouped
-
-
 @pair.variant("good")
 async def batched(pool: Pool, n: AuthorsPerPage) -> list[dict[str, Any]]:
     """Two queries: the authors, then all their books at once with = ANY($1)."""
@@ -130,3 +116,69 @@ async def dataloader(pool: Pool, n: AuthorsPerPage) -> list[dict[str, Any]]:
         authors = await conn.fetch(AUTHORS_SQL, n)
         books = await asyncio.gather(*(loader.load(a["id"]) for a in authors))
     return [_author(a, b) for a, b in zip(authors, books, strict=True)]
+
+
+async def _books_by_author(
+    conn: asyncpg.Connection, ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    rows = await conn.fetch(
+        f"SELECT author_id, {BOOK_COLUMNS} FROM books WHERE author_id = ANY($1::int[])"
+        " ORDER BY author_id, id",
+        ids,
+    )
+    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["author_id"]].append(_book(row))
+    return grouped
+
+
+def _author(row: asyncpg.Record, books: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "country": row["country"], "books": books}
+
+
+def _book(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "published": row["published"],
+        "pages": row["pages"],
+    }
+
+
+# Seed data: the pair's own tables.
+
+
+@pair.table(
+    "authors",
+    """CREATE TABLE authors (
+        id      integer PRIMARY KEY,
+        name    text    NOT NULL,
+        country text    NOT NULL,
+        born    integer NOT NULL
+    )""",
+)
+def _authors(size: Size, rng: random.Random) -> Iterator[tuple[int, str, str, int]]:
+    for author_id in range(1, size["authors"] + 1):
+        yield author_id, person(rng), rng.choice(COUNTRIES), rng.randint(1900, 2000)
+
+
+@pair.table(
+    "books",
+    """CREATE TABLE books (
+        id        integer PRIMARY KEY,
+        author_id integer NOT NULL REFERENCES authors (id),
+        title     text    NOT NULL,
+        published integer NOT NULL,
+        pages     integer NOT NULL
+    )""",
+    indexes="CREATE INDEX books_author_id_idx ON books (author_id, id)",
+)
+def _books(size: Size, rng: random.Random) -> Iterator[tuple[int, int, str, int, int]]:
+    # Ids in author order, so a page of authors touches a contiguous range of books. Between
+    # 0 and twice the mean per author: some authors have none (the LEFT JOIN's NULL row).
+    book_id = 0
+    mean = size["books_per_author"]
+    for author_id in range(1, size["authors"] + 1):
+        for _ in range(rng.randint(0, 2 * mean)):
+            book_id += 1
+            yield book_id, author_id, title(rng), rng.randint(1950, 2025), rng.randint(80, 900)

@@ -12,8 +12,9 @@ of concurrent users, which the harness applies as load; the endpoint itself only
 from __future__ import annotations
 
 import contextlib
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -23,11 +24,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, AsyncNullConnectionPool
 
+from ..data import COUNTRIES, Size, person
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
-from ..registry import Knob, Pair, register
+from ..registry import Knob, Pair, Reference, ServerNeeds
 
-MAX_AUTHOR_ID = 2**31 - 1  # authors.id is an integer column: a larger id cannot exist
+MAX_AUTHOR_ID = 2**31 - 1  # pool_authors.id is an integer column: a larger id cannot exist
 # Equal sizes, opened in full at startup: a trial never pays for pool growth mid-measurement.
 # 10 is also the app's shared asyncpg pool size (config.DEFAULT_POOL_SIZE), so the two good
 # variants differ by driver, not by how many connections they hold.
@@ -35,14 +37,28 @@ PSYCOPG_POOL_MIN_SIZE = 10
 PSYCOPG_POOL_MAX_SIZE = 10
 POOL_OPEN_TIMEOUT_S = 30.0  # the lifespan fails loudly if the database is unreachable
 APPLICATION_NAME_PREFIX = "pairbench-pool-"  # pg_stat_activity tells the variants apart
+# The bad variants hold a backend per request in flight, beside the two pools, the harness and
+# the other pairs' connections: at the profiles' highest user counts 100 would be refused.
+MAX_CONNECTIONS = 400
 
-pair = register(
-    Pair(
-        name="pool",
-        title="Connection per request vs pool",
-        summary="One indexed query per request: a new connection each time vs a pooled one.",
-        knob=Knob("users", "concurrent users", "users"),
-    )
+pair = Pair(
+    name="pool",
+    title="Connection per request vs pool",
+    summary="One indexed query per request: a new connection each time vs a pooled one.",
+    knob=Knob("users", "concurrent users", "users"),
+    sizes={
+        "test": {"authors": 300, "books_per_author": 3},
+        "quick": {"authors": 2000, "books_per_author": 4},
+        "standard": {"authors": 20_000, "books_per_author": 4},
+        "talk": {"authors": 20_000, "books_per_author": 4},
+    },
+    counters=["db_connections_opened", "queries"],
+    server=ServerNeeds(max_connections=MAX_CONNECTIONS),
+    reference=Reference(
+        figure="about 65x fewer transactions per second",
+        ratio=65.0,
+        source="pgbench -C (a new connection per transaction) vs persistent connections",
+    ),
 )
 
 AuthorId = Annotated[int, Query(alias="id", ge=1, le=MAX_AUTHOR_ID, description="author id")]
@@ -50,7 +66,7 @@ AuthorId = Annotated[int, Query(alias="id", ge=1, le=MAX_AUTHOR_ID, description=
 # One statement for both drivers; only the placeholder syntax differs ($1 vs %s).
 _AUTHOR_SQL = """
     SELECT a.id, a.name, a.country, a.born, count(b.id) AS books
-    FROM authors AS a LEFT JOIN books AS b ON b.author_id = a.id
+    FROM pool_authors AS a LEFT JOIN pool_books AS b ON b.author_id = a.id
     WHERE a.id = {param}
     GROUP BY a.id
 """
@@ -67,6 +83,68 @@ def _connection_kwargs(variant: str) -> dict[str, Any]:
     # autocommit, as asyncpg behaves by default: otherwise psycopg wraps the SELECT in
     # BEGIN ... COMMIT, two extra round trips that would blur the connect-vs-pool comparison.
     return {"autocommit": True, "application_name": application_name(variant)}
+
+
+@pair.variant("bad")
+async def asyncpg_connect(author_id: AuthorId, dsn: Dsn, metrics: AppMetrics) -> dict[str, Any]:
+    """asyncpg.connect() per request: TCP, scram handshake and a new backend every time."""
+    conn = await asyncpg.connect(
+        dsn, server_settings={"application_name": application_name("asyncpg_connect")}
+    )
+    try:
+        metrics.connections_opened.inc()
+        conn.add_query_logger(metrics.query_logger(conn))
+        row = await conn.fetchrow(ASYNCPG_SQL, author_id)
+    finally:
+        # In finally: an exception in the query would otherwise leak the connection, and with
+        # it a server backend, until the garbage collector happens to find it.
+        await conn.close()
+    return _author(row, author_id)
+
+
+@pair.variant("bad")
+async def psycopg_null_pool(
+    author_id: AuthorId, pools: Psycopg, metrics: AppMetrics
+) -> dict[str, Any]:
+    """psycopg null pool: the pool API, but a new connection for every request."""
+    async with pools.null.connection() as conn:
+        row = await _psycopg_fetch_author(conn, author_id, metrics)
+    return _author(row, author_id)
+
+
+@pair.variant("good")
+async def asyncpg_pool(author_id: AuthorId, pool: Pool) -> dict[str, Any]:
+    """asyncpg pool from the app's lifespan: connections opened once, borrowed per request."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(ASYNCPG_SQL, author_id)
+    return _author(row, author_id)
+
+
+@pair.variant("good")
+async def psycopg_pool(author_id: AuthorId, pools: Psycopg, metrics: AppMetrics) -> dict[str, Any]:
+    """psycopg AsyncConnectionPool from the pair's lifespan: opened once, borrowed per request."""
+    async with pools.pooled.connection() as conn:
+        row = await _psycopg_fetch_author(conn, author_id, metrics)
+    return _author(row, author_id)
+
+
+@pair.route("stats")
+async def stats(pool: Pool, pools: Psycopg) -> dict[str, dict[str, int]]:
+    """Pool sizes and usage as each driver reports them; psycopg's include time spent waiting."""
+    return {
+        "asyncpg_pool": {
+            "pool_min": pool.get_min_size(),
+            "pool_max": pool.get_max_size(),
+            "pool_size": pool.get_size(),
+            "pool_available": pool.get_idle_size(),
+        },
+        # get_stats(), not pop_stats(): reading must not reset the counters for other readers.
+        "psycopg_pool": pools.pooled.get_stats(),
+        "psycopg_null_pool": pools.null.get_stats(),
+    }
+
+
+# The psycopg pools (the pair's own resources), and the one statement on psycopg.
 
 
 @dataclass(frozen=True)
@@ -165,60 +243,36 @@ async def _psycopg_fetch_author(
         metrics.query_seconds.inc(time.perf_counter() - start)
 
 
-@pair.variant("bad")
-async def asyncpg_connect(author_id: AuthorId, dsn: Dsn, metrics: AppMetrics) -> dict[str, Any]:
-    """asyncpg.connect() per request: TCP, scram handshake and a new backend every time."""
-    conn = await asyncpg.connect(
-        dsn, server_settings={"application_name": application_name("asyncpg_connect")}
-    )
-    try:
-        metrics.connections_opened.inc()
-        conn.add_query_logger(metrics.query_logger(conn))
-        row = await conn.fetchrow(ASYNCPG_SQL, author_id)
-    finally:
-        # In finally: an exception in the query would otherwise leak the connection, and with
-        # it a server backend, until the garbage collector happens to find it.
-        await conn.close()
-    return _author(row, author_id)
+# Seed data: the pair's own authors and books (the query needs only the books' owners).
 
 
-@pair.variant("bad")
-async def psycopg_null_pool(
-    author_id: AuthorId, pools: Psycopg, metrics: AppMetrics
-) -> dict[str, Any]:
-    """psycopg null pool: the pool API, but a new connection for every request."""
-    async with pools.null.connection() as conn:
-        row = await _psycopg_fetch_author(conn, author_id, metrics)
-    return _author(row, author_id)
+@pair.table(
+    "pool_authors",
+    """CREATE TABLE pool_authors (
+        id      integer PRIMARY KEY,
+        name    text    NOT NULL,
+        country text    NOT NULL,
+        born    integer NOT NULL
+    )""",
+)
+def _pool_authors(size: Size, rng: random.Random) -> Iterator[tuple[int, str, str, int]]:
+    for author_id in range(1, size["authors"] + 1):
+        yield author_id, person(rng), rng.choice(COUNTRIES), rng.randint(1900, 2000)
 
 
-@pair.variant("good")
-async def asyncpg_pool(author_id: AuthorId, pool: Pool) -> dict[str, Any]:
-    """asyncpg pool from the app's lifespan: connections opened once, borrowed per request."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(ASYNCPG_SQL, author_id)
-    return _author(row, author_id)
-
-
-@pair.variant("good")
-async def psycopg_pool(author_id: AuthorId, pools: Psycopg, metrics: AppMetrics) -> dict[str, Any]:
-    """psycopg AsyncConnectionPool from the pair's lifespan: opened once, borrowed per request."""
-    async with pools.pooled.connection() as conn:
-        row = await _psycopg_fetch_author(conn, author_id, metrics)
-    return _author(row, author_id)
-
-
-@pair.route("stats")
-async def stats(pool: Pool, pools: Psycopg) -> dict[str, dict[str, int]]:
-    """Pool sizes and usage as each driver reports them; psycopg's include time spent waiting."""
-    return {
-        "asyncpg_pool": {
-            "pool_min": pool.get_min_size(),
-            "pool_max": pool.get_max_size(),
-            "pool_size": pool.get_size(),
-            "pool_available": pool.get_idle_size(),
-        },
-        # get_stats(), not pop_stats(): reading must not reset the counters for other readers.
-        "psycopg_pool": pools.pooled.get_stats(),
-        "psycopg_null_pool": pools.null.get_stats(),
-    }
+@pair.table(
+    "pool_books",
+    """CREATE TABLE pool_books (
+        id        integer PRIMARY KEY,
+        author_id integer NOT NULL REFERENCES pool_authors (id)
+    )""",
+    # The index the count uses: the one indexed query stays an index lookup at every size.
+    indexes="CREATE INDEX pool_books_author_id_idx ON pool_books (author_id)",
+)
+def _pool_books(size: Size, rng: random.Random) -> Iterator[tuple[int, int]]:
+    # 0 to twice the mean per author: some authors have none, and must count as 0.
+    book_id = 0
+    for author_id in range(1, size["authors"] + 1):
+        for _ in range(rng.randint(0, 2 * size["books_per_author"])):
+            book_id += 1
+            yield book_id, author_id

@@ -1,0 +1,93 @@
+"""The targets' entry point: `python -m pairbench.targets describe | seed`.
+
+The harness learns the pairs and seeds their tables through this command (a subprocess
+printing JSON), never by importing the targets, so it drives a target on another host, or a
+user's own service, the same way (docs/architecture.md, "Layers").
+
+    describe                                     the describe document, as GET /pairs serves it
+    seed --profile P [--pair NAME ...] [--seed N]  one JSON line per pair (PAIRBENCH_PG_DSN)
+
+Exit codes: 0 done; 2 a bad input (an unknown pair or profile, a missing size, no DSN), one line
+on stderr; 3 PostgreSQL unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from .data import PROFILES, DatasetError
+from .registry import PairError, document
+from .seeding import DEFAULT_SEED, seed
+
+PROG = "pairbench-targets"
+EXIT_USAGE = 2
+EXIT_INFRASTRUCTURE = 3
+DSN_ENV = "PAIRBENCH_PG_DSN"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        _fail(EXIT_USAGE, message)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _where(dsn: str) -> str:
+    """host:port of a DSN, without the password, for an error message."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Describe the pairs, or seed their tables.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("describe", help="print the describe document (JSON)")
+    seeding = commands.add_parser("seed", help="create and fill the pairs' tables")
+    seeding.add_argument("--profile", required=True, help=f"one of {', '.join(PROFILES)}")
+    seeding.add_argument(
+        "--pair", action="append", dest="pairs", metavar="NAME", help="a pair (repeatable)"
+    )
+    seeding.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the data's seed")
+    return parser
+
+
+def _seed(profile: str, pairs: Sequence[str] | None, seed_value: int) -> None:
+    dsn = os.environ.get(DSN_ENV)
+    if not dsn:
+        _fail(EXIT_USAGE, f"set {DSN_ENV} to the database to seed")
+    try:
+        results = asyncio.run(seed(dsn, profile, pairs, seed_value))
+    except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as e:
+        _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)} is unreachable: {e}")
+    except asyncpg.InvalidAuthorizationSpecificationError as e:
+        _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)} refused the login: {e}")
+    for result in results:
+        print(json.dumps(result.json()), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and run the command."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "describe":
+            print(json.dumps(document(), indent=2))
+        else:
+            _seed(args.profile, args.pairs, args.seed)
+    except (DatasetError, PairError) as e:
+        _fail(EXIT_USAGE, str(e))
+
+
+if __name__ == "__main__":
+    main()

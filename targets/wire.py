@@ -1,0 +1,32 @@
+"""Response bytes on the wire: an ASGI middleware counting every body byte the app sends.
+
+The harness's own endpoints (/metrics, /pairs, /_pairbench/...) are left out: a scrape must not
+count itself into the trial it measures.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNCOUNTED_PREFIXES = ("/metrics", "/pairs", "/_pairbench/")
+
+
+class ResponseBytesMiddleware:
+    """Add the length of every http.response.body chunk to a counter."""
+
+    def __init__(self, app: ASGIApp, counter: Counter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNCOUNTED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                self.counter.inc(len(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
