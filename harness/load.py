@@ -94,7 +94,7 @@ class LoadAgent:
 
     def trial(
         self,
-        path: str,
+        steps: list[dict[str, Any]],
         users: int,
         warmup_s: float,
         duration_s: float,
@@ -103,17 +103,24 @@ class LoadAgent:
         bystander: dict[str, Any] | None = None,
         rate: float | None = None,
         think_s: float = 0.0,
+        metrics_before_url: str | None = None,
+        ttfb: bool = False,
     ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply.
 
-        `keys` ({count, exponent, seed}) fills `{key}` in the path per request from a Zipf
-        distribution; `bystander` ({path, users}) loads a cheap endpoint alongside, recorded apart.
-        With `rate` the open model runs: `users` connections share a fixed arrival rate.
+        `steps` are the variant's concrete requests (harness/request.py). `keys` ({count,
+        exponent, seed}) fills `{key}` per request from a Zipf distribution; `bystander` ({path,
+        users}) loads a cheap endpoint alongside, recorded apart. With `rate` the open model
+        runs: `users` connections share a fixed arrival rate. `metrics_url` is scraped after
+        the window, `metrics_before_url` (default: the same) before it: a peak counter's
+        window starts there. `ttfb` records time to first byte beside full latency.
         """
         assert self.popen.stdin is not None
         command = {
             "op": "trial",
-            "path": path,
+            "steps": steps,
+            "ttfb": ttfb,
+            "metrics_before_url": metrics_before_url,
             "users": users,
             "warmup_s": warmup_s,
             "duration_s": duration_s,
