@@ -97,6 +97,12 @@ def _write_state(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def every_pair_connections() -> int:
+    """max_connections enough for any described pair (the targets' `describe`, a subprocess)."""
+    described = catalogue.describe()
+    return postgres.needed_connections(described.max_connections(list(described.pairs)))
+
+
 def _check_connections(dsn: str, source: str, needed: int) -> None:
     """A server pairbench did not start now must allow the connections the pairs declare.
 
@@ -116,13 +122,14 @@ def _check_connections(dsn: str, source: str, needed: int) -> None:
 
 
 @contextlib.contextmanager
-def provide(
-    options: ServiceOptions, connections: int = postgres.MAX_CONNECTIONS_FLOOR
-) -> Iterator[Endpoints]:
+def provide(options: ServiceOptions, connections: int | None = None) -> Iterator[Endpoints]:
     """Endpoints for a run; servers started here are stopped when the block exits, however.
 
-    `connections` is the max_connections the run's pairs need (postgres.needed_connections).
+    `connections` is the max_connections the run's pairs need (postgres.needed_connections);
+    None: what every described pair needs.
     """
+    if connections is None:
+        connections = every_pair_connections()
     folder = state_dir()
     running = _read_state(folder)
     started: list[Any] = []
@@ -165,10 +172,7 @@ def up(options: ServiceOptions, connections: int | None = None) -> tuple[dict[st
     t0 = time.perf_counter()
     if "postgres" not in state and not options.pg_dsn:
         if connections is None:
-            described = catalogue.describe()
-            connections = postgres.needed_connections(
-                described.max_connections(list(described.pairs))
-            )
+            connections = every_pair_connections()
         pg = postgres.start(
             folder, pg_bin=options.pg_bin, die_with_parent=False, connections=connections
         )
