@@ -20,6 +20,20 @@ REPLY_GRACE_S = 30.0  # beyond warm-up + duration: stopping users, fetching /met
 AGENT_MODULE = "pairbench.harness.agent"
 
 
+def get_step(path: str) -> dict[str, Any]:
+    """The concrete step of a plain GET of `path` expecting 200 (harness/request.py's shape)."""
+    return {
+        "method": "GET",
+        "path": path,
+        "headers": {},
+        "body": None,
+        "status": 200,
+        "carry": {},
+        "once": False,
+        "measure": True,
+    }
+
+
 def worker_argv(host: str, master: str) -> list[str]:
     """The command of one locust worker serving the master at `master` (HOST:PORT)."""
     return [
@@ -94,7 +108,7 @@ class LoadAgent:
 
     def trial(
         self,
-        steps: list[dict[str, Any]],
+        steps: list[dict[str, Any]] | str,
         users: int,
         warmup_s: float,
         duration_s: float,
@@ -116,6 +130,8 @@ class LoadAgent:
         window starts there. `ttfb` records time to first byte beside full latency.
         """
         assert self.popen.stdin is not None
+        if isinstance(steps, str):  # a bare path: one GET expecting 200
+            steps = [get_step(steps)]
         command = {
             "op": "trial",
             "steps": steps,

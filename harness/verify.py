@@ -208,13 +208,21 @@ class _Verifier:
 
     def _plan(self, knob: float, name: str, steps: list[Concrete]) -> None:
         self.reset()  # a write explained again must start from the same state
-        request.send_all(self.client, steps, EXPLAIN_HEADER)
+        want = self.pair.scenario.plan.get(name)
+        try:
+            replies = request.send_all(self.client, steps, EXPLAIN_HEADER)
+        except InfrastructureError as e:
+            # The target could not explain this request (it dropped the connection): only a
+            # scenario that expects an access path fails on it; the others record why.
+            self.add("plan", knob, name, want is None, f"plans unavailable: {e}")
+            return
         response = self._get(PLANS_PATH)
         plans = response.json() if response.status_code == httpx.codes.OK else []
         access = [a for p in plans for a in p.get("access", [])]
         shown = ", ".join(dict.fromkeys(access)) or "no relation read"
-        want = self.pair.scenario.plan.get(name)
-        if want is None:
+        if any(r.status >= httpx.codes.INTERNAL_SERVER_ERROR for r in replies):
+            self.add("plan", knob, name, want is None, "plans unavailable: the request failed")
+        elif want is None:
             self.add("plan", knob, name, True, f"access paths: {shown}")
         else:
             self.add(
