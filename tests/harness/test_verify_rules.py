@@ -8,17 +8,11 @@ by the scenario (`[request.variants.<name>]`), so the breakage is visible in the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from pairbench.harness import catalogue, scenario, seeding, server, services, verify
-
-FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
-PAIRS_ENV = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
-PROFILE = "test"
+from pairbench.harness import catalogue, scenario, verify
 
 LOAD = """
 [profiles.quick]
@@ -27,23 +21,6 @@ users = 1
 round_seconds = 1
 rounds = 1
 """
-
-
-@pytest.fixture(scope="module")
-def fixture_server(
-    servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[httpx.Client, catalogue.Catalogue]]:
-    """A target serving the built-in and the fixture pairs; the writing pair seeded."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PAIRBENCH_PAIRS", str(FIXTURE_PAIRS))  # the seed subprocess inherits it
-        seeding.seed(servers.pg_dsn, PROFILE, ["fixture_writes"])
-    log = tmp_path_factory.mktemp("fixture-target") / "server.log"
-    running = server.start(servers.pg_dsn, servers.redis_url, log, extra_env=PAIRS_ENV)
-    try:
-        with httpx.Client(base_url=running.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
-            yield client, catalogue.fetch(running.url)
-    finally:
-        running.stop()
 
 
 def _verify(
@@ -215,7 +192,9 @@ def test_side_effect_rule_compares_state_and_checks_reset(fixture_server, tmp_pa
     assert all(d.startswith("POST ") for d in statuses)  # the variants' declared method
 
 
-def test_side_effect_rule_fails_when_a_variant_writes_twice_as_much(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_side_effect_rule_fails_when_a_variant_writes_twice_as_much(
+    fixture_server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     broken = WRITES_PAIR + '[request.variants.one_statement]\nquery = { n = "6" }\n'
     outcome = _verify(fixture_server, tmp_path, broken)
     assert _failed(outcome) == {"equal_state"}
