@@ -1,7 +1,23 @@
 """Scenario files (TOML) and suite profiles, validated into typed objects.
 
 A malformed file is a usage error naming the file and the field: `scenarios/x.toml:
-profiles.quick.users: Input should be greater than 0`.
+profiles.quick.users: Input should be greater than 0`. The whole format is in
+docs/scenario-format.md; the request, in short:
+
+The request. What each variant sends, as data (method, path, query, headers, JSON body,
+expected status). Three spellings, normalised into a `RequestSpec` (a list of `Step`s plus
+per-variant overrides):
+
+    request = "/p/{variant}?n={knob}"            # one GET expecting 200
+    [request]  lazy = "/a?n={knob}"  join = ...  # a path per variant
+    [request]  method = "POST"  path = "/p/{variant}"  query = { n = "{knob}" }
+               headers = { ... }  json = { id = "{key}" }  status = 201
+    [request.variants.<name>]                    # overrides of that one step
+    [[request.steps]] ... carry = { "If-None-Match" = "ETag" }  once = true  measure = false
+
+Strings are templates: `{variant}`, `{knob}`, `{key}` (drawn per request), the fields of
+[prepare]. `[mechanism.plan]` (variant = an access path such as "Index Scan") is read into
+`Scenario.plan`; `ttfb = true` records time to first byte under load.
 """
 
 from __future__ import annotations
