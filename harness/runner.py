@@ -329,6 +329,28 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
 
 
+def replay_dataset(stored: dict[str, Any]) -> tuple[int | None, dict[str, dict[str, int]]]:
+    """From a stored run.json: the data seed and each pair's sizes, for `run --from`.
+
+    They go into RunOptions(data_seed=..., expected_sizes=...): the replay seeds with the same
+    seed and refuses (a usage error naming pair and sizes) when a pair's sizes changed since.
+    A run from before per-pair datasets has only `metadata.dataset`: its seed, no sizes.
+    """
+    seeds: list[int] = []
+    sizes: dict[str, dict[str, int]] = {}
+    for name, record in (stored.get("pairs") or {}).items():
+        dataset = record.get("dataset")
+        if isinstance(dataset, dict):
+            sizes[name] = {str(k): int(v) for k, v in (dataset.get("sizes") or {}).items()}
+            seed = (dataset.get("identity") or {}).get("seed")
+            if seed is not None:
+                seeds.append(int(seed))
+    legacy = (stored.get("metadata") or {}).get("dataset") or {}
+    if not seeds and legacy.get("seed") is not None:
+        seeds.append(int(legacy["seed"]))
+    return (seeds[0] if seeds else None), sizes
+
+
 def _expectation(pair: PairInfo, load: scenario.LoadProfile) -> dict[str, Any] | None:
     e = pair.scenario.expectation
     if e is None:

@@ -50,6 +50,15 @@ class Profile(Strict):
 
     description: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_dataset(cls, data: Any) -> Any:
+        # Runs stored before sizes moved into the pair modules kept a global `dataset` here;
+        # a replay of one must still read its profile (the sizes are checked per pair).
+        if isinstance(data, dict) and "dataset" in data:
+            return {k: v for k, v in data.items() if k != "dataset"}
+        return data
+
 
 class KnobSpec(Strict):
     name: str

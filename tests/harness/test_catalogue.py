@@ -54,7 +54,7 @@ def test_replay_refuses_changed_sizes() -> None:
     described = catalogue.describe()
     today = described.pairs["n_plus_one"]["sizes"]["test"]
     seeding.check_sizes(described, "test", {"n_plus_one": today})
-    with pytest.raises(UsageError, match="n_plus_one.*sizes"):
+    with pytest.raises(UsageError, match=r"n_plus_one.*sizes"):
         seeding.check_sizes(described, "test", {"n_plus_one": {**today, "authors": 1}})
 
 

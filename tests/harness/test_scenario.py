@@ -115,5 +115,5 @@ def test_plan_expectations_live_under_mechanism(tmp_path: Path) -> None:
         'pair = "p"\nrequest = "/p/{variant}?n={knob}"\n[mechanism.plan]\ngood = "Index Scan"\n',
     )
     assert spec.plan == {"good": "Index Scan"} and spec.mechanism == {}
-    with pytest.raises(UsageError, match="plan.good: no such variant"):
+    with pytest.raises(UsageError, match=r"plan\.good: no such variant"):
         spec.check_variants({"bad", "best"})
