@@ -76,6 +76,9 @@ class Trial:
     steps: ClassVar[list[Step]] = []
     payloads: ClassVar[list[str | None]] = []  # each step's body
     simple = True  # one step, no carry, no key: the cheapest path
+    # The open model plans one send per iteration: only this step (the first measured one)
+    # carries the planned time; later measured steps are timed from their own send.
+    planned_at = 0
     expected: ClassVar[dict[str, int]] = {}  # step name -> expected status
     ttfb = False  # record time to first byte (streamed replies: costs generator CPU)
     think_s = 0.0  # closed model: a user's pause between a reply and its next request
@@ -144,7 +147,11 @@ def send(user: FastHttpUser, planned: float | None) -> None:
         return
     key = str(Trial.keys()) if Trial.keys is not None else None
     replies: dict[int, Any] = user.replies  # type: ignore[attr-defined]
+    planned_at = Trial.planned_at
+    scheduled = planned
     for index, step in enumerate(Trial.steps):
+        planned = scheduled if index == planned_at else None
+        context = {"planned": planned} if planned is not None else {}
         if step.once and index in replies:
             continue
         path, headers, body = step.args(key)
@@ -275,6 +282,7 @@ def configure(
         s.name: int(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
     }
     Trial.simple = len(Trial.steps) == 1 and not Trial.steps[0].carry
+    Trial.planned_at = next((i for i, s in enumerate(Trial.steps) if s.measure), 0)
     Trial.ttfb = bool(command.get("ttfb"))
     Trial.think_s = float(command.get("think_s") or 0.0)
     Trial.worker_index, Trial.worker_count = worker_index, worker_count
