@@ -73,6 +73,8 @@ def _seed(profile: str, pairs: Sequence[str] | None, seed_value: int) -> None:
         _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)} is unreachable: {e}")
     except asyncpg.InvalidAuthorizationSpecificationError as e:
         _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)} refused the login: {e}")
+    except asyncpg.InvalidCatalogNameError as e:
+        _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)}: {e}")
     for result in results:
         print(json.dumps(result.json()), flush=True)
 

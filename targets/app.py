@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.introspection.close()
 
     app = FastAPI(title="pairbench targets", lifespan=lifespan)
-    # Outermost first: bytes are counted as they leave, after any plans were gathered.
+    # Each add_middleware wraps the app so far: the byte counter, added last, is outermost and
+    # sees the bytes as they leave, after the explain middleware has gathered any plans.
     app.add_middleware(ExplainMiddleware)
     app.add_middleware(ResponseBytesMiddleware, counter=metrics.response_bytes)
     app.include_router(probes.router)

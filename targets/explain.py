@@ -28,6 +28,8 @@ RECORDING: ContextVar[list[Statement] | None] = ContextVar("pairbench_explain", 
 def access_paths(plan: Any) -> list[str]:
     """'Node Type on relation' for every plan node that reads a relation, depth first."""
     found: list[str] = []
+    if plan is None:  # a statement without a plan (BEGIN, SET, ...)
+        return found
 
     def walk(node: dict[str, Any]) -> None:
         if "Relation Name" in node:

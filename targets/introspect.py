@@ -16,6 +16,7 @@ import asyncpg
 
 APPLICATION_NAME = "pairbench-introspection"  # told apart in pg_stat_activity
 CONNECT_TIMEOUT_S = 10.0
+EXPLAINABLE = ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE")
 # Sums over the current database's statements. Our own reading of the view and the EXPLAINs
 # are left out: a scrape must not move the counters it reads.
 PG_STAT_STATEMENTS_SQL = """
@@ -56,12 +57,23 @@ class Introspection:
         return None if row is None else (int(row["rows"]), int(row["buffers"]))
 
     async def explain(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        """EXPLAIN (FORMAT JSON) each statement with its arguments; the plans, in order."""
+        """EXPLAIN (FORMAT JSON) each statement with its arguments; the plans, in order.
+
+        A statement that has no plan (BEGIN, SET, several statements in one string) gets None:
+        verification asks about access paths, and such a statement has none.
+        """
         plans: list[Any] = []
         async with self._lock:
             conn = await self._connection()
             for query, args in statements:
-                raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}", *args)
+                if not query.lstrip().upper().startswith(EXPLAINABLE):
+                    plans.append(None)
+                    continue
+                try:
+                    raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}", *args)
+                except asyncpg.PostgresError:
+                    plans.append(None)
+                    continue
                 plans.append(json.loads(raw) if isinstance(raw, str) else raw)
         return plans
 

@@ -53,6 +53,7 @@ class ScrapedCounters(Collector):
         self.values: dict[str, tuple[str, float]] = {}  # metric -> (help, value)
 
     def collect(self) -> Iterable[CounterMetricFamily]:
+        """The values the last scrape read."""
         for metric, (help_text, value) in self.values.items():
             yield CounterMetricFamily(metric, help_text, value=value)
 

@@ -6,7 +6,8 @@ first request after `/probe/stall/arm` blocks the whole event loop for d ms, as 
 synchronous call would: every request in flight or arriving meanwhile waits. Coordinated
 omission hides exactly this from a closed-loop measurement. `/probe/allocate?mb=m` touches m MiB
 and frees them before answering: the peak-memory counter must show them, and forget them at the
-next `/metrics?reset_peak=1`.
+next `/metrics?reset_peak=1`. `/probe/bytes?n=k` answers with a body of exactly k bytes, which
+the response-bytes counter must count.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 MAX_SLEEP_MS = 10_000
 MAX_STALL_MS = 5_000
 MAX_ALLOCATE_MB = 512
 PAGE_BYTES = 4096  # one write per page makes the kernel back the whole buffer with memory
 MIB = 1 << 20
+MAX_BODY_BYTES = 16 * MIB
 
 router = APIRouter(prefix="/probe", tags=["probe"])
 _armed: dict[str, float] = {}
@@ -60,3 +62,9 @@ async def allocate(mb: Annotated[int, Query(ge=1, le=MAX_ALLOCATE_MB)]) -> dict[
     touched = len(buffer)
     del buffer
     return {"allocated_mb": touched // MIB}
+
+
+@router.get("/bytes")
+async def body_bytes(n: Annotated[int, Query(ge=0, le=MAX_BODY_BYTES)]) -> Response:
+    """A body of exactly `n` bytes."""
+    return Response(b"x" * n, media_type="application/octet-stream")

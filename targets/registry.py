@@ -213,10 +213,12 @@ class Pair:
 
     @property
     def reset_path(self) -> str | None:
+        """Where the harness POSTs to reset the pair's tables (None: the pair does not write)."""
         return None if self.reset_handler is None else f"{INTERNAL_PREFIX}/reset/{self.name}"
 
     @property
     def state_path(self) -> str | None:
+        """Where the harness GETs the pair's written state (None: the pair does not write)."""
         return None if self.state_handler is None else f"{INTERNAL_PREFIX}/state/{self.name}"
 
     def profile_sizes(self, profile: str) -> Sizes:
@@ -252,8 +254,13 @@ class Pair:
         for name in self.counters:
             if name not in catalogue:
                 raise PairError(f"pair {self.name!r}: unknown counter {name!r}")
-        if self.equivalence == "side_effect" and self.state_handler is None:
-            raise PairError(f"pair {self.name!r}: equivalence side_effect needs @pair.state")
+        if self.equivalence == "side_effect" and (
+            self.state_handler is None or self.reset_handler is None
+        ):
+            # The harness compares the state after each variant's write, from the same start.
+            raise PairError(
+                f"pair {self.name!r}: equivalence side_effect needs @pair.state and @pair.reset"
+            )
 
     def describe(self) -> dict[str, Any]:
         """The pair's entry in the describe document (exactly the documented keys)."""
@@ -306,8 +313,23 @@ def catalogue(pairs: Mapping[str, Pair] | None = None) -> dict[str, CounterSpec]
     """Every counter /metrics exposes: the generic ones and those the pairs declare."""
     specs = dict(GENERIC)
     for pair in (pairs if pairs is not None else PAIRS).values():
-        specs.update(pair.declared)
+        for name, spec in pair.declared.items():
+            if name in specs:
+                raise PairError(f"pair {pair.name!r}: counter {name!r} is declared twice")
+            specs[name] = spec
     return specs
+
+
+def _check_ownership(pairs: Mapping[str, Pair]) -> None:
+    """Each table belongs to one pair: none reads, or reseeds, another's."""
+    owners: dict[str, str] = {}
+    for pair in pairs.values():
+        for table in pair.tables:
+            if table.name in owners:
+                raise PairError(
+                    f"pair {pair.name!r}: table {table.name!r} belongs to {owners[table.name]!r}"
+                )
+            owners[table.name] = pair.name
 
 
 def _adopt(module: ModuleType) -> None:
@@ -358,6 +380,7 @@ def load_pairs() -> dict[str, Pair]:
     specs = catalogue(PAIRS)
     for pair in PAIRS.values():
         pair.check(specs)
+    _check_ownership(PAIRS)
     return PAIRS
 
 

@@ -66,11 +66,10 @@ def _wall_ms(client: httpx.Client, path: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def test_registry_lists_bad_first() -> None:
+def test_the_thread_is_the_middle_road() -> None:
     assert list(pair.variants) == VARIANTS
     assert [v.role for v in pair.variants.values()] == ["bad", "middle", "good"]
-    assert pair.knob.name == "ms"
-    assert all(v.label and not v.label.startswith(v.name) for v in pair.variants.values())
+    assert pair.counters[0] == "loop_lag_seconds_sum"
 
 
 def test_calibration_is_recorded(target: httpx.Client) -> None:
@@ -101,7 +100,7 @@ def test_a_request_costs_about_its_ms_when_alone(target: httpx.Client, variant: 
     assert 10 <= best <= 60
 
 
-@pytest.mark.parametrize("query", ["ms=0", "ms=-1", f"ms={MAX_MS + 1}", "ms=abc", "ms=2.5", ""])
+@pytest.mark.parametrize("query", ["ms=0", f"ms={MAX_MS + 1}", "ms=abc", "ms=2.5", ""])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_bad_ms_is_rejected(target: httpx.Client, variant: str, query: str) -> None:
     assert target.get(f"/cpu/{variant}?{query}").status_code == 422

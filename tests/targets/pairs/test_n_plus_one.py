@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import psycopg
 import pytest
 
-from pairbench.harness import metricsclient
+from pairbench.harness import metricsclient, services
 from pairbench.targets.pairs.n_plus_one import MAX_AUTHORS, pair
 
 VARIANTS = ["lazy", "join", "batched", "dataloader"]
@@ -21,12 +24,6 @@ def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict
     before = client.get("/metrics").text
     response = client.get(path)
     return response, metricsclient.delta(before, client.get("/metrics").text)
-
-
-def test_registry_lists_bad_first() -> None:
-    assert list(pair.variants) == VARIANTS
-    assert pair.bad.name == "lazy"
-    assert all(v.label and not v.label.startswith(v.name) for v in pair.variants.values())
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 120])
@@ -55,19 +52,66 @@ def test_query_counts(target: httpx.Client, variant: str, n: int) -> None:
     assert counters["db_connections_opened"] == 0  # the pool is warm: no connect per request
 
 
-@pytest.mark.parametrize("query", ["n=0", "n=-1", f"n={MAX_AUTHORS + 1}", "n=abc", ""])
+# Huge and negative values are the contract test's (tests/test_pair_contract.py).
+@pytest.mark.parametrize("query", ["n=0", f"n={MAX_AUTHORS + 1}", "n=abc", ""])
 def test_bad_n_is_rejected_without_touching_the_database(target: httpx.Client, query: str) -> None:
     response, counters = _get_counting(target, f"/n_plus_one/lazy?{query}")
     assert response.status_code == 422
     assert counters["queries"] == 0
 
 
-def test_metrics_expose_the_mechanism_counters(target: httpx.Client) -> None:
-    text = target.get("/metrics").text
-    for name in (
-        "pairbench_db_queries_total",
-        "pairbench_db_connections_opened_total",
-        "pairbench_cache_hits_total",
-        "pairbench_event_loop_lag_seconds_bucket",
-    ):
-        assert name in text
+def test_the_lesson_is_told_by_the_statement_count() -> None:
+    assert pair.counters[0] == "queries"
+    assert list(pair.variants) == VARIANTS
+
+
+def test_books_reference_their_authors_and_are_indexed(servers: services.Endpoints) -> None:
+    with psycopg.connect(servers.pg_dsn) as conn:
+        orphans = conn.execute(
+            "SELECT count(*) FROM books b LEFT JOIN authors a ON a.id = b.author_id"
+            " WHERE a.id IS NULL"
+        ).fetchone()
+        indexes = {
+            r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'books'")
+        }
+    assert orphans == (0,)
+    assert "books_author_id_idx" in indexes
+
+
+EXPLAIN = {"X-Pairbench-Explain": "1"}
+
+
+def _plans(target: httpx.Client, path: str) -> list[dict[str, Any]]:
+    response = target.get(path, headers=EXPLAIN)
+    assert response.status_code == 200
+    plans: list[dict[str, Any]] = target.get("/_pairbench/plans").json()
+    return plans
+
+
+def test_lazy_loading_explains_one_statement_per_author(target: httpx.Client) -> None:
+    plans = _plans(target, "/n_plus_one/lazy?n=3")
+    assert len(plans) == 1 + 3
+    assert plans[0]["access"] == ["Index Scan on authors"]
+    for plan in plans[1:]:
+        (access,) = plan["access"]
+        assert access in ("Index Scan on books", "Bitmap Heap Scan on books")
+        assert "FROM books WHERE author_id = $1" in plan["sql"]
+
+
+def test_join_explains_both_tables_in_one_statement(target: httpx.Client) -> None:
+    (plan,) = _plans(target, "/n_plus_one/join?n=50")
+    assert {a.rsplit(" on ", 1)[1] for a in plan["access"]} == {"authors", "books"}
+
+
+def test_a_request_without_the_header_leaves_the_plans_alone(target: httpx.Client) -> None:
+    before = _plans(target, "/n_plus_one/batched?n=2")
+    assert target.get("/n_plus_one/lazy?n=5").status_code == 200
+    assert target.get("/_pairbench/plans").json() == before
+
+
+def test_explaining_does_not_count_as_the_requests_statements(target: httpx.Client) -> None:
+    before = target.get("/metrics").text
+    _plans(target, "/n_plus_one/lazy?n=4")
+    counters = metricsclient.delta(before, target.get("/metrics").text)
+    assert counters["queries"] == 1 + 4
+    assert counters["db_connections_opened"] == 0

@@ -6,15 +6,19 @@ import asyncio
 import base64
 import itertools
 import json
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from pairbench.harness import metricsclient, services
+from pairbench.harness import metricsclient, postgres, server, services
 from pairbench.targets.pairs.pagination import (
     KEYSET_SQL,
     MAX_CURSOR_CHARS,
@@ -23,6 +27,7 @@ from pairbench.targets.pairs.pagination import (
     OFFSET_SQL,
     pair,
 )
+from pairbench.targets.seeding import seed
 
 LIMIT = 20
 CHAIN_LIMIT = 7  # not a divisor of anything: pages end at arbitrary rows, ties included
@@ -60,10 +65,8 @@ def total(servers: services.Endpoints) -> int:
     return int(row[0])
 
 
-def test_registry_lists_bad_first() -> None:
+def test_the_cursor_helper_is_a_route_not_a_variant() -> None:
     assert list(pair.variants) == ["offset", "keyset"]
-    assert pair.bad.name == "offset"
-    assert all(v.label and not v.label.startswith(v.name) for v in pair.variants.values())
     assert "cursor" in pair.routes  # a helper, not a variant: never benchmarked
 
 
@@ -181,7 +184,6 @@ def test_tampered_cursor_is_rejected(target: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/pagination/offset?offset=-1",
         f"/pagination/offset?offset={MAX_OFFSET + 1}",
         "/pagination/offset?offset=abc",
         "/pagination/offset?limit=0",
@@ -239,3 +241,86 @@ def test_offset_walks_the_same_index(servers: services.Endpoints) -> None:
     # The comparison is fair: OFFSET gets the same index; it must still step over the rows.
     plan = asyncio.run(_explain(servers.pg_dsn, OFFSET_SQL, LIMIT + 1, 5000))
     assert "Index Scan using feed_items_created_at_id_idx on feed_items" in plan
+
+
+EXPLAIN = {"X-Pairbench-Explain": "1"}
+
+
+def _plans(target: httpx.Client, path: str) -> list[dict[str, Any]]:
+    response = target.get(path, headers=EXPLAIN)
+    assert response.status_code == 200
+    plans: list[dict[str, Any]] = target.get("/_pairbench/plans").json()
+    return plans
+
+
+def test_the_plans_endpoint_shows_both_reading_the_index(target: httpx.Client) -> None:
+    (by_offset,) = _plans(target, "/pagination/offset?offset=5000")
+    assert by_offset["access"] == ["Index Scan on feed_items"]
+    (by_keyset,) = _plans(target, f"/pagination/keyset?after={_cursor(target, 5000)}")
+    assert by_keyset["access"] == ["Index Scan on feed_items"]
+    assert "(created_at, id) < ($1, $2)" in by_keyset["sql"]
+
+
+@pytest.fixture(scope="module")
+def preloaded_server() -> Iterator[str]:
+    """A PostgreSQL of its own with pg_stat_statements preloaded, pagination seeded: its DSN."""
+    # Not under pytest's tmp folders: they are 0700, and as root the postgres user must enter.
+    state = Path(tempfile.mkdtemp(prefix="pairbench-pgss-"))
+    state.chmod(0o711)
+    first = postgres.start(state)
+    try:
+        with psycopg.connect(first.dsn, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    finally:
+        first.stop()
+    running = postgres.start(state)  # the same cluster, now with the library loaded
+    try:
+        asyncio.run(seed(running.dsn, "test", ["pagination"]))
+        yield running.dsn
+    finally:
+        running.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
+    """The response and the deltas of the lesson's pg_stat_statements counters."""
+    catalogue = client.get("/pairs").json()["counters"]
+
+    def read(text: str) -> dict[str, float]:
+        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+        return {
+            name: next(s.value for s in samples if s.name == catalogue[name]["metric"])
+            for name in ("db_rows", "db_buffers")
+        }
+
+    before = read(client.get("/metrics").text)
+    response = client.get(path)
+    after = read(client.get("/metrics").text)
+    return response, {k: after[k] - before[k] for k in after}
+
+
+def test_buffers_grow_with_the_offset_and_not_with_keyset(
+    preloaded_server: str, servers: services.Endpoints, tmp_path: Path
+) -> None:
+    assert pair.counters[0] == "db_buffers"
+    running = server.start(preloaded_server, servers.redis_url, tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            client.get("/pagination/offset?offset=0")  # warm: the first plan costs catalog reads
+            deltas = {}
+            for depth in (0, 10_000):
+                response, deltas[depth] = _counting(
+                    client, f"/pagination/offset?offset={depth}&limit=20"
+                )
+                assert response.status_code == 200
+            cursor = client.get("/pagination/cursor?offset=10000").json()["cursor"]
+            _, keyset = _counting(client, f"/pagination/keyset?limit=20&after={cursor}")
+    finally:
+        running.stop()
+    # limit + 1 rows (the last one says a next page exists), plus the pool's reset on release
+    # (its pg_advisory_unlock_all() returns a row): the rows returned do not grow with depth,
+    # the buffers walked to skip do.
+    assert deltas[0]["db_rows"] >= 21
+    assert deltas[10_000]["db_rows"] == deltas[0]["db_rows"]
+    assert deltas[10_000]["db_buffers"] > 10 * deltas[0]["db_buffers"]
+    assert keyset["db_buffers"] < deltas[10_000]["db_buffers"] / 10

@@ -1,0 +1,86 @@
+"""The generic counters on /metrics, read through the catalogue that describe publishes:
+response bytes, peak memory, and pg_stat_statements only where it is loaded. (Counters that
+carry a pair's lesson are tested with the pair: Redis commands in test_cache.py, buffers in
+test_pagination.py.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pairbench.harness import services
+
+MIB = 1 << 20
+ALLOCATE_MB = 128
+PEAK_SLACK_MB = 28  # the allocation shows nearly whole; the rest is the allocator's and ours
+
+
+def read_counters(text: str, counters: dict[str, Any]) -> dict[str, float]:
+    """Every catalogued counter found in a scrape, by counter name."""
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    values: dict[str, float] = {}
+    for name, spec in counters.items():
+        for sample in samples:
+            if sample.name == spec["metric"] and all(
+                sample.labels.get(k) == v for k, v in spec["labels"].items()
+            ):
+                values[name] = values.get(name, 0.0) + sample.value
+    return values
+
+
+@pytest.fixture(scope="module")
+def counters(target: httpx.Client) -> dict[str, Any]:
+    catalogue: dict[str, Any] = target.get("/pairs").json()["counters"]
+    return catalogue
+
+
+def _scrape(client: httpx.Client, counters: dict[str, Any], **params: int) -> dict[str, float]:
+    return read_counters(client.get("/metrics", params=params).text, counters)
+
+
+def test_the_catalogue_reads_means_and_peaks(counters: dict[str, Any]) -> None:
+    assert counters["loop_lag_seconds_sum"]["per"] == ["loop_lag_samples"]
+    assert counters["loop_lag_seconds_sum"]["scale"] == 1000  # mean lag in ms
+    assert counters["peak_rss"]["kind"] == "peak"
+    assert counters["queries"]["labels"] == {"kind": "app"}
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000, 1_000_000])
+def test_response_bytes_are_the_body_bytes(
+    target: httpx.Client, counters: dict[str, Any], n: int
+) -> None:
+    before = _scrape(target, counters)
+    response = target.get(f"/probe/bytes?n={n}")
+    after = _scrape(target, counters)
+    assert len(response.content) == n
+    assert after["response_bytes"] - before["response_bytes"] == n  # the scrapes count nothing
+
+
+def test_peak_memory_shows_an_allocation_and_resets(
+    target: httpx.Client, counters: dict[str, Any]
+) -> None:
+    start = _scrape(target, counters, reset_peak=1)["peak_rss"]
+    assert target.get(f"/probe/allocate?mb={ALLOCATE_MB}").status_code == 200
+    peak = _scrape(target, counters)["peak_rss"]
+    assert peak - start >= (ALLOCATE_MB - PEAK_SLACK_MB) * MIB
+    after_reset = _scrape(target, counters, reset_peak=1)["peak_rss"]
+    assert peak - after_reset >= (ALLOCATE_MB - PEAK_SLACK_MB) * MIB
+
+
+def _preloaded(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SHOW shared_preload_libraries").fetchone()
+    return row is not None and "pg_stat_statements" in row[0]
+
+
+def test_pg_stat_statements_counters_only_when_loaded(
+    target: httpx.Client, servers: services.Endpoints, counters: dict[str, Any]
+) -> None:
+    values = _scrape(target, counters)
+    loaded = _preloaded(servers.pg_dsn)
+    assert ("db_rows" in values) == loaded and ("db_buffers" in values) == loaded
+    assert "redis_commands" in values  # Redis is always there to ask
