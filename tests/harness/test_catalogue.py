@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pairbench.errors import InfrastructureError, UsageError
-from pairbench.harness import catalogue, postgres, seeding, services
+from pairbench.harness import catalogue, postgres, scenario, seeding, services
 
 HARNESS = Path(__file__).resolve().parents[2] / "harness"
 # The harness holds no pair's name nor table: everything it knows comes from describe.
@@ -108,3 +108,19 @@ def test_a_reused_server_with_too_few_connections_fails_in_one_line(
         pass
     message = str(caught.value)
     assert "\n" not in message and "max_connections" in message and str(too_many) in message
+
+
+def test_mechanism_counters_are_validated_against_the_catalogue(tmp_path: Path) -> None:
+    described = catalogue.describe()
+    path = tmp_path / "n_plus_one.toml"
+    body = 'pair = "n_plus_one"\nrequest = "/n_plus_one/{variant}?n={knob}"\n'
+    load = "[profiles.quick]\nknob_values = [1]\nusers = 1\nround_seconds = 1\nrounds = 1\n"
+    path.write_text(body + "[mechanism.peak_rss]\nlazy = { base = 0 }\n" + load)
+    pair = catalogue.resolve(scenario.load_scenario(path), described)
+    assert pair.counters["peak_rss"]["kind"] == "peak" and pair.lesson == ["queries"]
+    path.write_text(body + "[mechanism.no_such_counter]\nlazy = { base = 1 }\n" + load)
+    with pytest.raises(UsageError) as caught:
+        catalogue.resolve(scenario.load_scenario(path), described)
+    message = str(caught.value)
+    assert "\n" not in message and "[mechanism.no_such_counter]" in message
+    assert "queries" in message  # the known counters, from the catalogue
