@@ -5,6 +5,8 @@ in alternating runs, with the same users and duration. Each reports requests and
 seconds over the measurement window; the figure compared is requests per generator CPU-second
 (req/s per generator core), because on a small shared machine absolute req/s is set by the
 server, not by the generator. Target: pairbench keeps at least 90% of plain locust's rate.
+A third series records time to first byte as well (the scenario's opt-in `ttfb = true`): its
+figure against pairbench's own says what that costs.
 
     python benchmarks/generator_overhead.py [--users 8] [--seconds 5] [--repeats 3]
 """
@@ -66,10 +68,10 @@ def plain_locust(url: str, users: int, warmup: float, seconds: float) -> dict[st
 
 
 def pairbench_agent(
-    agent: LoadAgent, users: int, warmup: float, seconds: float
+    agent: LoadAgent, users: int, warmup: float, seconds: float, ttfb: bool = False
 ) -> dict[str, float]:
-    """pairbench's closed-model path: request event -> HdrHistogram."""
-    reply = agent.trial(PATH, users, warmup, seconds)
+    """pairbench's closed-model path: request event -> HdrHistogram (and TTFB if asked)."""
+    reply = agent.trial(PATH, users, warmup, seconds, ttfb=ttfb)
     cpu_s = reply["generator_cpu_percent"] / 100.0 * reply["elapsed_s"]
     return {"requests": reply["requests"], "cpu_s": cpu_s, "elapsed_s": reply["elapsed_s"]}
 
@@ -82,8 +84,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="pairbench-bench-"))
-    per_core: dict[str, list[float]] = {"plain locust": [], "pairbench": []}
-    rates: dict[str, list[float]] = {"plain locust": [], "pairbench": []}
+    names = ["plain locust", "pairbench", "pairbench ttfb"]
+    per_core: dict[str, list[float]] = {name: [] for name in names}
+    rates: dict[str, list[float]] = {name: [] for name in names}
     with services.provide(services.ServiceOptions.from_env()) as endpoints:
         target = server.start(endpoints.pg_dsn, endpoints.redis_url, logs / "server.log")
         agent = LoadAgent(target.url, logs / "agent.log")
@@ -98,27 +101,35 @@ def main() -> None:
                         "pairbench",
                         lambda: pairbench_agent(agent, args.users, args.warmup, args.seconds),
                     ),
+                    (
+                        "pairbench ttfb",
+                        lambda: pairbench_agent(
+                            agent, args.users, args.warmup, args.seconds, ttfb=True
+                        ),
+                    ),
                 ]
-                if repeat % 2:
-                    runs.reverse()  # alternate who goes first: drift hits both alike
+                # Rotate who goes first: drift hits every series alike.
+                shift = repeat % len(runs)
+                runs = runs[shift:] + runs[:shift]
                 for name, run in runs:
                     result = run()
                     per_core[name].append(result["requests"] / result["cpu_s"])
                     rates[name].append(result["requests"] / result["elapsed_s"])
                     print(
-                        f"{name:>13}: {result['requests'] / result['elapsed_s']:8.0f} req/s, "
+                        f"{name:>14}: {result['requests'] / result['elapsed_s']:8.0f} req/s, "
                         f"{result['requests'] / result['cpu_s']:8.0f} req per generator CPU-second"
                     )
         finally:
             agent.close()
             target.stop()
-    plain, ours = (
-        statistics.median(per_core["plain locust"]),
-        statistics.median(per_core["pairbench"]),
-    )
+    plain, ours, ttfb = (statistics.median(per_core[name]) for name in names)
     print(
         f"\nmedian req per generator CPU-second: plain locust {plain:.0f}, pairbench {ours:.0f}"
         f" -> pairbench keeps {100 * ours / plain:.0f}% (target >= 90%)"
+    )
+    print(
+        f"with time to first byte: {ttfb:.0f} -> {100 * ttfb / ours:.0f}% of pairbench without it"
+        f" ({100 * ttfb / plain:.0f}% of plain locust)"
     )
     print(
         f"median req/s (server-bound here): plain locust {statistics.median(rates['plain locust']):.0f},"

@@ -49,19 +49,26 @@ def _step_verdict(
 
 def climb(
     agent: LoadAgent,
-    path: str,
+    requests: list[dict[str, Any]],
     spec: Capacity,
     metrics_url: str,
     cpu_limit: float,
     on_step: Callable[[float], None],
+    before: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """One variant's ladder: every step's measurements, the capacity and the knee."""
     steps: list[dict[str, Any]] = []
     rate = spec.start_rate
     while rate <= spec.max_rate:
         on_step(rate)
+        before()
         reply = agent.trial(
-            path, spec.connections, spec.warmup_seconds, spec.step_seconds, metrics_url, rate=rate
+            requests,
+            spec.connections,
+            spec.warmup_seconds,
+            spec.step_seconds,
+            metrics_url,
+            rate=rate,
         )
         histogram = HdrHistogram.decode(reply["histogram"])
         reasons = _step_verdict(spec, rate, reply, cpu_limit)
@@ -101,12 +108,13 @@ def climb(
 def measure(
     agent: LoadAgent,
     pair: PairInfo,
-    paths: dict[str, str],
+    paths: dict[str, list[dict[str, Any]]],
     spec: Capacity,
     metrics_url: str,
     cpu_limit: float,
     rng: random.Random,
     on_step: Callable[[str], None],
+    before: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Every variant's ladder, in a seeded shuffled order; the record stored in run.json."""
     order = [v.name for v in pair.variants]
@@ -117,5 +125,5 @@ def measure(
         def step(rate: float, name: str = name) -> None:
             on_step(f"{pair.name} capacity {name} @ {rate:.0f} req/s")
 
-        results[name] = climb(agent, paths[name], spec, metrics_url, cpu_limit, step)
+        results[name] = climb(agent, paths[name], spec, metrics_url, cpu_limit, step, before)
     return {"spec": spec.model_dump(), "order": order, "variants": results}

@@ -1,66 +1,157 @@
-"""What the harness knows of a pair: the scenario file joined with the target's /pairs listing.
+"""What the harness knows of the pairs: the targets' describe document joined with the scenarios.
 
-The harness never imports a pair's handler code: variants, roles, labels and the knob come over
-HTTP from the running target (or, for a user's own service, from the scenario file itself).
+The harness never imports the targets (docs/architecture.md, "Layers"): it runs
+`python -m pairbench.targets describe` as a subprocess, or reads `GET /pairs` from a running
+target; both give the same document ("What the targets describe"). A scenario for a user's own
+service that serves no such document lists its variants and knob itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from pairbench.errors import InfrastructureError, UsageError
 
-from . import metricsclient
-from .scenario import KnobSpec, Scenario, knob_text
+from .scenario import KnobSpec, Scenario
+
+TARGETS_MODULE = "pairbench.targets"
+DESCRIBE_TIMEOUT_S = 60.0
+FETCH_TIMEOUT_S = 10.0
+EQUIVALENCE_RULES = ("json", "bytes", "decoded", "jsonlines", "not_modified", "side_effect")
+DEFAULT_RULE = "json"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The describe document: counters by name, pairs by name."""
+
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    version: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: Any, where: str) -> Catalogue:
+        """Validate the document's shape just enough to fail with one line naming `where`."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("pairs"), list):
+            raise InfrastructureError(f"{where}: not a describe document (no 'pairs' list)")
+        counters = doc.get("counters") or {}
+        if not isinstance(counters, dict):
+            raise InfrastructureError(f"{where}: 'counters' is not an object")
+        pairs = {str(p["name"]): p for p in doc["pairs"] if isinstance(p, dict) and "name" in p}
+        return cls(counters, pairs, doc.get("pairbench"))
+
+    def max_connections(self, names: list[str]) -> int | None:
+        """The largest PostgreSQL max_connections any of the named pairs declares."""
+        wanted = [
+            int(need)
+            for name in names
+            if (need := _dig(self.pairs.get(name), "server", "postgres", "max_connections"))
+            is not None
+        ]
+        return max(wanted) if wanted else None
+
+    def counter_specs(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The catalogue entries of `names` (unknown names left out)."""
+        return {n: self.counters[n] for n in names if n in self.counters}
+
+
+def _dig(doc: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
+def describe(env: Mapping[str, str] | None = None) -> Catalogue:
+    """Run `python -m pairbench.targets describe` (this interpreter) and parse its JSON."""
+    argv = [sys.executable, "-m", TARGETS_MODULE, "describe"]
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=DESCRIBE_TIMEOUT_S,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise InfrastructureError(f"{TARGETS_MODULE} describe: {e}") from e
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InfrastructureError(f"{TARGETS_MODULE} describe exited {done.returncode}: {last}")
+    try:
+        doc = json.loads(done.stdout)
+    except ValueError as e:
+        raise InfrastructureError(f"{TARGETS_MODULE} describe: not JSON ({e})") from e
+    return Catalogue.from_document(doc, f"{TARGETS_MODULE} describe")
+
+
+def fetch(base_url: str) -> Catalogue:
+    """A running target's `GET /pairs`; an empty catalogue when it serves none (404)."""
+    try:
+        response = httpx.get(base_url + "/pairs", timeout=FETCH_TIMEOUT_S)
+    except httpx.TransportError as e:
+        raise InfrastructureError(f"{base_url}/pairs: {e}") from e
+    if response.status_code == httpx.codes.NOT_FOUND:
+        return Catalogue()
+    if response.status_code != httpx.codes.OK:
+        raise InfrastructureError(f"{base_url}/pairs -> {response.status_code}")
+    try:
+        doc = response.json()
+    except ValueError as e:
+        raise InfrastructureError(f"{base_url}/pairs: not JSON ({e})") from e
+    return Catalogue.from_document(doc, f"{base_url}/pairs")
 
 
 @dataclass(frozen=True)
 class VariantInfo:
-    """A variant as reports show it."""
+    """A variant as reports show it, and how it is requested by default."""
 
     name: str
     role: str
     label: str
+    method: str = "GET"
 
 
 @dataclass(frozen=True)
 class PairInfo:
-    """A scenario resolved against the target."""
+    """A scenario resolved against the catalogue."""
 
     scenario: Scenario
     title: str
     summary: str
     variants: list[VariantInfo]  # worst to best
     knob: KnobSpec
+    equivalence: dict[str, Any] = field(default_factory=lambda: {"rule": DEFAULT_RULE})
+    reset: str | None = None  # POST before every trial and verification request (pairs that write)
+    state: str | None = None  # GET after a write: what `side_effect` compares
+    lesson: list[str] = field(default_factory=list)  # the pair's counters, headline first
+    reference: dict[str, Any] | None = None
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries used
 
     @property
     def name(self) -> str:
         return self.scenario.pair
 
     @property
+    def rule(self) -> str:
+        return str(self.equivalence.get("rule", DEFAULT_RULE))
+
+    @property
     def bad(self) -> str:
         """The reference bad variant, the ratios' numerator: the first bad one (worst first)."""
         return next(v.name for v in self.variants if v.role == "bad")
 
-    def paths(self, client: httpx.Client, knob: float) -> dict[str, str]:
-        """Each variant's request path at `knob`, after the scenario's [prepare] request if any."""
-        extra: dict[str, Any] = {}
-        prepare = self.scenario.prepare
-        if prepare is not None:
-            url = prepare.request.replace("{knob}", knob_text(knob))
-            try:
-                response = client.get(url)
-            except httpx.TransportError as e:
-                raise InfrastructureError(f"prepare {url}: {e}") from e
-            if response.status_code != 200 or not isinstance(response.json(), dict):
-                raise InfrastructureError(
-                    f"prepare {url} -> {response.status_code}: {response.text[:120]}"
-                )
-            extra = {k: ("" if v is None else v) for k, v in response.json().items()}
-        return {v.name: self.scenario.path(v.name, knob, extra) for v in self.variants}
+    def methods(self) -> dict[str, str]:
+        return {v.name: v.method for v in self.variants}
 
     def record(self) -> dict[str, Any]:
         """The pair's description as stored in run.json."""
@@ -70,24 +161,16 @@ class PairInfo:
             "variants": [{"name": v.name, "label": v.label, "role": v.role} for v in self.variants],
             "bad": self.bad,
             "knob": {**self.knob.model_dump(), "values": []},
+            "counters": self.counters,
+            "lesson": self.lesson,
+            "reference": self.reference,
+            "equivalence": self.equivalence,
         }
 
 
-def fetch_listing(base_url: str) -> dict[str, dict[str, Any]]:
-    """The target's /pairs, by name; empty when the target has no such endpoint."""
-    try:
-        response = httpx.get(base_url + "/pairs", timeout=10.0)
-    except httpx.TransportError as e:
-        raise InfrastructureError(f"{base_url}/pairs: {e}") from e
-    if response.status_code == 404:
-        return {}
-    response.raise_for_status()
-    return {p["name"]: p for p in response.json()}
-
-
-def resolve(scenario: Scenario, listing: dict[str, dict[str, Any]]) -> PairInfo:
-    """Join a scenario with the target's description of its pair; disagreements are usage errors."""
-    served = listing.get(scenario.pair)
+def resolve(scenario: Scenario, catalogue: Catalogue) -> PairInfo:
+    """Join a scenario with the catalogue's description of its pair; disagreements are usage errors."""
+    served = catalogue.pairs.get(scenario.pair)
     if served is None:
         if scenario.variants is None or scenario.knob is None:
             raise UsageError(
@@ -95,23 +178,42 @@ def resolve(scenario: Scenario, listing: dict[str, dict[str, Any]]) -> PairInfo:
                 " a scenario for another service must list [variants] and [knob]"
             )
         variants = [VariantInfo(n, r, n) for n, r in scenario.variants.items()]
-        knob, title, summary = scenario.knob, scenario.title or scenario.pair, ""
+        info = PairInfo(scenario, scenario.title or scenario.pair, "", variants, scenario.knob)
     else:
-        variants = [VariantInfo(v["name"], v["role"], v["label"]) for v in served["variants"]]
+        variants = [
+            VariantInfo(v["name"], v["role"], v["label"], str(v.get("method", "GET")).upper())
+            for v in served["variants"]
+        ]
         if scenario.variants is not None and list(scenario.variants) != [v.name for v in variants]:
             raise UsageError(
                 f"{scenario.source}: variants {list(scenario.variants)} differ from the target's"
                 f" {[v.name for v in variants]}"
             )
-        knob = scenario.knob or KnobSpec(**served["knob"])
-        title, summary = scenario.title or served["title"], served["summary"]
-    roles = [v.role for v in variants]
+        equivalence = served.get("equivalence") or {"rule": DEFAULT_RULE}
+        if equivalence.get("rule", DEFAULT_RULE) not in EQUIVALENCE_RULES:
+            raise UsageError(
+                f"pair {scenario.pair!r}: unknown equivalence rule {equivalence.get('rule')!r}"
+            )
+        info = PairInfo(
+            scenario,
+            scenario.title or served["title"],
+            served["summary"],
+            variants,
+            scenario.knob or KnobSpec(**served["knob"]),
+            equivalence=dict(equivalence),
+            reset=served.get("reset"),
+            state=served.get("state"),
+            lesson=list(served.get("counters") or []),
+            reference=served.get("reference"),
+        )
+    roles = [v.role for v in info.variants]
     if "bad" not in roles or "good" not in roles:
         raise UsageError(f"{scenario.source}: a pair needs a bad and a good variant")
-    names = {v.name for v in variants}
+    names = {v.name for v in info.variants}
+    scenario.check_variants(names)
     for counter, per_variant in scenario.mechanism.items():
-        if counter not in metricsclient.COUNTERS:
-            known = ", ".join(metricsclient.COUNTERS)
+        if counter not in catalogue.counters:
+            known = ", ".join(catalogue.counters) or "none: the target describes no counters"
             raise UsageError(
                 f"{scenario.source}: [mechanism.{counter}]: unknown counter (known: {known})"
             )
@@ -120,4 +222,20 @@ def resolve(scenario: Scenario, listing: dict[str, dict[str, Any]]) -> PairInfo:
             raise UsageError(
                 f"{scenario.source}: [mechanism.{counter}] names unknown variant {sorted(extra)[0]!r}"
             )
-    return PairInfo(scenario, title, summary, variants, knob)
+    recorded = [*info.lesson, *(c for c in scenario.mechanism if c not in info.lesson)]
+    # Every counter the target offers is recorded per trial; the pair record keeps the entries
+    # of all of them so results render any with no table of its own.
+    recorded += [c for c in catalogue.counters if c not in recorded]
+    return PairInfo(
+        info.scenario,
+        info.title,
+        info.summary,
+        info.variants,
+        info.knob,
+        info.equivalence,
+        info.reset,
+        info.state,
+        info.lesson,
+        info.reference,
+        catalogue.counter_specs(recorded),
+    )

@@ -20,6 +20,20 @@ REPLY_GRACE_S = 30.0  # beyond warm-up + duration: stopping users, fetching /met
 AGENT_MODULE = "pairbench.harness.agent"
 
 
+def get_step(path: str) -> dict[str, Any]:
+    """The concrete step of a plain GET of `path` expecting 200 (harness/request.py's shape)."""
+    return {
+        "method": "GET",
+        "path": path,
+        "headers": {},
+        "body": None,
+        "status": 200,
+        "carry": {},
+        "once": False,
+        "measure": True,
+    }
+
+
 def worker_argv(host: str, master: str) -> list[str]:
     """The command of one locust worker serving the master at `master` (HOST:PORT)."""
     return [
@@ -94,7 +108,7 @@ class LoadAgent:
 
     def trial(
         self,
-        path: str,
+        steps: list[dict[str, Any]] | str,
         users: int,
         warmup_s: float,
         duration_s: float,
@@ -103,17 +117,26 @@ class LoadAgent:
         bystander: dict[str, Any] | None = None,
         rate: float | None = None,
         think_s: float = 0.0,
+        metrics_before_url: str | None = None,
+        ttfb: bool = False,
     ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply.
 
-        `keys` ({count, exponent, seed}) fills `{key}` in the path per request from a Zipf
-        distribution; `bystander` ({path, users}) loads a cheap endpoint alongside, recorded apart.
-        With `rate` the open model runs: `users` connections share a fixed arrival rate.
+        `steps` are the variant's concrete requests (harness/request.py). `keys` ({count,
+        exponent, seed}) fills `{key}` per request from a Zipf distribution; `bystander` ({path,
+        users}) loads a cheap endpoint alongside, recorded apart. With `rate` the open model
+        runs: `users` connections share a fixed arrival rate. `metrics_url` is scraped after
+        the window, `metrics_before_url` (default: the same) before it: a peak counter's
+        window starts there. `ttfb` records time to first byte beside full latency.
         """
         assert self.popen.stdin is not None
+        if isinstance(steps, str):  # a bare path: one GET expecting 200
+            steps = [get_step(steps)]
         command = {
             "op": "trial",
-            "path": path,
+            "steps": steps,
+            "ttfb": ttfb,
+            "metrics_before_url": metrics_before_url,
             "users": users,
             "warmup_s": warmup_s,
             "duration_s": duration_s,

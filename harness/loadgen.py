@@ -24,15 +24,63 @@ from locust import FastHttpUser, constant, task
 from pairbench.harness.recorder import KeySampler, OpenSchedule, Recorder
 
 KEY_PLACEHOLDER = "{key}"
+QUOTED_KEY = '"{key}"'
 BYSTANDER_PREFIX = "bystander "
+UNMEASURED_PREFIX = "unmeasured "
 OPEN_START_DELAY_S = 0.05  # the schedule starts after every connection's greenlet is running
 DRAIN_TIMEOUT_S = 10.0  # after the window, wait this long for requests planned inside it
+STATUS_ERROR = RuntimeError("unexpected status")  # one instance: no allocation per failure
+
+
+class Step:
+    """One concrete request of a variant's sequence, precomputed once per trial."""
+
+    __slots__ = ("body", "carry", "headers", "keyed", "measure", "method", "name", "once", "path")
+
+    def __init__(self, index: int, step: dict[str, Any]) -> None:
+        self.method: str = step["method"]
+        self.path: str = step["path"]
+        self.headers: dict[str, str] = dict(step["headers"])
+        body = step.get("body")
+        self.body: str | None = body
+        self.carry: list[tuple[str, str]] = list(step.get("carry", {}).items())
+        self.once: bool = bool(step.get("once"))
+        self.measure: bool = bool(step.get("measure", True))
+        # One name per step for every key keeps locust's own stats small; it also finds the
+        # step's expected status in the request listener.
+        prefix = "" if self.measure else UNMEASURED_PREFIX
+        self.name = f"{prefix}{index} {self.method} {self.path}"
+        self.keyed = KEY_PLACEHOLDER in self.path or any(
+            KEY_PLACEHOLDER in v for v in self.headers.values()
+        )
+        self.keyed = self.keyed or (body is not None and KEY_PLACEHOLDER in body)
+
+    def args(self, key: str | None) -> tuple[str, dict[str, str], str | None]:
+        """Path, headers and body, with `{key}` filled when this step uses it."""
+        if key is None or not self.keyed:
+            return self.path, self.headers, self.payload
+        body = self.body
+        if body is not None:
+            body = body.replace(QUOTED_KEY, key).replace(KEY_PLACEHOLDER, key)
+        headers = {k: v.replace(KEY_PLACEHOLDER, key) for k, v in self.headers.items()}
+        return self.path.replace(KEY_PLACEHOLDER, key), headers, body
+
+    @property
+    def payload(self) -> str | None:
+        return self.body
 
 
 class Trial:
     """The current trial, as this process runs it: what to request, how, and its recorders."""
 
-    path = "/"
+    steps: ClassVar[list[Step]] = []
+    payloads: ClassVar[list[str | None]] = []  # each step's body
+    simple = True  # one step, no carry, no key: the cheapest path
+    # The open model plans one send per iteration: only this step (the first measured one)
+    # carries the planned time; later measured steps are timed from their own send.
+    planned_at = 0
+    expected: ClassVar[dict[str, int]] = {}  # step name -> expected status
+    ttfb = False  # record time to first byte (streamed replies: costs generator CPU)
     think_s = 0.0  # closed model: a user's pause between a reply and its next request
     keys: KeySampler | None = None
     schedule: OpenSchedule | None = None
@@ -48,12 +96,6 @@ class Trial:
     opened_at = 0.0
 
     @classmethod
-    def next_path(cls) -> str:
-        if cls.keys is None:
-            return cls.path
-        return cls.path.replace(KEY_PLACEHOLDER, str(cls.keys()))
-
-    @classmethod
     def next_slot(cls) -> int:
         # Slots interleave across workers (worker i runs i, i+W, i+2W, ...): even phases.
         slot = len(cls.slots) * cls.worker_count + cls.worker_index
@@ -66,13 +108,93 @@ def on_request(
     response_time: float,
     exception: BaseException | None,
     context: dict[str, Any] | None = None,
+    response: Any = None,
     **_: Any,
 ) -> None:
     """locust's request event listener: runs in the user's greenlet, so it stays tiny."""
     if name.startswith(BYSTANDER_PREFIX):
         Trial.bystander.record(response_time, exception)
-    else:
-        Trial.target.record(response_time, exception, (context or {}).get("planned"))
+        return
+    if name.startswith(UNMEASURED_PREFIX):
+        return
+    planned = (context or {}).get("planned")
+    if Trial.ttfb:
+        # Streamed: response_time is the time to the first byte; the user records the rest.
+        if exception is None:
+            Trial.target.record_ttfb(response_time, planned)
+        return
+    if exception is None and response.status_code != Trial.expected[name]:
+        exception = STATUS_ERROR
+    Trial.target.record(response_time, exception, planned)
+
+
+def send(user: FastHttpUser, planned: float | None) -> None:
+    """One iteration of the variant's request: one step, or its sequence."""
+    context = {"planned": planned} if planned is not None else {}
+    if Trial.simple:
+        step = Trial.steps[0]
+        if Trial.ttfb:
+            _timed(user, step, step.path, step.headers, Trial.payloads[0], context, planned)
+        else:
+            user.client.request(
+                step.method,
+                step.path,
+                name=step.name,
+                headers=step.headers,
+                data=Trial.payloads[0],
+                context=context,
+            )
+        return
+    key = str(Trial.keys()) if Trial.keys is not None else None
+    replies: dict[int, Any] = user.replies  # type: ignore[attr-defined]
+    planned_at = Trial.planned_at
+    scheduled = planned
+    for index, step in enumerate(Trial.steps):
+        planned = scheduled if index == planned_at else None
+        context = {"planned": planned} if planned is not None else {}
+        if step.once and index in replies:
+            continue
+        path, headers, body = step.args(key)
+        if step.carry:
+            previous = replies.get(index - 1)
+            if previous is not None:
+                headers = {**headers}
+                for into, source in step.carry:
+                    value = previous.get(source)
+                    if value is not None:
+                        headers[into] = value
+        if Trial.ttfb and step.measure:
+            reply = _timed(user, step, path, headers, body, context, planned)
+        else:
+            reply = user.client.request(
+                step.method, path, name=step.name, headers=headers, data=body, context=context
+            )
+        replies[index] = reply.headers
+
+
+def _timed(
+    user: FastHttpUser,
+    step: Step,
+    path: str,
+    headers: dict[str, str],
+    body: str | None,
+    context: dict[str, Any],
+    planned: float | None,
+) -> Any:
+    """A streamed request: locust's event times the first byte, this the whole reply."""
+    t0 = time.perf_counter()
+    reply = user.client.request(
+        step.method, path, name=step.name, headers=headers, data=body, context=context, stream=True
+    )
+    error: BaseException | None = None
+    try:
+        reply.content  # noqa: B018 - reading the body is the point: full latency ends here
+    except Exception as e:  # a reset mid-body is a failed request, as locust would count it
+        error = e
+    if error is None and reply.status_code != Trial.expected[step.name]:
+        error = STATUS_ERROR
+    Trial.target.record((time.perf_counter() - t0) * 1000.0, error, planned)
+    return reply
 
 
 class ClosedUser(FastHttpUser):
@@ -81,10 +203,33 @@ class ClosedUser(FastHttpUser):
     def wait_time(self) -> float:
         return Trial.think_s
 
+    def on_start(self) -> None:
+        self.replies: dict[int, Any] = {}  # step index -> its last reply's headers
+
     @task
     def hit(self) -> None:
-        # One name for all keys keeps locust's own stats small; latency goes to our histogram.
-        self.client.get(Trial.next_path(), name=Trial.path)
+        if Trial.simple and not Trial.ttfb:
+            # The common case, kept as lean as locust's own client.get: everything precomputed.
+            step = Trial.steps[0]
+            if Trial.keys is None:
+                self.client.request(
+                    step.method, step.path, name=step.name, headers=step.headers, data=step.body
+                )
+            else:
+                path, headers, body = step.args(str(Trial.keys()))
+                self.client.request(step.method, path, name=step.name, headers=headers, data=body)
+        elif Trial.simple and Trial.keys is not None:
+            self._keyed()
+        else:
+            send(self, None)
+
+    def _keyed(self) -> None:
+        step = Trial.steps[0]
+        path, headers, body = step.args(str(Trial.keys()) if Trial.keys is not None else None)
+        if Trial.ttfb:
+            _timed(self, step, path, headers, body, {}, None)
+        else:
+            self.client.request(step.method, path, name=step.name, headers=headers, data=body)
 
 
 class OpenUser(FastHttpUser):
@@ -95,6 +240,7 @@ class OpenUser(FastHttpUser):
     def on_start(self) -> None:
         self.slot = Trial.next_slot()
         self.k = 0
+        self.replies: dict[int, Any] = {}
 
     @task
     def hit(self) -> None:
@@ -106,7 +252,18 @@ class OpenUser(FastHttpUser):
         if delay > 0:
             gevent.sleep(delay)
         Trial.target.on_send(planned)
-        self.client.get(Trial.next_path(), name=Trial.path, context={"planned": planned})
+        if Trial.simple and Trial.keys is not None:
+            step = Trial.steps[0]
+            path, headers, body = step.args(str(Trial.keys()))
+            context = {"planned": planned}
+            if Trial.ttfb:
+                _timed(self, step, path, headers, body, context, planned)
+            else:
+                self.client.request(
+                    step.method, path, name=step.name, headers=headers, data=body, context=context
+                )
+        else:
+            send(self, planned)
 
 
 class BystanderUser(FastHttpUser):
@@ -126,7 +283,17 @@ def configure(
     command: dict[str, Any], worker_index: int = 0, worker_count: int = 1
 ) -> list[type[FastHttpUser]]:
     """Set up this process for a trial; returns the user classes to start."""
-    Trial.path = command["path"]
+    steps = command.get("steps") or [
+        {"method": "GET", "path": command["path"], "headers": {}, "body": None, "status": 200}
+    ]
+    Trial.steps = [Step(i, step) for i, step in enumerate(steps)]
+    Trial.payloads = [s.payload for s in Trial.steps]
+    Trial.expected = {
+        s.name: int(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
+    }
+    Trial.simple = len(Trial.steps) == 1 and not Trial.steps[0].carry
+    Trial.planned_at = next((i for i, s in enumerate(Trial.steps) if s.measure), 0)
+    Trial.ttfb = bool(command.get("ttfb"))
     Trial.think_s = float(command.get("think_s") or 0.0)
     Trial.worker_index, Trial.worker_count = worker_index, worker_count
     keys = command.get("keys")

@@ -114,7 +114,7 @@ def postgres(dsn: str, source: str) -> dict[str, Any]:
         "source": source,
         "dsn": redact(dsn),
         "settings": settings,
-        "hba": hba,  # how clients authenticate: the pool pair's connect cost depends on it
+        "hba": hba,  # how clients authenticate: what a new connection costs depends on it
     }
 
 

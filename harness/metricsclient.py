@@ -1,37 +1,48 @@
-"""Read the target's Prometheus counters and take deltas between two scrapes."""
+"""Read the target's Prometheus counters as the catalogue describes them, and take a trial's values.
+
+No table of counters lives here (docs/architecture.md, "What the targets describe"): each
+catalogue entry names its sample (`metric`, `labels`) and how it accumulates (`kind`). A
+`delta` counter's trial value is after minus before; a `peak` counter's is the value after,
+the peak since the before-scrape, which therefore asks the target to start a new window.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 
-# run.json counter name -> (Prometheus sample name, required labels)
-COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
-    "queries": ("pairbench_db_queries_total", {"kind": "app"}),
-    "driver_queries": ("pairbench_db_queries_total", {"kind": "driver"}),
-    "db_connections_opened": ("pairbench_db_connections_opened_total", {}),
-    "cache_hits": ("pairbench_cache_hits_total", {}),
-    "cache_misses": ("pairbench_cache_misses_total", {}),
-    "loop_lag_seconds_sum": ("pairbench_event_loop_lag_seconds_sum", {}),
-    "loop_lag_samples": ("pairbench_event_loop_lag_seconds_count", {}),
-}
+METRICS_PATH = "/metrics"
+RESET_PEAK_QUERY = "?reset_peak=1"
+PEAK = "peak"
+
+Specs = Mapping[str, Mapping[str, Any]]
 
 
-def parse(text: str) -> dict[str, float]:
-    """The known counters found in one exposition text."""
-    values: dict[str, float] = {}
+def urls(base_url: str) -> tuple[str, str]:
+    """The before-scrape (starting a new peak window) and after-scrape URLs of a target."""
+    url = base_url + METRICS_PATH
+    return url + RESET_PEAK_QUERY, url
+
+
+def parse(text: str, specs: Specs) -> dict[str, float]:
+    """The catalogue's counters found in one exposition text (samples summed over labels)."""
     samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    for key, (sample_name, labels) in COUNTERS.items():
+    values: dict[str, float] = {}
+    for key, spec in specs.items():
+        labels = spec.get("labels") or {}
         for sample in samples:
-            if sample.name == sample_name and all(
+            if sample.name == spec["metric"] and all(
                 sample.labels.get(k) == v for k, v in labels.items()
             ):
                 values[key] = values.get(key, 0.0) + float(sample.value)
     return values
 
 
-def delta(before: str | None, after: str | None) -> dict[str, float]:
-    """Counter increases between two scrapes (empty when either scrape failed)."""
+def delta(before: str | None, after: str | None, specs: Specs) -> dict[str, float]:
+    """Each counter's value over the window between two scrapes (empty when either failed)."""
     if not before or not after:
         return {}
-    b, a = parse(before), parse(after)
-    return {k: a[k] - b.get(k, 0.0) for k in a}
+    b, a = parse(before, specs), parse(after, specs)
+    return {k: a[k] if specs[k].get("kind") == PEAK else a[k] - b.get(k, 0.0) for k in a}

@@ -3,7 +3,7 @@
 The cluster lives in the state folder and is reused between runs (so a seeded dataset survives),
 but the server process is started and stopped by pairbench. It listens on TCP only (no Unix
 socket), authenticates TCP clients with scram-sha-256 (trust would hide the handshake cost that
-the pool pair measures), and runs as an unprivileged user when pairbench runs as root, because
+a connection per request pays), and runs as an unprivileged user when pairbench runs as root, because
 PostgreSQL refuses to run as root.
 """
 
@@ -29,15 +29,37 @@ from . import procs
 PG_USER = "pairbench"  # the database superuser and, when root, the OS user that runs the server
 PG_DATABASE = "pairbench"
 START_TIMEOUT_S = 30.0
+# max_connections comes from the pairs' declarations (`server.postgres.max_connections`):
+# the largest any run's pair needs, plus room for what is not the pair's own (the app's pool,
+# the introspection and seeding connections, the harness's own checks), never below the floor.
+MAX_CONNECTIONS_MARGIN = 20
+MAX_CONNECTIONS_FLOOR = 100  # PostgreSQL's own default
 # Written into the cluster at every start; every line is recorded in the run's metadata.
 SERVER_SETTINGS: dict[str, str] = {
     "listen_addresses": "'127.0.0.1'",
     "unix_socket_directories": "''",
-    "max_connections": "400",  # the no-pool pair opens a connection per request
     "shared_buffers": "'256MB'",
     "password_encryption": "'scram-sha-256'",
     "log_min_messages": "warning",
+    # Rows and buffers per request (generic counters) need the module loaded at start.
+    "shared_preload_libraries": "'pg_stat_statements'",
 }
+
+
+def needed_connections(declared: int | None) -> int:
+    """max_connections for pairs declaring at most `declared` (None: none declares any)."""
+    return max(MAX_CONNECTIONS_FLOOR, (declared or 0) + MAX_CONNECTIONS_MARGIN)
+
+
+def max_connections(dsn: str) -> int:
+    """The running server's max_connections."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute("SHOW max_connections").fetchone()
+    except psycopg.Error as e:
+        first = (str(e).strip().splitlines() or [repr(e)])[0]
+        raise InfrastructureError(f"PostgreSQL unreachable: {first}") from e
+    return int(row[0]) if row else 0
 
 
 @dataclass
@@ -190,7 +212,11 @@ class RunningPostgres:
 
 
 def start(
-    state_dir: Path, *, pg_bin: str | None = None, die_with_parent: bool = True
+    state_dir: Path,
+    *,
+    pg_bin: str | None = None,
+    die_with_parent: bool = True,
+    connections: int = MAX_CONNECTIONS_FLOOR,
 ) -> RunningPostgres:
     """Start (initialising if needed) the cluster in `state_dir`; wait until it accepts queries."""
     import signal
@@ -205,7 +231,7 @@ def start(
         shutil.rmtree(data_dir, ignore_errors=True)
         initdb(bins, data_dir, password)
     port = procs.free_port()
-    settings = {**SERVER_SETTINGS, "port": str(port)}
+    settings = {**SERVER_SETTINGS, "max_connections": str(connections), "port": str(port)}
     conf = "".join(f"{k} = {v}\n" for k, v in settings.items())
     (data_dir / "pairbench.conf").write_text(conf)
     log = state_dir / "postgres.log"

@@ -1,4 +1,4 @@
-"""Per-trial latency recording for the load agent: HdrHistograms and the open model's books.
+"""Per-trial latency recording for the load agent: HdrHistograms and the open model's ledger.
 
 Pure Python, no gevent: the agent calls it from locust's request event, in the user's greenlet,
 so every method is a few arithmetic operations.
@@ -40,6 +40,7 @@ class Recorder:
     def __init__(self) -> None:
         self.histogram = new_histogram()
         self.service = new_histogram()
+        self.ttfb = new_histogram()  # client-side time to first byte, when the trial asks for it
         self.window: tuple[float, float] | None = None  # [open, close) in perf_counter seconds
         self.requests = self.errors = self.clipped = 0
         self.sent = self.late = self.in_flight = 0
@@ -47,6 +48,7 @@ class Recorder:
     def start(self) -> None:
         self.histogram.reset()
         self.service.reset()
+        self.ttfb.reset()
         self.requests = self.errors = self.clipped = 0
         self.sent = self.late = self.in_flight = 0
         self.window = (time.perf_counter(), math.inf)
@@ -94,6 +96,11 @@ class Recorder:
             self.histogram.record_value(self._value(time.perf_counter() - planned))
             self.service.record_value(self._value(response_time_ms / 1000.0))
 
+    def record_ttfb(self, ttfb_ms: float, planned: float | None = None) -> None:
+        """Time to first byte of a successful request (from its actual send, never planned)."""
+        if self._in_window(time.perf_counter() if planned is None else planned):
+            self.ttfb.record_value(self._value(ttfb_ms / 1000.0))
+
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "requests": self.requests,
@@ -103,6 +110,8 @@ class Recorder:
         }
         if self.service.get_total_count():
             out["service_histogram"] = self.service.encode().decode("ascii")
+        if self.ttfb.get_total_count():
+            out["ttfb_histogram"] = self.ttfb.encode().decode("ascii")
         return out
 
 
@@ -167,6 +176,9 @@ def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
     services = [p["service_histogram"] for p in parts if "service_histogram" in p]
     if services:
         merged["service_histogram"] = _merged(services)
+    ttfbs = [p["ttfb_histogram"] for p in parts if "ttfb_histogram" in p]
+    if ttfbs:
+        merged["ttfb_histogram"] = _merged(ttfbs)
     bystanders = [p["bystander"] for p in parts if p.get("bystander")]
     if bystanders:
         merged["bystander"] = {
@@ -175,15 +187,15 @@ def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "clipped": sum(b["clipped"] for b in bystanders),
             "histogram": _merged([b["histogram"] for b in bystanders]),
         }
-    books = [p["open"] for p in parts if p.get("open")]
-    if books:
-        due, sent = sum(b["due"] for b in books), sum(b["sent"] for b in books)
+    ledgers = [p["open"] for p in parts if p.get("open")]
+    if ledgers:
+        due, sent = sum(b["due"] for b in ledgers), sum(b["sent"] for b in ledgers)
         merged["open"] = {
-            "target_rate": books[0]["rate"],
+            "target_rate": ledgers[0]["rate"],
             "achieved_rate": merged["requests"] / elapsed if elapsed > 0 else 0.0,
             "due": due,
             "sent": sent,
-            "late": sum(b["late"] for b in books),
+            "late": sum(b["late"] for b in ledgers),
             "dropped": max(0, due - sent),
         }
     return merged

@@ -16,7 +16,7 @@ import httpx
 
 from pairbench.errors import InfrastructureError
 
-from . import metricsclient, scenario, server
+from . import metricsclient, request, scenario, server
 from .catalogue import PairInfo
 from .load import LoadAgent
 
@@ -58,7 +58,7 @@ class _TrialDriver:
 
     def trial(
         self,
-        path: str,
+        steps: list[request.Concrete],
         users: int,
         knob: float,
         warmup_s: float,
@@ -76,17 +76,19 @@ class _TrialDriver:
             }
         if self.spec.bystander is not None:
             bystander = {"path": self.spec.bystander.request, "users": self.spec.bystander.users}
-        metrics_url = self.target.url + "/metrics" if metrics else None
+        before_url, after_url = metricsclient.urls(self.target.url)
         return self.agent.trial(
-            path,
+            steps,
             users,
             warmup_s,
             seconds,
-            metrics_url,
+            after_url if metrics else None,
             keys,
             bystander,
             rate,
             self.think_ms / 1000.0,
+            before_url if metrics else None,
+            self.spec.ttfb,
         )
 
 
@@ -106,11 +108,12 @@ def measure_pair(
     driver = _TrialDriver(agent, target, pair.scenario, rng, load.think_ms)
     invalid = 0
     for knob in load.knob_values:
-        paths = pair.paths(client, knob)
+        paths = request.for_variants(pair, client, knob)
         users = pair.scenario.users_at(load, knob)
         rate = pair.scenario.rate_at(load, knob)
         if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
             for variant in pair.variants:
+                reset(client, pair)
                 driver.trial(
                     paths[variant.name], users, knob, 0.0, load.warmup_seconds, False, rate
                 )
@@ -121,6 +124,7 @@ def measure_pair(
                 step(
                     f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}"
                 )
+                reset(client, pair)
                 reply = driver.trial(
                     paths[name],
                     users,
@@ -155,10 +159,15 @@ def measure_pair(
                             if "service_histogram" in reply
                             else {}
                         ),
+                        **(
+                            {"ttfb_histogram": reply["ttfb_histogram"]}
+                            if "ttfb_histogram" in reply
+                            else {}
+                        ),
                         **({"open": reply["open"]} if "open" in reply else {}),
                         "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
                         "counters": metricsclient.delta(
-                            reply["metrics_before"], reply["metrics_after"]
+                            reply["metrics_before"], reply["metrics_after"], pair.counters
                         ),
                         **({"stats": stats} if stats is not None else {}),
                         "valid": not reasons,
@@ -167,6 +176,18 @@ def measure_pair(
                 )
                 save()
     return invalid
+
+
+def reset(client: httpx.Client, pair: PairInfo) -> None:
+    """A pair that writes starts every trial from its seeded state (POST its reset route)."""
+    if pair.reset is None:
+        return
+    try:
+        response = client.post(pair.reset)
+    except httpx.TransportError as e:
+        raise InfrastructureError(f"POST {pair.reset}: {e}") from e
+    if not response.is_success:
+        raise InfrastructureError(f"POST {pair.reset} -> {response.status_code}")
 
 
 def _read_stats(client: httpx.Client, path: str | None) -> Any:

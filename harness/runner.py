@@ -7,7 +7,6 @@ round runs every variant once, in a freshly shuffled (seeded, recorded) order.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import time
@@ -22,9 +21,20 @@ import httpx
 from pairbench.atomicfile import write_json_atomic
 from pairbench.errors import Interrupted, UsageError
 from pairbench.runmodel import SCHEMA_VERSION
-from pairbench.targets import data
 
-from . import capacity, catalogue, metadata, rounds, scenario, server, services, verify
+from . import (
+    capacity,
+    catalogue,
+    metadata,
+    postgres,
+    request,
+    rounds,
+    scenario,
+    seeding,
+    server,
+    services,
+    verify,
+)
 from .catalogue import PairInfo
 from .load import LoadAgent
 
@@ -44,6 +54,10 @@ class RunOptions:
     scenarios: list[scenario.Scenario] | None = None
     suite: scenario.Profile | None = None
     reproduces: str | None = None
+    # The data's seed (None: the targets' default) and, when replaying, the sizes each pair
+    # had in the stored run: today's must match or the replay is refused.
+    data_seed: int | None = None
+    expected_sizes: dict[str, dict[str, int]] | None = None
     # Load generation: local worker processes, workers expected from other machines.
     processes: int = 1
     remote_workers: int = 0
@@ -129,12 +143,13 @@ def _capacity(
     result = capacity.measure(
         agent,
         pair,
-        pair.paths(client, knob),
+        request.for_variants(pair, client, knob),
         spec,
-        target.url + "/metrics",
+        _metrics_url(target),
         load.max_generator_cpu_percent,
         rng,
         progress.step,
+        lambda: rounds.reset(client, pair),
     )
     return {"knob": knob, **result}
 
@@ -150,8 +165,10 @@ class _Session:
         client: httpx.Client,
         rng: random.Random,
         progress: Progress,
+        datasets: dict[str, seeding.PairDataset],
     ) -> None:
         self.run, self.options, self.target, self.client = run, options, target, client
+        self.datasets = datasets
         self.rng, self.progress = rng, progress
         self.agent: LoadAgent | None = None
         self.failed: list[str] = []
@@ -183,6 +200,7 @@ class _Session:
             "load": load.model_dump(),
             "scenario": pair.scenario.model_dump(exclude={"source"}),
             "expectation": _expectation(pair, load),
+            "dataset": self.datasets[pair.name].record() if pair.name in self.datasets else None,
             "trials": [],
         }
         record["knob"]["values"] = load.knob_values
@@ -225,22 +243,25 @@ class _Session:
             self.agent.close()
 
 
-def _record_services(
-    run: Run, endpoints: services.Endpoints, size: data.Size, seeded: data.SeedResult
-) -> None:
+def _metrics_url(target: server.TargetServer) -> str:
+    """The after-scrape URL of the target's /metrics."""
+    return target.url + "/metrics"
+
+
+def _record_services(run: Run, endpoints: services.Endpoints) -> None:
     run.doc["metadata"].update(
         {
             "postgres": metadata.postgres(endpoints.pg_dsn, endpoints.pg_source),
             "redis": metadata.redis_info(endpoints.redis_url, endpoints.redis_source),
             "services_startup_seconds": endpoints.startup_seconds,
-            "dataset": {
-                **data.identity(size, data.DEFAULT_SEED, list(data.TABLES.values())),
-                "seconds": seeded.seconds,
-                "skipped": seeded.skipped,
-                "rows": seeded.rows,
-            },
         }
     )
+
+
+def _seed_line(name: str, seeded: seeding.PairDataset) -> str:
+    rows = ", ".join(f"{n:,} {t}" for t, n in seeded.rows.items())
+    done = "already seeded" if seeded.skipped else "seeded"
+    return f"{name}: dataset {done} in {seeded.seconds:.2f} s ({rows})"
 
 
 def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome:
@@ -255,29 +276,39 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     rng = random.Random(options.seed)
     session: _Session | None = None
     status = "failed"
+    names = [s.pair for s in scenarios]
     try:
-        with services.provide(options.services) as endpoints:
+        # The targets' own description, before any server starts: it says what the servers
+        # must allow (max_connections) and which of the run's pairs own tables to seed.
+        described = catalogue.describe()
+        if options.expected_sizes is not None:
+            seeding.check_sizes(described, options.profile, options.expected_sizes)
+        connections = postgres.needed_connections(described.max_connections(names))
+        with services.provide(options.services, connections) as endpoints:
             progress.message(_services_line(endpoints))
-            seeded = asyncio.run(data.seed(endpoints.pg_dsn, suite.dataset))
-            progress.message(
-                f"dataset {'already seeded' if seeded.skipped else 'seeded'} in {seeded.seconds:.2f} s "
-                f"({', '.join(f'{n:,} {t}' for t, n in seeded.rows.items())})"
+            datasets = seeding.seed(
+                endpoints.pg_dsn,
+                options.profile,
+                seeding.seedable(described, names),
+                options.data_seed,
             )
-            _record_services(run, endpoints, suite.dataset, seeded)
+            for name, seeded in datasets.items():
+                progress.message(_seed_line(name, seeded))
+            _record_services(run, endpoints)
             target = server.start(
                 endpoints.pg_dsn, endpoints.redis_url, run.logs / f"{run.run_id}-server.log"
             )
             try:
                 run.doc["metadata"]["server"] = target.describe()
-                listing = catalogue.fetch_listing(target.url)
-                pairs = [catalogue.resolve(s, listing) for s in scenarios]
+                served = catalogue.fetch(target.url)
+                pairs = [catalogue.resolve(s, served) for s in scenarios]
                 trials = sum(
                     len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
                     for p in pairs
                 )
                 progress.total(0 if options.verify_only or options.capacity else trials)
                 with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
-                    session = _Session(run, options, target, client, rng, progress)
+                    session = _Session(run, options, target, client, rng, progress, datasets)
                     for pair in pairs:
                         session.pair(pair, loads[pair.name])
             finally:
@@ -295,6 +326,28 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             progress.message(f"run {status}: {kept} trial(s) kept in {run.dir / 'run.json'}")
     failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def replay_dataset(stored: dict[str, Any]) -> tuple[int | None, dict[str, dict[str, int]]]:
+    """From a stored run.json: the data seed and each pair's sizes, for `run --from`.
+
+    They go into RunOptions(data_seed=..., expected_sizes=...): the replay seeds with the same
+    seed and refuses (a usage error naming pair and sizes) when a pair's sizes changed since.
+    A run from before per-pair datasets has only `metadata.dataset`: its seed, no sizes.
+    """
+    seeds: list[int] = []
+    sizes: dict[str, dict[str, int]] = {}
+    for name, record in (stored.get("pairs") or {}).items():
+        dataset = record.get("dataset")
+        if isinstance(dataset, dict):
+            sizes[name] = {str(k): int(v) for k, v in (dataset.get("sizes") or {}).items()}
+            seed = (dataset.get("identity") or {}).get("seed")
+            if seed is not None:
+                seeds.append(int(seed))
+    legacy = (stored.get("metadata") or {}).get("dataset") or {}
+    if not seeds and legacy.get("seed") is not None:
+        seeds.append(int(legacy["seed"]))
+    return (seeds[0] if seeds else None), sizes
 
 
 def _expectation(pair: PairInfo, load: scenario.LoadProfile) -> dict[str, Any] | None:

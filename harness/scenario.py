@@ -1,7 +1,23 @@
 """Scenario files (TOML) and suite profiles, validated into typed objects.
 
 A malformed file is a usage error naming the file and the field: `scenarios/x.toml:
-profiles.quick.users: Input should be greater than 0`.
+profiles.quick.users: Input should be greater than 0`. The whole format is in
+docs/scenario-format.md; the request, in short:
+
+The request. What each variant sends, as data (method, path, query, headers, JSON body,
+expected status). Three spellings, normalised into a `RequestSpec` (a list of `Step`s plus
+per-variant overrides):
+
+    request = "/p/{variant}?n={knob}"            # one GET expecting 200
+    [request]  lazy = "/a?n={knob}"  join = ...  # a path per variant
+    [request]  method = "POST"  path = "/p/{variant}"  query = { n = "{knob}" }
+               headers = { ... }  json = { id = "{key}" }  status = 201
+    [request.variants.<name>]                    # overrides of that one step
+    [[request.steps]] ... carry = { "If-None-Match" = "ETag" }  once = true  measure = false
+
+Strings are templates: `{variant}`, `{knob}`, `{key}` (drawn per request), the fields of
+[prepare]. `[mechanism.plan]` (variant = an access path such as "Index Scan") is read into
+`Scenario.plan`; `ttfb = true` records time to first byte under load.
 """
 
 from __future__ import annotations
@@ -11,7 +27,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,8 +46,18 @@ class Strict(BaseModel):
 
 
 class Profile(Strict):
+    """A suite profile: its name selects every pair's sizes (declared in the pair modules)."""
+
     description: str = ""
-    dataset: dict[str, Annotated[int, Field(ge=0, le=100_000_000)]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_dataset(cls, data: Any) -> Any:
+        # Runs stored before sizes moved into the pair modules kept a global `dataset` here;
+        # a replay of one must still read its profile (the sizes are checked per pair).
+        if isinstance(data, dict) and "dataset" in data:
+            return {k: v for k, v in data.items() if k != "dataset"}
+        return data
 
 
 class KnobSpec(Strict):
@@ -134,12 +160,140 @@ class Capacity(Strict):
     knee_factor: float = Field(3.0, gt=1)  # the knee: p99 this many times the lightest step's
 
 
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+DEFAULT_STATUS = 200
+JsonValue = Any  # a JSON body template: strings in it are templates
+
+
+class Step(Strict):
+    """One HTTP request of a variant's sequence: method, path, query, headers, body, status.
+
+    Every string is a template ({variant}, {knob}, {key}, the fields of [prepare]). `carry`
+    copies a response header of the previous step into a request header of this one
+    (`carry = { "If-None-Match" = "ETag" }`); `once` runs the step only on a load user's first
+    iteration (its carried headers are kept); `measure = false` leaves the step out of latency.
+    """
+
+    method: HttpMethod | None = None  # default: the variant's declared method, else GET
+    path: str | None = None  # None only in a one-step request whose variants each give one
+    query: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: JsonValue = Field(None, alias="json")
+    status: int = Field(DEFAULT_STATUS, ge=100, le=599)
+    carry: dict[str, str] = Field(default_factory=dict)
+    once: bool = False
+    measure: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _path_is_a_path(self) -> Step:
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError("path must start with /")
+        return self
+
+
+class VariantRequest(Strict):
+    """Per-variant overrides of a one-step request (any field left out is the shared one's)."""
+
+    method: HttpMethod | None = None
+    path: str | None = None
+    query: dict[str, str | int | float | bool] | None = None
+    headers: dict[str, str] | None = None
+    json_body: JsonValue = Field(None, alias="json")
+    status: int | None = Field(None, ge=100, le=599)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _path_is_a_path(self) -> VariantRequest:
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError("path must start with /")
+        return self
+
+
+class RequestSpec(Strict):
+    """What a variant sends: one step (the usual case) or a short sequence (`[[request.steps]]`)."""
+
+    steps: list[Step] = Field(min_length=1, max_length=8)
+    variants: dict[str, VariantRequest] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _overrides_need_one_step(self) -> RequestSpec:
+        if self.variants and len(self.steps) > 1:
+            raise ValueError("[request.variants] applies to a one-step request only")
+        if not any(s.measure for s in self.steps):
+            raise ValueError("at least one step must be measured")
+        if self.steps[0].carry:
+            raise ValueError("the first step has no previous reply to carry a header from")
+        return self
+
+    def strings(self) -> list[str]:
+        """Every template string, for placeholder checks."""
+        out: list[str] = []
+        parts: list[Step | VariantRequest] = [*self.steps, *self.variants.values()]
+        for part in parts:
+            out += [part.path or ""]
+            out += [str(v) for v in (part.query or {}).values()]
+            out += list((part.headers or {}).values())
+            out += list(_json_strings(part.json_body))
+        return out
+
+    def step_for(self, variant: str, index: int) -> Step:
+        """Step `index` as `variant` sends it: the shared step with the variant's overrides."""
+        step = self.steps[index]
+        override = self.variants.get(variant)
+        if override is None:
+            return step
+        changes = {
+            k: v
+            for k, v in override.model_dump(by_alias=False, exclude_none=True).items()
+            if k != "json_body"
+        }
+        if override.json_body is not None:
+            changes["json_body"] = override.json_body
+        return step.model_copy(update=changes)
+
+
+def _json_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _json_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _json_strings(v)]
+    return []
+
+
+_STEP_FIELDS = set(Step.model_fields) | {"json"}
+
+
+def _normalise_request(raw: Any) -> Any:
+    """The request's three spellings, as one RequestSpec.
+
+    `request = "/p/{variant}?n={knob}"`: one GET expecting 200. `request = { lazy = "/a",
+    join = "/b" }`: a path per variant. `[request]` with step fields (path, method, ...) and
+    optional `[request.variants.<name>]`, or `[[request.steps]]`: the full form.
+    """
+    if isinstance(raw, str):
+        return {"steps": [{"path": raw}]}
+    if not isinstance(raw, dict):
+        return raw
+    if "steps" in raw:
+        return raw
+    if raw and all(isinstance(v, str) for v in raw.values()) and not set(raw) & _STEP_FIELDS:
+        return {"steps": [{}], "variants": {k: {"path": v} for k, v in raw.items()}}
+    variants = raw.get("variants", {})
+    step = {k: v for k, v in raw.items() if k != "variants"}
+    return {"steps": [step], "variants": variants}
+
+
 class Scenario(Strict):
     """One pair's experiment: what to request, how to load it, how to judge it."""
 
     pair: str
-    # A path template ({variant}, {knob}, {key}, and the fields of [prepare]), or one per variant.
-    request: str | dict[str, str]
+    # What each variant sends: see the module docstring ("The request").
+    request: RequestSpec
     # "users": the knob is the concurrency; "rate": the open model's arrival rate
     knob_sets: Literal["request", "users", "rate"] = "request"
     prepare: Prepare | None = None
@@ -153,16 +307,34 @@ class Scenario(Strict):
     knob: KnobSpec | None = None  # idem
     expectation: Expectation | None = None
     mechanism: Mechanism = Field(default_factory=dict)
+    # variant = a substring of the access paths its statements must show ("Index Scan")
+    plan: dict[str, str] = Field(default_factory=dict)
+    # Record client-side time to first byte beside full latency (costs generator CPU).
+    ttfb: bool = False
     profiles: dict[str, LoadProfile]
     source: str = ""  # the file it came from, filled by the loader
 
+    @model_validator(mode="before")
+    @classmethod
+    def _request_forms(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "request" in data:
+            data = {**data, "request": _normalise_request(data["request"])}
+        if isinstance(data, dict) and isinstance(data.get("mechanism"), dict):
+            # [mechanism.plan] is the access-path check, not a counter.
+            mechanism = dict(data["mechanism"])
+            if "plan" in mechanism:
+                data = {**data, "plan": mechanism.pop("plan"), "mechanism": mechanism}
+        return data
+
     @model_validator(mode="after")
     def _request_template(self) -> Scenario:
-        templates = [self.request] if isinstance(self.request, str) else list(self.request.values())
-        if isinstance(self.request, str) and "{variant}" not in self.request:
+        spec = self.request
+        templates = spec.strings()
+        paths = [s.path for s in spec.steps] + [v.path for v in spec.variants.values()]
+        if spec.steps[0].path is None and not spec.variants:
+            raise ValueError("request needs a path")
+        if not spec.variants and not any("{variant}" in (p or "") for p in paths):
             raise ValueError("request must contain {variant} (or be a table: variant = path)")
-        if any(not t.startswith("/") for t in templates):
-            raise ValueError("request must be a path starting with /")
         if self.knob_sets == "request":
             knob_used = [*templates, self.prepare.request if self.prepare else ""]
             keys_use_knob = self.keys is not None and self.keys.exponent == "knob"
@@ -172,6 +344,17 @@ class Scenario(Strict):
             raise ValueError("request uses {key} but there is no [keys] table")
         return self
 
+    def check_variants(self, names: set[str]) -> None:
+        """Every variant has a path; overrides name only real variants (one line if not)."""
+        for where, table in (("request.variants", self.request.variants), ("plan", self.plan)):
+            unknown = sorted(set(table) - names)
+            if unknown:
+                raise UsageError(f"{self.source}: {where}.{unknown[0]}: no such variant")
+        if self.request.steps[0].path is None:
+            for name in sorted(names):
+                if self.request.step_for(name, 0).path is None:
+                    raise UsageError(f"{self.source}: request: no path for variant {name!r}")
+
     def load(self, profile: str) -> LoadProfile:
         """The load for `profile`, or a usage error naming the file."""
         if profile not in self.profiles:
@@ -180,20 +363,20 @@ class Scenario(Strict):
         return self.profiles[profile]
 
     def path(self, variant: str, knob: float, extra: Mapping[str, Any] | None = None) -> str:
-        """The request path for a variant; `{key}` is kept for the load generator to fill."""
-        if isinstance(self.request, str):
-            template = self.request
-        elif variant in self.request:
-            template = self.request[variant]
-        else:
-            raise UsageError(f"{self.source}: request has no entry for variant {variant!r}")
+        """The first step's path for a variant; `{key}` is kept for the load generator to fill."""
+        path = self.request.step_for(variant, 0).path
+        if path is None:
+            raise UsageError(f"{self.source}: request: no path for variant {variant!r}")
         values = _Template(variant=variant, knob=knob_text(knob))
         values.update({k: quote(str(v), safe="") for k, v in (extra or {}).items()})
-        path = template.format_map(values)
-        leftover = [m for m in _PLACEHOLDER.findall(path) if m != "key"]
+        return self.fill(path.format_map(values))
+
+    def fill(self, text: str) -> str:
+        """`text` with a usage error for any placeholder left but {key}."""
+        leftover = [m for m in _PLACEHOLDER.findall(text) if m != "key"]
         if leftover:
             raise UsageError(f"{self.source}: request placeholder {{{leftover[0]}}} has no value")
-        return path
+        return text
 
     def users_at(self, load: LoadProfile, knob: float) -> int:
         """Users (closed) or connections (open): the knob itself when it is the concurrency."""

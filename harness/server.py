@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,14 @@ class TargetServer:
         return {"url": self.url, "argv": self.argv[1:], "workers": 1}
 
 
-def start(pg_dsn: str, redis_url: str, log: Path, host: str = "127.0.0.1") -> TargetServer:
-    """Start uvicorn with the app factory and wait for /healthz."""
+def start(
+    pg_dsn: str,
+    redis_url: str,
+    log: Path,
+    host: str = "127.0.0.1",
+    extra_env: Mapping[str, str] | None = None,
+) -> TargetServer:
+    """Start uvicorn with the app factory and wait for /healthz (`extra_env`: e.g. PAIRBENCH_PAIRS)."""
     port = procs.free_port(host)
     argv = [
         sys.executable,
@@ -65,7 +72,12 @@ def start(pg_dsn: str, redis_url: str, log: Path, host: str = "127.0.0.1") -> Ta
         str(port),
         *UVICORN_ARGS,
     ]
-    env = {**os.environ, "PAIRBENCH_PG_DSN": pg_dsn, "PAIRBENCH_REDIS_URL": redis_url}
+    env = {
+        **os.environ,
+        **(extra_env or {}),
+        "PAIRBENCH_PG_DSN": pg_dsn,
+        "PAIRBENCH_REDIS_URL": redis_url,
+    }
     popen = procs.spawn(argv, log=log, env=env)
     server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
     deadline = time.monotonic() + START_TIMEOUT_S

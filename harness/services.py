@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pairbench.errors import UsageError
+from pairbench.errors import InfrastructureError, UsageError
 
-from . import postgres, procs, redis_server
+from . import catalogue, postgres, procs, redis_server
 
 STATE_FILE = "services.json"
 
@@ -97,9 +97,39 @@ def _write_state(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def every_pair_connections() -> int:
+    """max_connections enough for any described pair (the targets' `describe`, a subprocess)."""
+    described = catalogue.describe()
+    return postgres.needed_connections(described.max_connections(list(described.pairs)))
+
+
+def _check_connections(dsn: str, source: str, needed: int) -> None:
+    """A server pairbench did not start now must allow the connections the pairs declare.
+
+    It is not restarted: `--pg-dsn` names a server that is not ours to restart, and one of
+    `services up` may be serving another run right now; one line says what to do instead.
+    """
+    have = postgres.max_connections(dsn)
+    if have < needed:
+        fix = (
+            "run `pairbench services down` then `pairbench services up` to restart it"
+            if source == "services-up"
+            else "raise it on that server, or let pairbench start its own (no --pg-dsn)"
+        )
+        raise InfrastructureError(
+            f"PostgreSQL ({source}) has max_connections {have}; the pairs need {needed}: {fix}"
+        )
+
+
 @contextlib.contextmanager
-def provide(options: ServiceOptions) -> Iterator[Endpoints]:
-    """Endpoints for a run; servers started here are stopped when the block exits, however."""
+def provide(options: ServiceOptions, connections: int | None = None) -> Iterator[Endpoints]:
+    """Endpoints for a run; servers started here are stopped when the block exits, however.
+
+    `connections` is the max_connections the run's pairs need (postgres.needed_connections);
+    None: what every described pair needs.
+    """
+    if connections is None:
+        connections = every_pair_connections()
     folder = state_dir()
     running = _read_state(folder)
     started: list[Any] = []
@@ -107,10 +137,12 @@ def provide(options: ServiceOptions) -> Iterator[Endpoints]:
     try:
         if options.pg_dsn:
             pg_dsn, pg_source = options.pg_dsn, "dsn"
+            _check_connections(pg_dsn, pg_source, connections)
         elif "postgres" in running:
             pg_dsn, pg_source = running["postgres"]["dsn"], "services-up"
+            _check_connections(pg_dsn, pg_source, connections)
         else:
-            pg = postgres.start(folder, pg_bin=options.pg_bin)
+            pg = postgres.start(folder, pg_bin=options.pg_bin, connections=connections)
             started.append(pg)
             pg_dsn, pg_source = pg.dsn, pg.source
         if options.redis_url:
@@ -129,13 +161,21 @@ def provide(options: ServiceOptions) -> Iterator[Endpoints]:
                 server.stop()
 
 
-def up(options: ServiceOptions) -> tuple[dict[str, Any], float]:
-    """Start whichever of the two is not running yet; they outlive this process."""
+def up(options: ServiceOptions, connections: int | None = None) -> tuple[dict[str, Any], float]:
+    """Start whichever of the two is not running yet; they outlive this process.
+
+    They may serve any pair later, so by default PostgreSQL allows what every described pair
+    needs (the targets' `describe`, run as a subprocess).
+    """
     folder = state_dir()
     state = _read_state(folder)
     t0 = time.perf_counter()
     if "postgres" not in state and not options.pg_dsn:
-        pg = postgres.start(folder, pg_bin=options.pg_bin, die_with_parent=False)
+        if connections is None:
+            connections = every_pair_connections()
+        pg = postgres.start(
+            folder, pg_bin=options.pg_bin, die_with_parent=False, connections=connections
+        )
         state["postgres"] = {
             "pid": pg.pid,
             "port": pg.port,

@@ -1,24 +1,48 @@
-"""Verify before measuring: equal bodies across variants, and the mechanism in the counters.
+"""Verify before measuring: the same result by the pair's declared rule, and the mechanism shown.
 
-Each variant is requested alone, between two scrapes of /metrics, so the counter deltas belong
-to exactly that request. A pair that fails any check is not benchmarked.
+Each variant's request (one step or a short sequence) is sent alone, between two scrapes of
+/metrics, so the counter values belong to exactly that request. Pairs that write are reset
+(POST to their `reset` route) before every variant. The result is compared across variants by
+the pair's equivalence rule (docs/architecture.md, "What the targets describe"):
+
+    json          bodies equal after JSON parsing (the default)
+    bytes         bodies byte-identical
+    decoded       bodies equal after undoing Content-Encoding (gzip, deflate, br), as JSON or bytes
+    jsonlines     equal rows of a JSON-lines stream (after undoing Content-Encoding)
+    not_modified  the 200 carries an ETag; a conditional GET with it gets a 304 with the same
+                  ETag and no body; the 200 bodies are compared as JSON
+    side_effect   after the write, the pair's `state` route returns the same JSON for every
+                  variant; and a reset brings the state back to what it was before any write
+
+Every step's status is checked against the scenario's. When the target offers plans
+(`GET /_pairbench/plans`), each variant is requested once more with `X-Pairbench-Explain: 1`
+and its access paths are recorded; `[mechanism.plan]` makes them a check. A pair that fails any
+check is not benchmarked.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import brotli
 import httpx
 
 from pairbench.errors import InfrastructureError
 
-from . import metricsclient
+from . import metricsclient, request
 from .catalogue import PairInfo
+from .request import Concrete, Reply
 
 REQUEST_TIMEOUT_S = 30.0
 BODY_PREVIEW = 120
+EXPLAIN_HEADER = {"X-Pairbench-Explain": "1"}
+PLANS_PATH = "/_pairbench/plans"
+NOT_MODIFIED = 304
+NO_BODY_STATUSES = (204, 304)
 
 
 @dataclass
@@ -50,85 +74,277 @@ class Verification:
         return {"passed": self.passed, "checks": [asdict(c) for c in self.checks]}
 
 
-def _normalized(body: bytes) -> Any:
+def decode(raw: bytes, encoding: str | None) -> bytes:
+    """Undo a Content-Encoding (codings applied in order, so undone in reverse)."""
+    codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            raw = gzip.decompress(raw)
+        elif coding == "deflate":
+            try:
+                raw = zlib.decompress(raw)
+            except zlib.error:  # some servers send raw deflate, without the zlib wrapper
+                raw = zlib.decompress(raw, -zlib.MAX_WBITS)
+        elif coding == "br":
+            raw = brotli.decompress(raw)
+        elif coding != "identity":
+            raise ValueError(f"unknown Content-Encoding {coding!r}")
+    return raw
+
+
+def _as_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except ValueError:
         return body
 
 
-def verify_pair(client: httpx.Client, pair: PairInfo, knob_values: list[float]) -> Verification:
-    """Run every check for every knob value."""
-    checks: list[Check] = []
-    keys = pair.scenario.keys.verify if pair.scenario.keys else [None]
-    for knob in knob_values:
-        paths = pair.paths(client, knob)
-        for key in keys:
-            concrete = {v: p.replace("{key}", str(key)) for v, p in paths.items()}
-            checks.extend(_verify_paths(client, pair, knob, concrete))
-    return Verification(checks)
+def _rows(body: bytes) -> list[Any]:
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
-def _verify_paths(
-    client: httpx.Client, pair: PairInfo, knob: float, paths: dict[str, str]
-) -> list[Check]:
-    checks: list[Check] = []
-    bodies: dict[str, bytes] = {}
-    for variant in pair.variants:
-        path = paths[variant.name]
+@dataclass
+class _Seen:
+    """What one variant's request produced, for the comparison across variants."""
+
+    compared: Any  # the value the rule compares
+    shown: str  # a preview for messages
+
+
+class _Verifier:
+    """One pair's checks; holds the HTTP client and what the target offers."""
+
+    def __init__(self, client: httpx.Client, pair: PairInfo) -> None:
+        self.client, self.pair = client, pair
+        self.checks: list[Check] = []
+        self.before_url, self.after_url = metricsclient.urls("")
+        self.plans = self._offers_plans()
+        self.seeded_state: Any = None
+
+    def add(self, name: str, knob: float, variant: str, passed: bool, detail: str) -> bool:
+        self.checks.append(Check(name, knob, variant, passed, detail))
+        return passed
+
+    def _get(self, path: str) -> httpx.Response:
         try:
-            before = client.get("/metrics").text
-            response = client.get(path)
-            after = client.get("/metrics").text
+            return self.client.get(path)
         except httpx.TransportError as e:
-            raise InfrastructureError(f"{path}: {e}") from e
-        ok = response.status_code == 200
-        checks.append(
-            Check(
+            raise InfrastructureError(f"GET {path}: {e}") from e
+
+    def _offers_plans(self) -> bool:
+        return self._get(PLANS_PATH).status_code == httpx.codes.OK
+
+    def reset(self) -> None:
+        if self.pair.reset is None:
+            return
+        try:
+            response = self.client.post(self.pair.reset)
+        except httpx.TransportError as e:
+            raise InfrastructureError(f"POST {self.pair.reset}: {e}") from e
+        if not response.is_success:
+            raise InfrastructureError(
+                f"POST {self.pair.reset} -> {response.status_code}: {response.text[:BODY_PREVIEW]}"
+            )
+
+    def state(self) -> Any:
+        assert self.pair.state is not None
+        response = self._get(self.pair.state)
+        if response.status_code != httpx.codes.OK:
+            raise InfrastructureError(f"GET {self.pair.state} -> {response.status_code}")
+        return _as_json(response.content)
+
+    # -- one variant ---------------------------------------------------------------------
+
+    def variant(self, knob: float, name: str, steps: list[Concrete], explain: bool) -> _Seen | None:
+        """Send the variant's steps; check statuses, counters and the rule's per-variant part."""
+        self.reset()
+        if self.pair.state is not None and self.pair.reset is not None:
+            state = self.state()
+            self.add(
+                "reset_restores",
+                knob,
+                name,
+                state == self.seeded_state,
+                "state after reset equals the seeded state"
+                if state == self.seeded_state
+                else f"state after reset {state!r:.{BODY_PREVIEW}} differs from the seeded"
+                f" {self.seeded_state!r:.{BODY_PREVIEW}}",
+            )
+        before = self._get(self.before_url).text
+        replies = request.send_all(self.client, steps)
+        after = self._get(self.after_url).text
+        ok = True
+        for step, reply in zip(steps, replies, strict=True):
+            good = reply.status == step["status"]
+            ok &= self.add(
                 "status",
                 knob,
-                variant.name,
-                ok,
-                f"GET {path} -> {response.status_code}"
-                + ("" if ok else f": {response.text[:BODY_PREVIEW]}"),
+                name,
+                good,
+                f"{request.describe(step)} -> {reply.status}"
+                + ("" if good else f", expected {step['status']}: {reply.raw[:BODY_PREVIEW]!r}"),
             )
-        )
         if not ok:
-            continue
-        bodies[variant.name] = response.content
-        counters = metricsclient.delta(before, after)
-        for counter, per_variant in pair.scenario.mechanism.items():
-            if variant.name in per_variant:
-                want = per_variant[variant.name].expected(knob)
+            return None
+        self._mechanism(knob, name, metricsclient.delta(before, after, self.pair.counters))
+        seen = self._rule(knob, name, steps, replies)
+        if explain and self.plans:
+            self._plan(knob, name, steps)
+        return seen
+
+    def _mechanism(self, knob: float, name: str, counters: dict[str, float]) -> None:
+        for counter, per_variant in self.pair.scenario.mechanism.items():
+            if name in per_variant:
+                want = per_variant[name].expected(knob)
                 got = counters.get(counter)
                 shown = "missing" if got is None else f"{got:g}"
-                checks.append(
-                    Check(
-                        f"{counter}_per_request",
-                        knob,
-                        variant.name,
-                        got == want,
-                        f"{counter}: {shown}, expected {want:g}",
-                    )
+                self.add(
+                    f"{counter}_per_request",
+                    knob,
+                    name,
+                    got == want,
+                    f"{counter}: {shown}, expected {want:g}",
                 )
-    checks.extend(_equivalence(pair, knob, bodies))
-    return checks
 
+    def _plan(self, knob: float, name: str, steps: list[Concrete]) -> None:
+        self.reset()  # a write explained again must start from the same state
+        want = self.pair.scenario.plan.get(name)
+        try:
+            replies = request.send_all(self.client, steps, EXPLAIN_HEADER)
+        except InfrastructureError as e:
+            # The target could not explain this request (it dropped the connection): only a
+            # scenario that expects an access path fails on it; the others record why.
+            self.add("plan", knob, name, want is None, f"plans unavailable: {e}")
+            return
+        response = self._get(PLANS_PATH)
+        plans = response.json() if response.status_code == httpx.codes.OK else []
+        access = [a for p in plans for a in p.get("access", [])]
+        shown = ", ".join(dict.fromkeys(access)) or "no relation read"
+        if any(r.status >= httpx.codes.INTERNAL_SERVER_ERROR for r in replies):
+            self.add("plan", knob, name, want is None, "plans unavailable: the request failed")
+        elif want is None:
+            self.add("plan", knob, name, True, f"access paths: {shown}")
+        else:
+            self.add(
+                "plan",
+                knob,
+                name,
+                any(want in a for a in access),
+                f"access paths: {shown}; expected {want!r}",
+            )
 
-def _equivalence(pair: PairInfo, knob: float, bodies: dict[str, bytes]) -> list[Check]:
-    reference = bodies.get(pair.bad)
-    if reference is None:
-        return []
-    out = []
-    for name, body in bodies.items():
-        if name == pair.bad:
-            continue
-        same = _normalized(body) == _normalized(reference)
-        detail = (
-            "same body"
-            + (" (byte-identical)" if body == reference else " (after JSON normalisation)")
-            if same
-            else f"differs from {pair.bad}: {body[:BODY_PREVIEW]!r} vs {reference[:BODY_PREVIEW]!r}"
+    def _compared_reply(self, steps: list[Concrete], replies: list[Reply]) -> Reply:
+        """The reply whose body is compared: the first measured step that carries a body."""
+        for step, reply in zip(steps, replies, strict=True):
+            if step["measure"] and step["status"] not in NO_BODY_STATUSES:
+                return reply
+        return replies[-1]
+
+    def _rule(
+        self, knob: float, name: str, steps: list[Concrete], replies: list[Reply]
+    ) -> _Seen | None:
+        rule = self.pair.rule
+        reply = self._compared_reply(steps, replies)
+        if rule == "side_effect":
+            state = self.state()
+            return _Seen(state, repr(state)[:BODY_PREVIEW])
+        if rule == "bytes":
+            return _Seen(reply.raw, repr(reply.raw[:BODY_PREVIEW]))
+        if rule == "not_modified":
+            if not self._not_modified(knob, name, steps[0], reply):
+                return None
+            return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))
+        if rule in ("decoded", "jsonlines"):
+            encoding = reply.headers.get("content-encoding")
+            try:
+                body = decode(reply.raw, encoding)
+            except (ValueError, OSError, zlib.error, brotli.error) as e:
+                self.add("decode", knob, name, False, f"cannot undo {encoding!r}: {e}")
+                return None
+            self.add("decode", knob, name, True, f"Content-Encoding {encoding or 'none'}")
+            if rule == "decoded":
+                return _Seen(_as_json(body), repr(body[:BODY_PREVIEW]))
+            try:
+                rows = _rows(body)
+            except ValueError as e:
+                self.add("jsonlines", knob, name, False, f"not JSON lines: {e}")
+                return None
+            return _Seen(rows, f"{len(rows)} rows: {body[:BODY_PREVIEW]!r}")
+        return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))
+
+    def _not_modified(self, knob: float, name: str, step: Concrete, first: Reply) -> bool:
+        etag = first.headers.get("etag")
+        if not self.add(
+            "etag", knob, name, etag is not None, f"ETag {etag}" if etag else "no ETag on the 200"
+        ):
+            return False
+        assert etag is not None
+        conditional = {**step, "status": NOT_MODIFIED}
+        again = request.send(self.client, conditional, extra_headers={"If-None-Match": etag})
+        same = again.headers.get("etag") == etag
+        empty = not again.raw
+        passed = again.status == NOT_MODIFIED and same and empty
+        why = []
+        if again.status != NOT_MODIFIED:
+            why.append(f"status {again.status}")
+        if not same:
+            why.append(f"ETag {again.headers.get('etag')} instead of {etag}")
+        if not empty:
+            why.append(f"a {len(again.raw)}-byte body")
+        return self.add(
+            "not_modified",
+            knob,
+            name,
+            passed,
+            f"If-None-Match {etag} -> 304, same ETag, no body"
+            if passed
+            else f"If-None-Match {etag} -> " + ", ".join(why),
         )
-        out.append(Check("equal_body", knob, name, same, detail))
-    return out
+
+    # -- across variants -----------------------------------------------------------------
+
+    def equivalence(self, knob: float, seen: dict[str, _Seen]) -> None:
+        rule = self.pair.rule
+        reference = seen.get(self.pair.bad)
+        if reference is None:
+            return
+        name = {
+            "side_effect": "equal_state",
+            "jsonlines": "equal_rows",
+            "bytes": "equal_bytes",
+            "decoded": "equal_decoded",
+        }.get(rule, "equal_body")
+        for variant, one in seen.items():
+            if variant == self.pair.bad:
+                continue
+            same = one.compared == reference.compared
+            self.add(
+                name,
+                knob,
+                variant,
+                same,
+                f"same result ({rule})"
+                if same
+                else f"differs from {self.pair.bad} ({rule}): {one.shown} vs {reference.shown}",
+            )
+
+
+def verify_pair(client: httpx.Client, pair: PairInfo, knob_values: list[float]) -> Verification:
+    """Run every check for every knob value."""
+    verifier = _Verifier(client, pair)
+    if pair.state is not None:
+        verifier.reset()
+        verifier.seeded_state = verifier.state()  # before any write of this verification
+    keys: list[int | None] = list(pair.scenario.keys.verify) if pair.scenario.keys else [None]
+    for knob in knob_values:
+        requests = request.for_variants(pair, client, knob)
+        for index, key in enumerate(keys):
+            seen: dict[str, _Seen] = {}
+            for variant in pair.variants:
+                steps = request.with_key(requests[variant.name], key)
+                one = verifier.variant(knob, variant.name, steps, explain=index == 0)
+                if one is not None:
+                    seen[variant.name] = one
+            verifier.equivalence(knob, seen)
+    verifier.reset()  # leave the seeded state behind, for the trials and for the next run
+    return Verification(verifier.checks)

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from pairbench.harness import runner
 from pairbench.results.io.runfile import load_run
 
 TINY = """
@@ -86,6 +87,18 @@ def test_tiny_run_writes_run_json_and_plots(
     for name in ("n_plus_one-scaling.png", "n_plus_one-spectrum.png", "report.md"):
         assert (run_dir / name).stat().st_size > 1000
     assert "lazy / " in result.stderr  # the end-of-run summary
+    # What the results need to render with no per-pair or per-counter code of their own.
+    assert "dataset" not in run["metadata"]
+    dataset = pair["dataset"]
+    assert dataset["rows"]["authors"] == dataset["sizes"]["authors"] > 0
+    assert dataset["identity"]["sizes"] == dataset["sizes"] and "seed" in dataset["identity"]
+    assert pair["lesson"][0] == "queries" and pair["equivalence"] == {"rule": "json"}
+    assert pair["counters"]["queries"]["kind"] == "delta" and "peak_rss" in pair["counters"]
+    assert "reference" in pair
+    assert runner.replay_dataset(run) == (
+        dataset["identity"]["seed"],
+        {"n_plus_one": dataset["sizes"]},
+    )
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
