@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from pairbench import errors
 from pairbench.errors import UsageError
-from pairbench.harness import runner, scenario, services
+from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import worker_argv
 
 from . import replay
@@ -27,35 +28,54 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_
 
 
 @main.command("list")
-def list_pairs() -> None:
-    """The pairs, their variants and knobs, and the profiles."""
-    from pairbench.targets.registry import load_pairs
-
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout, for scripts")
+def list_pairs(as_json: bool) -> None:
+    """The pairs, their variants (worst to best) and knobs, and the profiles."""
+    described = catalogue.describe()
     files = scenario.available()
-    registry = load_pairs()
+    profiles = scenario.load_profiles()
+    names = [*described.pairs, *sorted(set(files) - set(described.pairs))]
+    scenarios = {n: scenario.load_scenario(files[n]) for n in names if n in files}
+    if as_json:
+        listing = [
+            {
+                **described.pairs.get(name, {"name": name}),
+                "scenario": str(files[name]) if name in files else None,
+                "knob_values": {
+                    p: list(load.knob_values) for p, load in scenarios[name].profiles.items()
+                }
+                if name in scenarios
+                else {},
+            }
+            for name in names
+        ]
+        document = {
+            "pairs": listing,
+            "profiles": {n: p.description for n, p in profiles.items()},
+            "counters": described.counters,
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
     table = Table(title="pairs", show_lines=True)
     for column in ("pair", "variants (worst to best)", "knob", "scenario values (quick)"):
         table.add_column(column)
-    for name in sorted(set(files) | set(registry)):
-        pair = registry.get(name)
+    for name in names:
+        pair = described.pairs.get(name)
         variants = (
             "\n".join(
-                f"[{'red' if v.role == 'bad' else 'cyan'}]{v.name}[/] ({v.role}): {v.label}"
-                for v in pair.variants.values()
+                f"[{'red' if v['role'] == 'bad' else 'cyan'}]{v['name']}[/] ({v['role']}): {v['label']}"
+                for v in pair["variants"]
             )
             if pair
             else "(service of your own)"
         )
-        knob = f"{pair.knob.name}: {pair.knob.label}" if pair else ""
-        values = ""
-        if name in files:
-            quick = scenario.load_scenario(files[name]).profiles.get("quick")
-            values = ", ".join(f"{v:g}" for v in quick.knob_values) if quick else ""
-        table.add_row(
-            f"{name}\n{pair.title if pair else ''}", variants, knob, values or "(no scenario)"
-        )
+        knob = f"{pair['knob']['name']}: {pair['knob']['label']}" if pair else ""
+        quick = scenarios[name].profiles.get("quick") if name in scenarios else None
+        values = ", ".join(f"{v:g}" for v in quick.knob_values) if quick else ""
+        title = pair["title"] if pair else ""
+        table.add_row(f"{name}\n{title}", variants, knob, values or "(no scenario)")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
-    for name, profile in scenario.load_profiles().items():
+    for name, profile in profiles.items():
         click.echo(f"profile {name}: {profile.description}")
 
 
@@ -270,20 +290,19 @@ def services_cmd(action: str, **service_flags: str | None) -> None:
 @service_options
 def serve(host: str, port: int, profile: str, **service_flags: str | None) -> None:
     """The targets app alone, for exploring with curl or a browser (Ctrl-C stops everything)."""
-    import asyncio
-
     import uvicorn
 
-    from pairbench.targets import data
     from pairbench.targets.app import create_app
     from pairbench.targets.config import Settings
 
-    suite = scenario.profile(profile)
-    with services.provide(services.ServiceOptions.from_env(**service_flags)) as endpoints:
-        seeded = asyncio.run(data.seed(endpoints.pg_dsn, suite.dataset))
-        console.print(
-            f"dataset ready in {seeded.seconds:.2f} s; serving on http://{host}:{port}/docs"
-        )
+    described = catalogue.describe()
+    names = list(described.pairs)
+    connections = postgres.needed_connections(described.max_connections(names))
+    options = services.ServiceOptions.from_env(**service_flags)
+    with services.provide(options, connections) as endpoints:
+        datasets = seeding.seed(endpoints.pg_dsn, profile, seeding.seedable(described, names))
+        seconds = sum(d.seconds for d in datasets.values())
+        console.print(f"datasets ready in {seconds:.2f} s; serving on http://{host}:{port}/docs")
         app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
         uvicorn.run(app, host=host, port=port, log_level="info")
 

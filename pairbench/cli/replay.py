@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from pairbench.errors import UsageError
 from pairbench.harness import scenario, services
-from pairbench.harness.runner import Progress, RunOptions, execute
+from pairbench.harness.runner import Progress, RunOptions, execute, replay_dataset
 from pairbench.results.io.runfile import RunFileError, load_run
 from pairbench.results.report import render as results_report
 
@@ -38,6 +38,7 @@ def options_from(base_dir: Path, out: Path, service_options: services.ServiceOpt
         raise UsageError(
             f"{base_dir}: stored configuration is invalid: {e.errors()[0]['msg']}"
         ) from e
+    data_seed, sizes = replay_dataset(base)
     return RunOptions(
         pairs=list(base["pairs"]),
         profile=base["profile"],
@@ -47,6 +48,8 @@ def options_from(base_dir: Path, out: Path, service_options: services.ServiceOpt
         scenarios=scenarios,
         suite=suite,
         reproduces=base["run_id"],
+        data_seed=data_seed,
+        expected_sizes=sizes,
     )
 
 
