@@ -1,5 +1,5 @@
 """The bystander: a cheap endpoint loaded alongside a variant, whose latency shows the damage
-the variant does to everything else the server handles (e.g. /cpu/ping beside CPU work)."""
+the variant does to everything else the server handles (a cheap ping beside CPU-bound work, say)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def has_bystander(analysis: Mapping[str, Any]) -> bool:
 
 
 def bystander_name(pair: Mapping[str, Any]) -> str:
-    """The bystander's request path when the stored scenario names it, e.g. `/cpu/ping`."""
+    """The bystander's request path when the stored scenario names it, e.g. `/work/ping`."""
     scenario = pair.get("scenario") or {}
     bystander = scenario.get("bystander") if isinstance(scenario, Mapping) else None
     request = bystander.get("request") if isinstance(bystander, Mapping) else None

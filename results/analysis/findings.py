@@ -63,7 +63,7 @@ def scaling_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
 def ratio_finding(pair: Mapping[str, Any], analysis: Analysis, key: str) -> str:
     """E.g. `at n=200 join's p50 is 38x lower than lazy's (95% CI 35x–41x, p=0.029)`.
 
-    With a bystander subject: `at ms=100 /cpu/ping's p99 under process is 90x lower than
+    With a bystander subject: `at ms=100 /work/ping's p99 under offloaded is 90x lower than
     under inline (...)`.
     """
     best = best_good(pair, analysis, key)
@@ -102,7 +102,7 @@ def spectrum_finding(pair: Mapping[str, Any], analysis: Analysis, key: str) -> s
 
 
 def bystander_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
-    """E.g. `at ms=50 /cpu/ping p99 is 201 ms under inline vs 0.52 ms under process (390x)`."""
+    """E.g. `at ms=50 /work/ping p99 is 201 ms under blocking vs 0.52 ms under offloaded (390x)`."""
     bad = pair["bad"]
     keys = [
         k
