@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pairbench.errors import InfrastructureError, UsageError
-from pairbench.harness import catalogue, postgres, scenario, seeding, services
+from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 
 HARNESS = Path(__file__).resolve().parents[2] / "harness"
 # The harness holds no pair's name nor table: everything it knows comes from describe.
@@ -124,3 +124,18 @@ def test_mechanism_counters_are_validated_against_the_catalogue(tmp_path: Path) 
     message = str(caught.value)
     assert "\n" not in message and "[mechanism.no_such_counter]" in message
     assert "queries" in message  # the known counters, from the catalogue
+
+
+def test_a_replay_with_changed_sizes_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    options = runner.RunOptions(
+        pairs=["n_plus_one"],
+        profile="quick",
+        out=tmp_path,
+        seed=1,
+        verify_only=True,
+        expected_sizes={"n_plus_one": {"authors": 1, "books_per_author": 1}},
+    )
+    with pytest.raises(UsageError) as caught:
+        runner.execute(options)
+    message = str(caught.value)
+    assert "n_plus_one" in message and "'authors': 1" in message and "\n" not in message
