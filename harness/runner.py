@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from pairbench.atomicfile import write_json_atomic
+from pairbench import runmodel
+from pairbench.atomicfile import write_text_atomic
 from pairbench.errors import Interrupted, UsageError
-from pairbench.runmodel import SCHEMA_VERSION
 
 from . import (
     capacity,
@@ -104,7 +104,7 @@ class Run:
         self.logs = services.state_dir() / "logs"  # server and agent logs, by run id
         self.logs.mkdir(exist_ok=True)
         self.doc: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": runmodel.SCHEMA_VERSION,
             "run_id": self.run_id,
             "status": "running",
             "started_at": _now(),
@@ -119,7 +119,8 @@ class Run:
     def save(self) -> None:
         if not self.options.verify_only:
             self.dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.dir / "run.json", self.doc)
+            # Through the one run model: the writer never stores a run the reader would refuse.
+            write_text_atomic(self.dir / runmodel.RUN_FILE, runmodel.dump(self.doc))
 
     def finish(self, status: str) -> None:
         self.doc["status"] = status

@@ -16,14 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pairbench.errors import InfrastructureError, UsageError
+from pairbench.errors import EXIT_USAGE, InfrastructureError, UsageError
 
 from .catalogue import TARGETS_MODULE, Catalogue
 
 DSN_ENV = "PAIRBENCH_PG_DSN"
 SEED_TIMEOUT_S = 3600.0  # the talk profile's million-row tables take minutes on a laptop
-EXIT_USAGE = 2
-EXIT_INFRASTRUCTURE = 3
 
 
 @dataclass(frozen=True)

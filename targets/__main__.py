@@ -24,13 +24,13 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from pairbench.errors import EXIT_UNTRUSTED, EXIT_USAGE
+
 from .data import PROFILES, DatasetError
 from .registry import PairError, document
 from .seeding import DEFAULT_SEED, seed
 
 PROG = "pairbench-targets"
-EXIT_USAGE = 2
-EXIT_INFRASTRUCTURE = 3
 DSN_ENV = "PAIRBENCH_PG_DSN"
 
 
@@ -70,11 +70,11 @@ def _seed(profile: str, pairs: Sequence[str] | None, seed_value: int) -> None:
     try:
         results = asyncio.run(seed(dsn, profile, pairs, seed_value))
     except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as e:
-        _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)} is unreachable: {e}")
+        _fail(EXIT_UNTRUSTED, f"PostgreSQL at {_where(dsn)} is unreachable: {e}")
     except asyncpg.InvalidAuthorizationSpecificationError as e:
-        _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)} refused the login: {e}")
+        _fail(EXIT_UNTRUSTED, f"PostgreSQL at {_where(dsn)} refused the login: {e}")
     except asyncpg.InvalidCatalogNameError as e:
-        _fail(EXIT_INFRASTRUCTURE, f"PostgreSQL at {_where(dsn)}: {e}")
+        _fail(EXIT_UNTRUSTED, f"PostgreSQL at {_where(dsn)}: {e}")
     for result in results:
         print(json.dumps(result.json()), flush=True)
 

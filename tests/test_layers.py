@@ -1,7 +1,7 @@
 """Imports go one way only (docs/architecture.md, Layers): read every module's imports and check.
 
 The core (`pairbench.errors`, `.runmodel`, `.atomicfile`) imports no other layer; `targets`
-nothing of pairbench but itself; `harness` and `results` the core only, never each other, the
+nothing of pairbench but itself and the exit codes; `harness` and `results` the core only, never each other, the
 targets or the command line; nothing imports `pairbench.cli`.
 """
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # folder -> (its import name, the pairbench packages it may import besides itself)
 CORE = ("pairbench.errors", "pairbench.runmodel", "pairbench.atomicfile")
 LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "targets": ("pairbench.targets", ()),
+    "targets": ("pairbench.targets", ("pairbench.errors",)),  # exit codes defined once
     "harness": ("pairbench.harness", (*CORE, "pairbench.scenarios")),
     "results": ("pairbench.results", CORE),
 }
