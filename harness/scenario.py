@@ -2,7 +2,7 @@
 
 A malformed file is a usage error naming the file and the field: `scenarios/x.toml:
 profiles.quick.users: Input should be greater than 0`. The whole format is in
-docs/scenario-format.md; the request, in short:
+docs/architecture.md, "Scenarios"; the request, in short:
 
 The request. What each variant sends, as data (method, path, query, headers, JSON body,
 expected status). Three spellings, normalised into a `RequestSpec` (a list of `Step`s plus
