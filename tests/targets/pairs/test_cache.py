@@ -30,6 +30,10 @@ from pairbench.targets.pairs.cache import (
     cache_key,
     pair,
 )
+from pairbench.targets.registry import document
+
+# The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
+COUNTERS = document()["counters"]
 
 VARIANTS = ["uncached", "cache_aside", "single_flight"]
 CACHED = ["cache_aside", "single_flight"]
@@ -41,7 +45,7 @@ TTL_SLACK_MS = 2_000  # time between the SET and the PTTL that reads it, on a bu
 def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
     before = client.get("/metrics").text
     response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text)
+    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +199,7 @@ def _burst_counting(
 ) -> tuple[list[tuple[int, bytes]], dict[str, float]]:
     before = target.get("/metrics").text
     responses = asyncio.run(_burst(str(target.base_url), path, BURST))
-    return responses, metricsclient.delta(before, target.get("/metrics").text)
+    return responses, metricsclient.delta(before, target.get("/metrics").text, COUNTERS)
 
 
 def test_single_flight_recomputes_a_cold_key_once(target: httpx.Client) -> None:

@@ -27,7 +27,11 @@ from pairbench.targets.pairs.pagination import (
     OFFSET_SQL,
     pair,
 )
+from pairbench.targets.registry import document
 from pairbench.targets.seeding import seed
+
+# The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
+COUNTERS = document()["counters"]
 
 LIMIT = 20
 CHAIN_LIMIT = 7  # not a divisor of anything: pages end at arbitrary rows, ties included
@@ -37,7 +41,7 @@ CHAIN_PAGES = 40
 def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
     before = client.get("/metrics").text
     response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text)
+    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def _b64(raw: bytes) -> str:

@@ -19,6 +19,10 @@ from pairbench.targets.pairs.pool import (
     application_name,
     pair,
 )
+from pairbench.targets.registry import document
+
+# The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
+COUNTERS = document()["counters"]
 
 VARIANTS = ["asyncpg_connect", "psycopg_null_pool", "asyncpg_pool", "psycopg_pool"]
 CONNECTS_PER_REQUEST = {
@@ -35,7 +39,7 @@ SETTLE_TIMEOUT_S = 5.0
 def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
     before = client.get("/metrics").text
     response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text)
+    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 async def _burst(base_url: str, path: str, users: int) -> list[httpx.Response]:
@@ -119,7 +123,7 @@ def test_concurrent_users_are_served(target: httpx.Client, variant: str) -> None
     target.get(f"/pool/{variant}?id=1")
     before = target.get("/metrics").text
     responses = asyncio.run(_burst(str(target.base_url), f"/pool/{variant}?id=5", CONCURRENT_USERS))
-    counters = metricsclient.delta(before, target.get("/metrics").text)
+    counters = metricsclient.delta(before, target.get("/metrics").text, COUNTERS)
     assert [r.status_code for r in responses] == [200] * CONCURRENT_USERS
     assert len({r.content for r in responses}) == 1
     assert counters["queries"] == CONCURRENT_USERS
