@@ -203,7 +203,6 @@ def _mentions(pair: Pair) -> re.Pattern[str]:
     )
 
 
-@pytest.mark.xfail(strict=False, reason="harness/results cleanup lands separately")
 @pairs
 def test_nothing_of_a_pair_lives_outside_its_own_files(pair: Pair) -> None:
     files = subprocess.run(

@@ -65,7 +65,7 @@ AuthorId = Annotated[int, Query(alias="id", ge=1, le=MAX_AUTHOR_ID, description=
 
 # One statement for both drivers; only the placeholder syntax differs ($1 vs %s).
 _AUTHOR_SQL = """
-    SELECT a.id, a.name, a.country, a.born, count(b.id) AS books
+    SELECT a.id, a.name, a.country, a.born, count(b.id) AS book_count
     FROM pool_authors AS a LEFT JOIN pool_books AS b ON b.author_id = a.id
     WHERE a.id = {param}
     GROUP BY a.id
@@ -218,7 +218,7 @@ def _author(row: asyncpg.Record | dict[str, Any] | None, author_id: int) -> dict
         "name": row["name"],
         "country": row["country"],
         "born": row["born"],
-        "books": row["books"],
+        "book_count": row["book_count"],
     }
 
 

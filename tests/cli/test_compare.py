@@ -1,7 +1,9 @@
 """`pairbench compare` and `pairbench gate` on stored runs, run as the user runs them.
 
 The runs are synthetic but real: HdrHistograms recorded from seeded log-normal latencies, in
-the documented run.json format. The last test re-runs a real (tiny) experiment.
+the documented run.json format, for a neutral pair ("demo"). The last test re-runs a real (tiny)
+experiment on a fixture pair (tests/fixtures/pairs/, loaded through PAIRBENCH_PAIRS), so adding or
+removing a built-in pair never breaks these tests.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def typical_ms(variant: str, knob: float) -> float:
 
 
 PAIRBENCH = [sys.executable, "-m", "pairbench"]
+FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
 
 
 def histogram(values_us: np.ndarray) -> str:
@@ -101,7 +104,7 @@ def write_run(folder: Path, run_id: str, seed: int, slow_join: float = 1.0) -> P
         "seed": seed,
         "command": ["pairbench", "run"],
         "metadata": {"machine": {"cpu_model": "Test CPU", "cores": 2}},
-        "pairs": {"n_plus_one": pair},
+        "pairs": {"demo": pair},
     }
     target = folder / run_id
     target.mkdir(parents=True)
@@ -128,7 +131,7 @@ def test_compare_prints_a_table_and_exits_zero(tmp_path: Path, base: Path) -> No
     new = write_run(tmp_path, "new", seed=2, slow_join=1.3)
     result = pairbench("compare", str(base), str(new))
     assert result.returncode == 0, result.stderr
-    assert "n_plus_one: new / baseline" in result.stdout
+    assert "demo: new / baseline" in result.stdout
     join_p50 = [line for line in result.stdout.splitlines() if "join" in line and "n=50" in line]
     assert any("p50 (ms)" in line and "slower" in line for line in join_p50), result.stdout
     assert "comparisons of new against base: " in result.stdout
@@ -149,9 +152,9 @@ def test_gate_fails_on_a_slower_good_variant(tmp_path: Path, base: Path) -> None
     result = pairbench("gate", "--baseline", str(base), str(new), "--out", str(out))
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("pairbench: error: gate REGRESSION (1 regression): n_plus_one: ")
+    assert line.startswith("pairbench: error: gate REGRESSION (1 regression): demo: ")
     assert "worst: join " in line
-    assert "| n_plus_one | regression |" in (out / "gate.md").read_text(encoding="utf-8")
+    assert "| demo | regression |" in (out / "gate.md").read_text(encoding="utf-8")
     (failure,) = ET.parse(out / "junit.xml").getroot().iter("failure")
     assert "join" in (failure.text or "")
     assert not (new / "gate.md").exists()  # --out wins
@@ -160,7 +163,7 @@ def test_gate_fails_on_a_slower_good_variant(tmp_path: Path, base: Path) -> None
 def test_gate_on_invalid_data_is_inconclusive(tmp_path: Path, base: Path) -> None:
     new = write_run(tmp_path, "invalid", seed=2)
     run = json.loads((new / "run.json").read_text(encoding="utf-8"))
-    for trial in run["pairs"]["n_plus_one"]["trials"]:
+    for trial in run["pairs"]["demo"]["trials"]:
         trial.update(valid=False, invalid_reasons=["generator CPU 97% > 90%"])
     (new / "run.json").write_text(json.dumps(run), encoding="utf-8")
     result = pairbench("gate", "--baseline", str(base), str(new))
@@ -191,8 +194,8 @@ def test_gate_refuses_a_bad_flag_value(tmp_path: Path, base: Path) -> None:
 
 
 TINY_SCENARIO = """
-pair = "n_plus_one"
-request = "/n_plus_one/{variant}?n={knob}"
+pair = "fixture_rows"
+request = "/fixture_rows/{variant}?n={knob}"
 
 [expectation]
 metric = "p50"
@@ -212,9 +215,13 @@ rounds = 2
 def test_gate_without_new_reruns_the_baseline(server_env: dict[str, str], tmp_path: Path) -> None:
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    (scenarios / "n_plus_one.toml").write_text(TINY_SCENARIO, encoding="utf-8")
-    env = {**server_env, "PAIRBENCH_SCENARIOS": str(scenarios)}
-    first = pairbench("run", "n_plus_one", "--out", str(tmp_path / "a"), "--no-progress", env=env)
+    (scenarios / "fixture_rows.toml").write_text(TINY_SCENARIO, encoding="utf-8")
+    env = {
+        **server_env,
+        "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS),
+        "PAIRBENCH_SCENARIOS": str(scenarios),
+    }
+    first = pairbench("run", "fixture_rows", "--out", str(tmp_path / "a"), "--no-progress", env=env)
     assert first.returncode == 0, first.stderr
     (base_dir,) = (tmp_path / "a").iterdir()
     result = pairbench("gate", "--baseline", str(base_dir), "--runs", str(tmp_path / "b"), env=env)

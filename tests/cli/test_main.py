@@ -1,4 +1,8 @@
-"""Usage errors: one line naming what is wrong and where, exit code 2, never a traceback."""
+"""Usage errors: one line naming what is wrong and where, exit code 2, never a traceback.
+
+The pair named is a fixture pair (tests/fixtures/pairs/, loaded through PAIRBENCH_PAIRS) with a
+scenario in a folder of the test's own, so adding or removing a built-in pair never breaks them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,32 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+PAIR = "fixture_rows"
+SCENARIO = f"""
+pair = "{PAIR}"
+request = "/{PAIR}/{{variant}}?n={{knob}}"
+
+[profiles.quick]
+knob_values = [1, 40]
+users = 1
+round_seconds = 1
+rounds = 1
+"""
+
+
+@pytest.fixture
+def fixture_env(tmp_path: Path) -> dict[str, str]:
+    """The fixture pairs, and a scenario folder of the test's own with one for PAIR."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
+    return {
+        **os.environ,
+        "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS),
+        "PAIRBENCH_SCENARIOS": str(scenarios),
+    }
 
 
 def _run(
@@ -30,9 +60,11 @@ def _assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: st
         assert fragment in lines[0], lines[0]
 
 
-def test_unknown_pair(pairbench: list[str]) -> None:
+def test_unknown_pair(pairbench: list[str], fixture_env: dict[str, str]) -> None:
     _assert_usage_error(
-        _run(pairbench, "run", "no_such_pair"), "unknown pair 'no_such_pair'", "n_plus_one"
+        _run(pairbench, "run", "no_such_pair", env=fixture_env),
+        "unknown pair 'no_such_pair'",
+        PAIR,
     )
 
 
@@ -40,8 +72,9 @@ def test_bad_flag(pairbench: list[str]) -> None:
     _assert_usage_error(_run(pairbench, "run", "--bogus"), "--bogus", "pairbench run --help")
 
 
-def test_unknown_profile(pairbench: list[str]) -> None:
-    _assert_usage_error(_run(pairbench, "run", "n_plus_one", "--profile", "huge"), "huge", "quick")
+def test_unknown_profile(pairbench: list[str], fixture_env: dict[str, str]) -> None:
+    result = _run(pairbench, "run", PAIR, "--profile", "huge", env=fixture_env)
+    _assert_usage_error(result, "huge", "quick")
 
 
 def test_bad_flag_value(pairbench: list[str]) -> None:
@@ -51,26 +84,29 @@ def test_bad_flag_value(pairbench: list[str]) -> None:
 @pytest.mark.parametrize(
     ("content", "fragments"),
     [
-        ("pair = 'n_plus_one'\nrequest = \n", ("not valid TOML",)),
+        (f"pair = '{PAIR}'\nrequest = \n", ("not valid TOML",)),
         (
-            "pair = 'n_plus_one'\nrequest = '/n_plus_one/{variant}?n={knob}'\n"
+            f"pair = '{PAIR}'\nrequest = '/{PAIR}/{{variant}}?n={{knob}}'\n"
             "[profiles.quick]\nknob_values = [1]\nusers = 0\nround_seconds = 1\nrounds = 1\n",
             ("profiles.quick.users", "greater than or equal to 1"),
         ),
         (
-            "pair = 'n_plus_one'\nrequest = '/n_plus_one/{variant}?n={knob}'\nbogus_key = 1\n"
+            f"pair = '{PAIR}'\nrequest = '/{PAIR}/{{variant}}?n={{knob}}'\nbogus_key = 1\n"
             "[profiles.quick]\nknob_values = [1]\nusers = 1\nround_seconds = 1\nrounds = 1\n",
             ("bogus_key", "Extra inputs"),
         ),
     ],
 )
 def test_malformed_scenario(
-    pairbench: list[str], tmp_path: Path, content: str, fragments: tuple[str, ...]
+    pairbench: list[str],
+    fixture_env: dict[str, str],
+    content: str,
+    fragments: tuple[str, ...],
 ) -> None:
-    (tmp_path / "n_plus_one.toml").write_text(content)
-    env = {**os.environ, "PAIRBENCH_SCENARIOS": str(tmp_path)}
-    result = _run(pairbench, "run", "n_plus_one", env=env)
-    _assert_usage_error(result, str(tmp_path / "n_plus_one.toml"), *fragments)
+    path = Path(fixture_env["PAIRBENCH_SCENARIOS"]) / f"{PAIR}.toml"
+    path.write_text(content)
+    result = _run(pairbench, "run", PAIR, env=fixture_env)
+    _assert_usage_error(result, str(path), *fragments)
 
 
 def test_report_on_missing_run(pairbench: list[str], tmp_path: Path) -> None:
@@ -78,16 +114,18 @@ def test_report_on_missing_run(pairbench: list[str], tmp_path: Path) -> None:
     _assert_usage_error(result, "nothing-here")
 
 
-def test_list_shows_pairs_variants_and_knobs(pairbench: list[str]) -> None:
-    result = _run(pairbench, "list")
+def test_list_shows_pairs_variants_and_knobs(
+    pairbench: list[str], fixture_env: dict[str, str]
+) -> None:
+    result = _run(pairbench, "list", env=fixture_env)
     assert result.returncode == 0, result.stderr
     for text in (
-        "n_plus_one",
-        "lazy",
+        PAIR,
+        "per_row",
         "join",
         "batched",
-        "dataloader",
-        "authors per page",
+        "parents per page",
+        "1, 40",
         "quick",
     ):
         assert text in result.stdout

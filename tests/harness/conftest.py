@@ -19,10 +19,10 @@ PROFILE = "test"
 def fixture_target(
     servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[server.TargetServer]:
-    """A target serving the built-in and the fixture pairs (PAIRBENCH_PAIRS); writers seeded."""
+    """A target serving the built-in and the fixture pairs (PAIRBENCH_PAIRS); those with tables seeded."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PAIRBENCH_PAIRS", str(FIXTURE_PAIRS))  # the seed subprocess inherits it
-        seeding.seed(servers.pg_dsn, PROFILE, ["fixture_writes"])
+        seeding.seed(servers.pg_dsn, PROFILE, ["fixture_writes", "fixture_rows"])
     log = tmp_path_factory.mktemp("fixture-target") / "server.log"
     running = server.start(servers.pg_dsn, servers.redis_url, log, extra_env=PAIRS_ENV)
     try:

@@ -1,10 +1,17 @@
 """The harness learns the pairs and seeds them through the targets' entry point, never an import;
-it seeds only the pairs it runs, and sizes PostgreSQL from the pairs' declarations."""
+it seeds only the pairs it runs, and sizes PostgreSQL from the pairs' declarations.
+
+The pair these tests seed, verify and resolve is a fixture pair (tests/fixtures/pairs/, loaded
+through PAIRBENCH_PAIRS), so adding or removing a built-in pair never breaks them.
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import subprocess
+import tokenize
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,75 +22,126 @@ from pairbench.errors import InfrastructureError, UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 
 HARNESS = Path(__file__).resolve().parents[2] / "harness"
-# The harness holds no pair's name nor table: everything it knows comes from describe.
-PAIR_WORDS = re.compile(
-    r"\b(n_plus_one|pagination|cache|cpu|authors|books|orders|customers|feed_items)\b"
-)
+FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+PAIRS_ENV = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
+PAIR = "fixture_rows"
+SCENARIO = f"""
+pair = "{PAIR}"
+request = "/{PAIR}/{{variant}}?n={{knob}}"
+
+[profiles.quick]
+knob_values = [1, 5]
+users = 1
+round_seconds = 1
+rounds = 1
+"""
+
+
+def _words(described: catalogue.Catalogue) -> tuple[re.Pattern[str], set[str]]:
+    """The built-in pairs' names and tables: as plain words, and as identifiers.
+
+    A table or a compound name is never an English word, so it must not appear at all; a
+    one-word pair name may be an ordinary English word in a comment, never in code.
+    """
+    names = set(described.pairs)
+    tables = {t for p in described.pairs.values() for t in p["tables"]}
+    words = sorted(tables | {n for n in names if "_" in n})
+    return re.compile(rf"\b({'|'.join(map(re.escape, words))})\b"), names | tables
 
 
 def test_harness_never_imports_the_targets_nor_names_a_pair() -> None:
+    # The harness holds no pair's name nor table: everything it knows comes from describe.
+    words, identifiers = _words(catalogue.describe())
     for path in sorted(HARNESS.glob("*.py")):
         text = path.read_text()
         assert "pairbench.targets import" not in text and "from pairbench.targets" not in text
         assert "import pairbench.targets" not in text, path
-        found = PAIR_WORDS.search(text)
+        found = words.search(text)
         assert found is None, f"{path.name}: {found.group(0) if found else ''}"
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        named = {t.string for t in tokens if t.type == tokenize.NAME} & identifiers
+        assert not named, f"{path.name}: {sorted(named)}"
+
+
+@pytest.fixture
+def fixture_pairs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> catalogue.Catalogue:
+    """The fixture pairs for this process and its subprocesses, with a scenario for PAIR."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
+    monkeypatch.setenv("PAIRBENCH_PAIRS", PAIRS_ENV["PAIRBENCH_PAIRS"])
+    monkeypatch.setenv("PAIRBENCH_SCENARIOS", str(scenarios))
+    return catalogue.describe()
 
 
 def test_describe_runs_the_entry_point() -> None:
-    described = catalogue.describe()
-    assert "n_plus_one" in described.pairs and "queries" in described.counters
+    described = catalogue.describe({**os.environ, **PAIRS_ENV})
+    assert PAIR in described.pairs and "queries" in described.counters
     assert described.counters["peak_rss"]["kind"] == "peak"
-    assert described.max_connections(["n_plus_one"]) is not None
+    assert described.max_connections([PAIR]) is not None
+    assert PAIR not in catalogue.describe().pairs  # only through PAIRBENCH_PAIRS
 
 
-def test_seed_errors_are_one_line_usage_errors(servers: services.Endpoints) -> None:
+def test_seed_errors_are_one_line_usage_errors(
+    servers: services.Endpoints, fixture_pairs: catalogue.Catalogue
+) -> None:
     with pytest.raises(UsageError) as caught:
-        seeding.seed(servers.pg_dsn, "no_such_profile", ["n_plus_one"])
+        seeding.seed(servers.pg_dsn, "no_such_profile", [PAIR])
     assert "\n" not in str(caught.value) and "no_such_profile" in str(caught.value)
 
 
-def test_seed_of_an_unreachable_database_is_an_infrastructure_error() -> None:
+def test_seed_of_an_unreachable_database_is_an_infrastructure_error(
+    fixture_pairs: catalogue.Catalogue,
+) -> None:
     dsn = "postgresql://nobody:x@127.0.0.1:1/nothing"
     with pytest.raises(InfrastructureError) as caught:
-        seeding.seed(dsn, "test", ["n_plus_one"])
+        seeding.seed(dsn, "test", [PAIR])
     assert "\n" not in str(caught.value)
 
 
-def test_replay_refuses_changed_sizes() -> None:
-    described = catalogue.describe()
-    today = described.pairs["n_plus_one"]["sizes"]["test"]
-    seeding.check_sizes(described, "test", {"n_plus_one": today})
-    with pytest.raises(UsageError, match=r"n_plus_one.*sizes"):
-        seeding.check_sizes(described, "test", {"n_plus_one": {**today, "authors": 1}})
+def test_replay_refuses_changed_sizes(fixture_pairs: catalogue.Catalogue) -> None:
+    described = fixture_pairs
+    today = described.pairs[PAIR]["sizes"]["test"]
+    seeding.check_sizes(described, "test", {PAIR: today})
+    with pytest.raises(UsageError, match=rf"{PAIR}.*sizes"):
+        seeding.check_sizes(described, "test", {PAIR: {**today, "parents": 1}})
 
 
 def test_verify_of_one_pair_seeds_only_that_pair(
     pairbench: list[str],
     server_env: dict[str, str],
     fresh_database: Callable[[str], str],
+    fixture_pairs: catalogue.Catalogue,
 ) -> None:
     dsn = fresh_database("pairbench_only_one")
     result = subprocess.run(
-        [*pairbench, "verify", "n_plus_one"],
-        env={**server_env, "PAIRBENCH_PG_DSN": dsn},
+        [*pairbench, "verify", PAIR],
+        env={
+            **server_env,
+            "PAIRBENCH_PG_DSN": dsn,
+            "PAIRBENCH_PAIRS": os.environ["PAIRBENCH_PAIRS"],
+            "PAIRBENCH_SCENARIOS": os.environ["PAIRBENCH_SCENARIOS"],
+        },
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "n_plus_one: dataset seeded" in result.stdout + result.stderr
+    assert f"{PAIR}: dataset seeded" in result.stdout + result.stderr
+    mine = fixture_pairs.pairs[PAIR]["tables"]
+    others = [t for n, p in fixture_pairs.pairs.items() if n != PAIR for t in p["tables"]]
+    assert mine and others
     with psycopg.connect(dsn) as conn:
 
         def exists(table: str) -> bool:
             row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
             return bool(row and row[0])
 
-        assert exists("authors") and exists("books")
-        for other in ("feed_items", "customers", "orders", "pool_authors", "pool_books"):
+        assert all(exists(table) for table in mine), mine
+        for other in others:
             assert not exists(other), other
         seeded = conn.execute("SELECT pair FROM pairbench_dataset").fetchall()
-        assert [r[0] for r in seeded] == ["n_plus_one"]
+        assert [r[0] for r in seeded] == [PAIR]
 
 
 def test_max_connections_is_derived_from_the_declarations(servers: services.Endpoints) -> None:
@@ -110,15 +168,17 @@ def test_a_reused_server_with_too_few_connections_fails_in_one_line(
     assert "\n" not in message and "max_connections" in message and str(too_many) in message
 
 
-def test_mechanism_counters_are_validated_against_the_catalogue(tmp_path: Path) -> None:
-    described = catalogue.describe()
-    path = tmp_path / "n_plus_one.toml"
-    body = 'pair = "n_plus_one"\nrequest = "/n_plus_one/{variant}?n={knob}"\n'
+def test_mechanism_counters_are_validated_against_the_catalogue(
+    tmp_path: Path, fixture_pairs: catalogue.Catalogue
+) -> None:
+    described = fixture_pairs
+    path = tmp_path / f"{PAIR}.toml"
+    body = f'pair = "{PAIR}"\nrequest = "/{PAIR}/{{variant}}?n={{knob}}"\n'
     load = "[profiles.quick]\nknob_values = [1]\nusers = 1\nround_seconds = 1\nrounds = 1\n"
-    path.write_text(body + "[mechanism.peak_rss]\nlazy = { base = 0 }\n" + load)
+    path.write_text(body + "[mechanism.peak_rss]\nper_row = { base = 0 }\n" + load)
     pair = catalogue.resolve(scenario.load_scenario(path), described)
     assert pair.counters["peak_rss"]["kind"] == "peak" and pair.lesson == ["queries"]
-    path.write_text(body + "[mechanism.no_such_counter]\nlazy = { base = 1 }\n" + load)
+    path.write_text(body + "[mechanism.no_such_counter]\nper_row = { base = 1 }\n" + load)
     with pytest.raises(UsageError) as caught:
         catalogue.resolve(scenario.load_scenario(path), described)
     message = str(caught.value)
@@ -126,16 +186,18 @@ def test_mechanism_counters_are_validated_against_the_catalogue(tmp_path: Path) 
     assert "queries" in message  # the known counters, from the catalogue
 
 
-def test_a_replay_with_changed_sizes_is_refused_before_anything_starts(tmp_path: Path) -> None:
+def test_a_replay_with_changed_sizes_is_refused_before_anything_starts(
+    tmp_path: Path, fixture_pairs: catalogue.Catalogue
+) -> None:
     options = runner.RunOptions(
-        pairs=["n_plus_one"],
+        pairs=[PAIR],
         profile="quick",
         out=tmp_path,
         seed=1,
         verify_only=True,
-        expected_sizes={"n_plus_one": {"authors": 1, "books_per_author": 1}},
+        expected_sizes={PAIR: {"parents": 1, "children_per_parent": 1}},
     )
     with pytest.raises(UsageError) as caught:
         runner.execute(options)
     message = str(caught.value)
-    assert "n_plus_one" in message and "'authors': 1" in message and "\n" not in message
+    assert PAIR in message and "'parents': 1" in message and "\n" not in message

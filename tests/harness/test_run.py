@@ -1,4 +1,8 @@
-"""End to end: a tiny `pairbench run` writes a valid run.json and plots; Ctrl-C loses nothing."""
+"""End to end: a tiny `pairbench run` writes a valid run.json and plots; Ctrl-C loses nothing.
+
+The runs use a fixture pair (tests/fixtures/pairs/, loaded through PAIRBENCH_PAIRS) with a
+scenario in a folder of the test's own: adding or removing a built-in pair never breaks them.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,13 @@ from hdrh.histogram import HdrHistogram
 from pairbench.harness import runner
 from pairbench.results.io.runfile import load_run
 
+FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+PAIRS_ENV = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
+PAIR = "fixture_rows"
+
 TINY = """
-pair = "n_plus_one"
-request = "/n_plus_one/{{variant}}?n={{knob}}"
+pair = "fixture_rows"
+request = "/fixture_rows/{{variant}}?n={{knob}}"
 
 [expectation]
 metric = "p50"
@@ -26,10 +34,9 @@ at = "max"
 min_ratio = 1.0
 
 [mechanism.queries]
-lazy = {{ base = 1, per_knob = 1 }}
+per_row = {{ base = 1, per_knob = 1 }}
 join = {{ base = 1 }}
 batched = {{ base = 2 }}
-dataloader = {{ base = 2 }}
 
 [profiles.quick]
 knob_values = [1, 40]
@@ -43,8 +50,8 @@ rounds = {rounds}
 
 def _scenarios(folder: Path, seconds: float, rounds: int) -> dict[str, str]:
     folder.mkdir(exist_ok=True)
-    (folder / "n_plus_one.toml").write_text(TINY.format(seconds=seconds, rounds=rounds))
-    return {"PAIRBENCH_SCENARIOS": str(folder)}
+    (folder / f"{PAIR}.toml").write_text(TINY.format(seconds=seconds, rounds=rounds))
+    return {**PAIRS_ENV, "PAIRBENCH_SCENARIOS": str(folder)}
 
 
 def test_tiny_run_writes_run_json_and_plots(
@@ -53,7 +60,7 @@ def test_tiny_run_writes_run_json_and_plots(
     env = {**server_env, **_scenarios(tmp_path / "scenarios", 0.3, 2)}
     out = tmp_path / "out"
     result = subprocess.run(
-        [*pairbench, "run", "n_plus_one", "--out", str(out), "--seed", "7", "--no-progress"],
+        [*pairbench, "run", PAIR, "--out", str(out), "--seed", "7", "--no-progress"],
         env=env,
         capture_output=True,
         text=True,
@@ -63,41 +70,37 @@ def test_tiny_run_writes_run_json_and_plots(
     (run_dir,) = out.iterdir()
     run = load_run(run_dir)
     assert run["status"] == "complete" and run["seed"] == 7
-    pair = run["pairs"]["n_plus_one"]
+    pair = run["pairs"][PAIR]
     assert pair["verification"]["passed"]
     trials = pair["trials"]
-    assert len(trials) == 2 * 2 * 4  # knob values x rounds x variants
+    assert len(trials) == 2 * 2 * 3  # knob values x rounds x variants
     for knob in (1, 40):
         for round_index in range(2):
             in_round = [t for t in trials if t["knob"] == knob and t["round"] == round_index]
-            assert sorted(t["variant"] for t in in_round) == sorted(
-                ["lazy", "join", "batched", "dataloader"]
-            )
-            assert sorted(t["position"] for t in in_round) == [0, 1, 2, 3]
+            assert sorted(t["variant"] for t in in_round) == ["batched", "join", "per_row"]
+            assert sorted(t["position"] for t in in_round) == [0, 1, 2]
     for trial in trials:
         histogram = HdrHistogram.decode(trial["histogram"])
         assert histogram.get_total_count() == trial["requests"] - trial["errors"] > 0
         assert trial["counters"]["queries"] > 0
-    lazy_40 = [t for t in trials if t["variant"] == "lazy" and t["knob"] == 40]
-    per_request = sum(t["counters"]["queries"] for t in lazy_40) / sum(
-        t["requests"] for t in lazy_40
-    )
+    bad_40 = [t for t in trials if t["variant"] == "per_row" and t["knob"] == 40]
+    per_request = sum(t["counters"]["queries"] for t in bad_40) / sum(t["requests"] for t in bad_40)
     assert 35 < per_request < 47  # 41 per request, give or take requests across the window edges
     assert run["metadata"]["postgres"]["dsn"].count("***") == 1
-    for name in ("n_plus_one-scaling.png", "n_plus_one-spectrum.png", "report.md"):
+    for name in (f"{PAIR}-scaling.png", f"{PAIR}-spectrum.png", "report.md"):
         assert (run_dir / name).stat().st_size > 1000
-    assert "lazy / " in result.stderr  # the end-of-run summary
+    assert "per_row / " in result.stderr  # the end-of-run summary
     # What the results need to render with no per-pair or per-counter code of their own.
     assert "dataset" not in run["metadata"]
     dataset = pair["dataset"]
-    assert dataset["rows"]["authors"] == dataset["sizes"]["authors"] > 0
+    assert dataset["rows"]["fixture_parents"] == dataset["sizes"]["parents"] > 0
     assert dataset["identity"]["sizes"] == dataset["sizes"] and "seed" in dataset["identity"]
     assert pair["lesson"][0] == "queries" and pair["equivalence"] == {"rule": "json"}
     assert pair["counters"]["queries"]["kind"] == "delta" and "peak_rss" in pair["counters"]
     assert "reference" in pair
     assert runner.replay_dataset(run) == (
         dataset["identity"]["seed"],
-        {"n_plus_one": dataset["sizes"]},
+        {PAIR: dataset["sizes"]},
     )
 
 
@@ -115,7 +118,7 @@ def test_interrupt_keeps_trials_and_stops_every_process(
     env = {**os.environ, **_scenarios(tmp_path / "scenarios", 0.5, 50)}
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [*pairbench, "run", "n_plus_one", "--out", str(out), "--no-progress"],
+        [*pairbench, "run", PAIR, "--out", str(out), "--no-progress"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -127,7 +130,7 @@ def test_interrupt_keeps_trials_and_stops_every_process(
     while time.monotonic() < deadline:
         seen.update({p.pid: p for p in _descendants(proc.pid)})
         found = list(out.glob("*/run.json"))
-        if found and json.loads(found[0].read_text())["pairs"].get("n_plus_one", {}).get("trials"):
+        if found and json.loads(found[0].read_text())["pairs"].get(PAIR, {}).get("trials"):
             run_json = found[0]
             break
         time.sleep(0.1)
@@ -141,7 +144,7 @@ def test_interrupt_keeps_trials_and_stops_every_process(
     assert "interrupted" in stderr and "Traceback" not in stderr
     run = json.loads(run_json.read_text())
     assert run["status"] == "interrupted"
-    assert len(run["pairs"]["n_plus_one"]["trials"]) >= 1
+    assert len(run["pairs"][PAIR]["trials"]) >= 1
     _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
     assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
 
@@ -151,7 +154,7 @@ def test_from_replays_the_stored_configuration(
 ) -> None:
     env = {**server_env, **_scenarios(tmp_path / "scenarios", 0.2, 2)}
     first = subprocess.run(
-        [*pairbench, "run", "n_plus_one", "--out", str(tmp_path / "a"), "--no-progress"],
+        [*pairbench, "run", PAIR, "--out", str(tmp_path / "a"), "--no-progress"],
         env=env,
         capture_output=True,
         text=True,
@@ -160,7 +163,7 @@ def test_from_replays_the_stored_configuration(
     assert first.returncode == 0, first.stderr
     (base_dir,) = (tmp_path / "a").iterdir()
     # Today's scenario files change; the replay must use the stored ones, not these.
-    (tmp_path / "scenarios" / "n_plus_one.toml").write_text("broken = [")
+    (tmp_path / "scenarios" / f"{PAIR}.toml").write_text("broken = [")
     second = subprocess.run(
         [*pairbench, "run", "--from", str(base_dir), "--out", str(tmp_path / "b"), "--no-progress"],
         env=env,
@@ -174,15 +177,13 @@ def test_from_replays_the_stored_configuration(
     assert new["reproduces"] == base["run_id"] and new["seed"] == base["seed"]
     assert new["profile_config"] == base["profile_config"]
     order = [
-        (t["knob"], t["round"], t["position"], t["variant"])
-        for t in base["pairs"]["n_plus_one"]["trials"]
+        (t["knob"], t["round"], t["position"], t["variant"]) for t in base["pairs"][PAIR]["trials"]
     ]
     assert order == [
-        (t["knob"], t["round"], t["position"], t["variant"])
-        for t in new["pairs"]["n_plus_one"]["trials"]
+        (t["knob"], t["round"], t["position"], t["variant"]) for t in new["pairs"][PAIR]["trials"]
     ]
     bad = subprocess.run(
-        [*pairbench, "run", "n_plus_one", "--from", str(base_dir)],
+        [*pairbench, "run", PAIR, "--from", str(base_dir)],
         env=env,
         capture_output=True,
         text=True,
@@ -194,12 +195,12 @@ def test_from_replays_the_stored_configuration(
 def _run_scenario(
     pairbench: list[str], server_env: dict[str, str], tmp_path: Path, scenario: str
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """`pairbench run n_plus_one` with this scenario text; the result and the run's folder."""
-    (tmp_path / "n_plus_one.toml").write_text(scenario)
-    env = {**server_env, "PAIRBENCH_SCENARIOS": str(tmp_path)}
+    """`pairbench run` of the fixture pair with this scenario text; the result and its folder."""
+    (tmp_path / f"{PAIR}.toml").write_text(scenario)
+    env = {**server_env, **PAIRS_ENV, "PAIRBENCH_SCENARIOS": str(tmp_path)}
     out = tmp_path / "out"
     result = subprocess.run(
-        [*pairbench, "run", "n_plus_one", "--out", str(out), "--no-progress"],
+        [*pairbench, "run", PAIR, "--out", str(out), "--no-progress"],
         env=env,
         capture_output=True,
         text=True,
@@ -212,17 +213,15 @@ def _run_scenario(
 def test_failed_verification_exits_1_naming_the_check(
     pairbench: list[str], server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # Claim that lazy sends one query whatever N: the counters will disagree.
+    # Claim that per_row sends one query whatever n: the counters will disagree.
     scenario = TINY.format(seconds=0.2, rounds=1).replace(
-        "lazy = { base = 1, per_knob = 1 }", "lazy = { base = 1 }"
+        "per_row = { base = 1, per_knob = 1 }", "per_row = { base = 1 }"
     )
     result, run_dir = _run_scenario(pairbench, server_env, tmp_path, scenario)
     assert result.returncode == 1, result.stderr
     assert "verification FAILED" in result.stderr and "queries_per_request" in result.stderr
-    assert "at n=1 for lazy: queries: 2, expected 1" in result.stderr  # the first failing check
-    assert (
-        load_run(run_dir)["pairs"]["n_plus_one"]["trials"] == []
-    )  # a pair that fails is not measured
+    assert "at n=1 for per_row: queries: 2, expected 1" in result.stderr  # the first failing check
+    assert load_run(run_dir)["pairs"][PAIR]["trials"] == []  # a pair that fails is not measured
 
 
 def test_untrustworthy_trials_exit_3_and_say_why(
@@ -232,8 +231,8 @@ def test_untrustworthy_trials_exit_3_and_say_why(
     scenario = TINY.format(seconds=0.2, rounds=1) + "max_generator_cpu_percent = 0.001\n"
     result, run_dir = _run_scenario(pairbench, server_env, tmp_path, scenario)
     assert result.returncode == 3, result.stderr
-    assert "no valid data to judge n_plus_one" in result.stderr
-    trials = load_run(run_dir)["pairs"]["n_plus_one"]["trials"]
+    assert f"no valid data to judge {PAIR}" in result.stderr
+    trials = load_run(run_dir)["pairs"][PAIR]["trials"]
     assert trials and all(
         not t["valid"] and "generator CPU" in t["invalid_reasons"][0] for t in trials
     )

@@ -42,9 +42,9 @@ def _failed(outcome: verify.Verification) -> set[str]:
 
 
 JSON_PAIR = """
-pair = "n_plus_one"
+pair = "fixture_rows"
 [request]
-path = "/n_plus_one/{variant}"
+path = "/fixture_rows/{variant}"
 query = { n = "{knob}" }
 """
 
@@ -69,13 +69,13 @@ def test_expected_status_is_checked(fixture_server, tmp_path: Path) -> None:  # 
 
 
 def test_plan_check_reads_the_access_paths(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    good = JSON_PAIR + '[mechanism.plan]\nlazy = "Index Scan"\n'
+    good = JSON_PAIR + '[mechanism.plan]\nper_row = "Index Scan"\n'
     outcome = _verify(fixture_server, tmp_path, good)
     assert outcome.passed, outcome.first_failure
     plans = [c for c in outcome.checks if c.name == "plan"]
-    assert {c.variant for c in plans} == {"lazy", "join", "batched", "dataloader"}
+    assert {c.variant for c in plans} == {"per_row", "join", "batched"}
     assert all("access paths:" in c.detail for c in plans)
-    wrong = JSON_PAIR + '[mechanism.plan]\nlazy = "Seq Scan on no_such_table"\n'
+    wrong = JSON_PAIR + '[mechanism.plan]\nper_row = "Seq Scan on no_such_table"\n'
     outcome = _verify(fixture_server, tmp_path, wrong)
     assert _failed(outcome) == {"plan"}
 

@@ -1,4 +1,9 @@
-"""Synthetic runs built from real HdrHistograms, so the results package is tested offline."""
+"""Synthetic runs built from real HdrHistograms, so the results package is tested offline.
+
+The pairs are neutral, named after no built-in pair: "demo" (an N+1-like sweep) and "busy"
+(CPU work on the loop, judged on a bystander, /busy/ping), so adding or removing a built-in pair
+never breaks these tests.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ LatencyModel = Callable[[str, float], float]  # (variant, knob) -> typical laten
 CounterModel = Callable[[str, float], dict[str, float]]  # (variant, knob) -> counters per request
 
 
-def n_plus_one_ms(variant: str, knob: float) -> float:
+def demo_ms(variant: str, knob: float) -> float:
     """The default model: lazy grows with the knob, selectin a little, join stays flat."""
     return {"lazy": 10.0 * knob**0.5, "selectin": 2.0 * knob**0.2, "join": 1.0}[variant]
 
@@ -44,7 +49,7 @@ def queries_per_request(variant: str, knob: float) -> float:
     return {"lazy": 1 + knob, "selectin": 2, "join": 1}[variant]
 
 
-def n_plus_one_counters(variant: str, knob: float) -> dict[str, float]:
+def demo_counters(variant: str, knob: float) -> dict[str, float]:
     """Per request: the queries of the model; a pool (no connections opened); a free loop."""
     return {
         "queries": queries_per_request(variant, knob),
@@ -54,25 +59,25 @@ def n_plus_one_counters(variant: str, knob: float) -> dict[str, float]:
     }
 
 
-CPU_VARIANTS = (
+BUSY_VARIANTS = (
     {"name": "inline", "label": "CPU work inside async def.", "role": "bad"},
     {"name": "thread", "label": "In a thread (the GIL trap).", "role": "middle"},
     {"name": "process", "label": "In a process pool.", "role": "good"},
 )
-CPU_KNOBS = (1, 10, 50)
+BUSY_KNOBS = (1, 10, 50)
 
 
-def cpu_ms(variant: str, knob: float) -> float:
+def busy_ms(variant: str, knob: float) -> float:
     """Each variant does the same work; offloading adds a little overhead."""
     return {"inline": 1.0, "thread": 1.2, "process": 1.5}[variant] * knob + 0.5
 
 
-def cpu_bystander_ms(variant: str, knob: float) -> float:
+def busy_bystander_ms(variant: str, knob: float) -> float:
     """The ping waits behind the CPU work on the loop (inline), partly (thread), or not at all."""
     return {"inline": 0.3 + USERS * knob / 2, "thread": 0.3 + knob / 2, "process": 0.3}[variant]
 
 
-def cpu_counters(variant: str, knob: float) -> dict[str, float]:
+def busy_counters(variant: str, knob: float) -> dict[str, float]:
     """Per request: the loop lags by the work it runs inline; no database, a cache of sorts."""
     lag_s = {"inline": knob / 1000, "thread": knob / 4000, "process": 0.00005}[variant]
     return {
@@ -140,7 +145,7 @@ class Synth:
 
     @staticmethod
     def sweep(
-        model: LatencyModel = n_plus_one_ms,
+        model: LatencyModel = demo_ms,
         *,
         knobs: Sequence[float] = KNOBS,
         rounds: int = ROUNDS,
@@ -156,7 +161,7 @@ class Synth:
         Trials follow each other in time, knob by knob, rounds interleaving the variants.
         """
         rng = np.random.default_rng(seed)
-        counters = counters or n_plus_one_counters
+        counters = counters or demo_counters
         trials = []
         clock = START
         for knob in knobs:
@@ -240,21 +245,21 @@ class Synth:
         }
 
     @staticmethod
-    def cpu_pair(seed: int = RUN_SEED, rounds: int = ROUNDS) -> dict[str, Any]:
-        """The CPU pair: judged on its bystander's p99, which the inline variant freezes."""
+    def busy_pair(seed: int = RUN_SEED, rounds: int = ROUNDS) -> dict[str, Any]:
+        """The busy pair: judged on its bystander's p99, which the inline variant freezes."""
         trials = Synth.sweep(
-            cpu_ms,
-            knobs=CPU_KNOBS,
+            busy_ms,
+            knobs=BUSY_KNOBS,
             rounds=rounds,
-            variants=CPU_VARIANTS,
+            variants=BUSY_VARIANTS,
             seed=seed,
-            counters=cpu_counters,
-            bystander=cpu_bystander_ms,
+            counters=busy_counters,
+            bystander=busy_bystander_ms,
         )
         pair = Synth.pair(
             trials,
-            variants=CPU_VARIANTS,
-            knobs=CPU_KNOBS,
+            variants=BUSY_VARIANTS,
+            knobs=BUSY_KNOBS,
             min_ratio=5.0,
             metric="p99",
             subject="bystander",
@@ -262,12 +267,12 @@ class Synth:
             description="Pure-Python CPU work inside async def blocks every other request.",
             knob=("ms", "CPU time per request", "ms"),
         )
-        pair["scenario"] = {"bystander": {"request": "/cpu/ping", "users": 1}}
+        pair["scenario"] = {"bystander": {"request": "/busy/ping", "users": 1}}
         return pair
 
     @staticmethod
     def run(
-        pairs: dict[str, dict[str, Any]], run_id: str = "20250101-120000-n_plus_one"
+        pairs: dict[str, dict[str, Any]], run_id: str = "20250101-120000-demo"
     ) -> dict[str, Any]:
         return {
             "schema_version": 1,
@@ -277,7 +282,7 @@ class Synth:
             "finished_at": "2025-01-01T12:10:00Z",
             "profile": "quick",
             "seed": RUN_SEED,
-            "command": ["pairbench", "run", "n_plus_one", "--profile", "quick"],
+            "command": ["pairbench", "run", "demo", "--profile", "quick"],
             "metadata": {
                 "pairbench_version": "0.1.0",
                 "python": "3.11.9",
@@ -288,17 +293,17 @@ class Synth:
         }
 
     @staticmethod
-    def slower(variant: str, factor: float, model: LatencyModel = n_plus_one_ms) -> LatencyModel:
+    def slower(variant: str, factor: float, model: LatencyModel = demo_ms) -> LatencyModel:
         """The model with one variant `factor` times slower."""
         return lambda name, knob: model(name, knob) * (factor if name == variant else 1.0)
 
     @staticmethod
-    def n_plus_one_run(
-        seed: int, run_id: str, model: LatencyModel = n_plus_one_ms, **sweep: Any
+    def demo_run(
+        seed: int, run_id: str, model: LatencyModel = demo_ms, **sweep: Any
     ) -> dict[str, Any]:
-        """A one-pair N+1 run of its own: for comparing runs against each other."""
+        """A one-pair demo run of its own: for comparing runs against each other."""
         trials = Synth.sweep(model, seed=seed, **sweep)
-        return Synth.run({"n_plus_one": Synth.pair(trials)}, run_id)
+        return Synth.run({"demo": Synth.pair(trials)}, run_id)
 
     @staticmethod
     def write(folder: Path, run: dict[str, Any]) -> Path:
@@ -314,20 +319,20 @@ def synth() -> type[Synth]:
 
 
 @pytest.fixture(scope="session")
-def n_plus_one_run() -> dict[str, Any]:
+def demo_run() -> dict[str, Any]:
     """A complete synthetic run: one pair, three variants, three knob values, four rounds."""
-    return Synth.run({"n_plus_one": Synth.pair(Synth.sweep())})
+    return Synth.run({"demo": Synth.pair(Synth.sweep())})
 
 
 @pytest.fixture(scope="session")
 def two_pair_run() -> dict[str, Any]:
-    """N+1 and the CPU pair (with a bystander and every mechanism counter) in one run."""
-    pairs = {"n_plus_one": Synth.pair(Synth.sweep()), "cpu": Synth.cpu_pair()}
-    return Synth.run(pairs, run_id="20250101-120000-n_plus_one-cpu")
+    """The demo and the busy pair (with a bystander and every mechanism counter) in one run."""
+    pairs = {"demo": Synth.pair(Synth.sweep()), "busy": Synth.busy_pair()}
+    return Synth.run(pairs, run_id="20250101-120000-demo-busy")
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path, n_plus_one_run: dict[str, Any]) -> Path:
-    folder = tmp_path / n_plus_one_run["run_id"]
-    Synth.write(folder, n_plus_one_run)
+def run_dir(tmp_path: Path, demo_run: dict[str, Any]) -> Path:
+    folder = tmp_path / demo_run["run_id"]
+    Synth.write(folder, demo_run)
     return folder

@@ -22,14 +22,14 @@ def test_summary_merges_the_bystander_histograms(synth: Any) -> None:
     assert summary["p99_ms"] == pytest.approx(4.0, rel=1e-3)
 
 
-def test_no_bystander_gives_none(synth: Any, n_plus_one_run: dict) -> None:
+def test_no_bystander_gives_none(synth: Any, demo_run: dict) -> None:
     assert bystander_summary([synth.trial(1, 0, "lazy", [1000])]) is None
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+    pair = demo_run["pairs"]["demo"]
     assert not has_bystander(analyse_pair(pair))
     assert bystander_name(pair) == "the bystander"
 
 
 def test_name_comes_from_the_stored_scenario(synth: Any) -> None:
-    pair = synth.cpu_pair(rounds=2)
-    assert bystander_name(pair) == "/cpu/ping"
+    pair = synth.busy_pair(rounds=2)
+    assert bystander_name(pair) == "/busy/ping"
     assert has_bystander(analyse_pair(pair))

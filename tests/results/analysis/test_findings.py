@@ -20,8 +20,8 @@ from pairbench.results.report.formatting import fmt_ratio
 
 
 @pytest.fixture(scope="module")
-def pair(n_plus_one_run: dict) -> dict:
-    return n_plus_one_run["pairs"]["n_plus_one"]
+def pair(demo_run: dict) -> dict:
+    return demo_run["pairs"]["demo"]
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,11 @@ def test_reference_standing_says_where_ours_stands(
     pair: dict, ratio: float, low: float | None, high: float | None, verdict: str
 ) -> None:
     cited = {**pair, "reference": REFERENCE}
-    line = reference_standing("n_plus_one", cited, _with_ratio(pair, ratio, low, high))
-    assert line is not None and line.startswith("`n_plus_one`: ours ")
+    line = reference_standing("demo", cited, _with_ratio(pair, ratio, low, high))
+    assert line is not None and line.startswith("`demo`: ours ")
     assert line.endswith(f", published about 4x: {verdict}")
     unnumbered = {**pair, "reference": {**REFERENCE, "ratio": None}}
-    line = reference_standing("n_plus_one", unnumbered, _with_ratio(pair, ratio, low, high))
+    line = reference_standing("demo", unnumbered, _with_ratio(pair, ratio, low, high))
     assert line is not None and line.endswith("no number to set them against")
 
 

@@ -61,8 +61,8 @@ def constant_pair(synth: Any, bad_us: float, good_us: float, rounds: int = ROUND
 
 
 @pytest.fixture(scope="module")
-def analysis(n_plus_one_run: dict) -> dict:
-    return analyse_pair(n_plus_one_run["pairs"]["n_plus_one"])
+def analysis(demo_run: dict) -> dict:
+    return analyse_pair(demo_run["pairs"]["demo"])
 
 
 def test_analysis_has_the_documented_shape(analysis: dict) -> None:
@@ -90,8 +90,8 @@ def test_constant_latencies_give_exact_percentiles_and_ratios(synth: Any) -> Non
     assert ratio["rounds"] == ROUNDS
 
 
-def test_merged_counts_equal_the_sum_of_trial_counts(n_plus_one_run: dict, analysis: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_merged_counts_equal_the_sum_of_trial_counts(demo_run: dict, analysis: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     for key, cells in analysis["per_variant"].items():
         for variant, cell in cells.items():
             trials = [
@@ -119,8 +119,8 @@ def test_the_growing_gap_is_measured(analysis: dict) -> None:
     assert analysis["expectation"]["passed"] is True
 
 
-def test_invalid_trials_are_excluded(synth: Any, n_plus_one_run: dict, analysis: dict) -> None:
-    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+def test_invalid_trials_are_excluded(synth: Any, demo_run: dict, analysis: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
     # A saturated-generator trial with absurd latencies, in a round of its own.
     pair["trials"].append(
         synth.trial(
@@ -139,8 +139,8 @@ def test_invalid_trials_are_excluded(synth: Any, n_plus_one_run: dict, analysis:
     assert result["ratios"]["100"]["join"]["rounds"] == ROUNDS - 1
 
 
-def test_no_valid_data_gives_an_unjudged_expectation(synth: Any, n_plus_one_run: dict) -> None:
-    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+def test_no_valid_data_gives_an_unjudged_expectation(synth: Any, demo_run: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
     for trial in pair["trials"]:
         trial["valid"] = False
     result = analyse_pair(pair)
@@ -168,12 +168,12 @@ def test_ratios_follow_the_expectation_metric(synth: Any) -> None:
         analyse_pair(pair)
 
 
-def test_analysis_is_deterministic(n_plus_one_run: dict, analysis: dict) -> None:
-    assert analyse_pair(n_plus_one_run["pairs"]["n_plus_one"]) == analysis
+def test_analysis_is_deterministic(demo_run: dict, analysis: dict) -> None:
+    assert analyse_pair(demo_run["pairs"]["demo"]) == analysis
 
 
 def test_bystander_subject_compares_the_bystanders_latency(synth: Any) -> None:
-    pair = synth.cpu_pair()
+    pair = synth.busy_pair()
     result = analyse_pair(pair)
     cells = result["per_variant"]["50"]
     inline, process = cells["inline"]["bystander"], cells["process"]["bystander"]
@@ -194,7 +194,7 @@ def test_bystander_subject_compares_the_bystanders_latency(synth: Any) -> None:
 
 
 def test_bystander_subject_without_bystander_data_is_not_judged(synth: Any) -> None:
-    pair = synth.cpu_pair()
+    pair = synth.busy_pair()
     for trial in pair["trials"]:
         trial["bystander"] = None
     result = analyse_pair(pair)
@@ -204,7 +204,7 @@ def test_bystander_subject_without_bystander_data_is_not_judged(synth: Any) -> N
 
 
 def test_mechanism_figures_per_cell(synth: Any) -> None:
-    cells = analyse_pair(synth.cpu_pair())["per_variant"]["10"]
+    cells = analyse_pair(synth.busy_pair())["per_variant"]["10"]
     assert cells["inline"]["mechanism"]["loop_lag_seconds_sum"] == pytest.approx(10.0)  # ms
     assert cells["process"]["mechanism"]["loop_lag_seconds_sum"] == pytest.approx(0.05)
     assert cells["inline"]["mechanism"]["cache_hits"] == pytest.approx(90.0)  # percent

@@ -6,12 +6,12 @@ from pairbench.results.analysis.stats import analyse_pair
 from pairbench.results.analysis.summary import summary_lines
 
 
-def test_summary_lines_give_bad_over_best_good_per_knob(n_plus_one_run: dict) -> None:
-    rows = summary_lines(n_plus_one_run)
+def test_summary_lines_give_bad_over_best_good_per_knob(demo_run: dict) -> None:
+    rows = summary_lines(demo_run)
     assert [(r.pair, r.knob, r.bad, r.good) for r in rows] == [
-        ("n_plus_one", f"n={n}", "lazy", "join") for n in (1, 10, 100)
+        ("demo", f"n={n}", "lazy", "join") for n in (1, 10, 100)
     ]
-    ratios = analyse_pair(n_plus_one_run["pairs"]["n_plus_one"])["ratios"]
+    ratios = analyse_pair(demo_run["pairs"]["demo"])["ratios"]
     assert [r.ratio for r in rows] == [
         ratios[k]["join"]["bad_over_good"] for k in ("1", "10", "100")
     ]

@@ -7,9 +7,9 @@ from pathlib import Path
 from pairbench.results.figures.canvas import caption, finish, new_figure, save
 
 
-def test_caption_names_run_machine_and_profile(n_plus_one_run: dict) -> None:
-    assert caption(n_plus_one_run) == (
-        "run 20250101-120000-n_plus_one · Test CPU 9000, 2 cores · profile quick"
+def test_caption_names_run_machine_and_profile(demo_run: dict) -> None:
+    assert caption(demo_run) == (
+        "run 20250101-120000-demo · Test CPU 9000, 2 cores · profile quick"
     )
 
 

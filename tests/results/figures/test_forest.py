@@ -11,17 +11,17 @@ from pairbench.results.figures.forest import forest_figure, forest_finding, fore
 def test_one_row_per_pair_at_the_expectation_knob(two_pair_run: dict) -> None:
     analyses = analyse_run(two_pair_run)
     rows = forest_rows(two_pair_run, analyses)
-    assert [r.pair for r in rows] == ["n_plus_one", "cpu"]
-    n_plus_one, cpu = rows
-    ratio = analyses["n_plus_one"]["ratios"]["100"]["join"]
-    assert n_plus_one.label == "N+1 queries\nn=100: lazy / join (p50)"
-    assert (n_plus_one.ratio, n_plus_one.ci_low, n_plus_one.ci_high) == (
+    assert [r.pair for r in rows] == ["demo", "busy"]
+    demo, busy = rows
+    ratio = analyses["demo"]["ratios"]["100"]["join"]
+    assert demo.label == "N+1 queries\nn=100: lazy / join (p50)"
+    assert (demo.ratio, demo.ci_low, demo.ci_high) == (
         ratio["bad_over_good"],
         ratio["ci_low"],
         ratio["ci_high"],
     )
-    assert n_plus_one.claim == 5.0
-    assert cpu.label.endswith("ms=50: inline / process (bystander p99)")
+    assert demo.claim == 5.0
+    assert busy.label.endswith("ms=50: inline / process (bystander p99)")
     assert forest_finding(rows).startswith("the fix is faster (95% CI above 1x) in 2 of 2 pairs")
 
 
@@ -36,7 +36,7 @@ def test_forest_figure_is_log_with_a_line_at_one(two_pair_run: dict) -> None:
 
 def test_a_pair_without_data_keeps_its_row(two_pair_run: dict) -> None:
     run = copy.deepcopy(two_pair_run)
-    for trial in run["pairs"]["cpu"]["trials"]:
+    for trial in run["pairs"]["busy"]["trials"]:
         trial["valid"] = False
     rows = forest_rows(run, analyse_run(run))
     assert rows[1].ratio is None and rows[1].label.startswith("CPU work")

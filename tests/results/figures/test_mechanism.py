@@ -12,13 +12,13 @@ from pairbench.results.figures.mechanism import mechanism_figure, mechanism_find
 
 
 @pytest.fixture(scope="module")
-def cpu(two_pair_run: dict) -> tuple[dict, dict]:
-    pair = two_pair_run["pairs"]["cpu"]
+def busy(two_pair_run: dict) -> tuple[dict, dict]:
+    pair = two_pair_run["pairs"]["busy"]
     return pair, analyse_pair(pair)
 
 
-def test_panels_are_latency_then_each_mechanism_with_data(n_plus_one_run: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_panels_are_latency_then_each_mechanism_with_data(demo_run: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     figure = mechanism_figure(pair, analyse_pair(pair), "caption")
     assert figure is not None
     # connections opened are all zero (a pool): no panel for them.
@@ -30,8 +30,8 @@ def test_panels_are_latency_then_each_mechanism_with_data(n_plus_one_run: dict) 
     assert all(a.get_xlabel() == "rows per page (rows)" for a in figure.axes)
 
 
-def test_finding_names_the_mechanism_that_differs_most(cpu: tuple[dict, dict]) -> None:
-    pair, analysis = cpu
+def test_finding_names_the_mechanism_that_differs_most(busy: tuple[dict, dict]) -> None:
+    pair, analysis = busy
     assert mechanism_finding(pair, analysis) == (
         "event-loop lag, mean 50.0 ms vs 0.0500 ms (process) at ms=50"
     )
@@ -43,15 +43,15 @@ def test_finding_names_the_mechanism_that_differs_most(cpu: tuple[dict, dict]) -
     assert "cache hit ratio (%)" in [a.get_title() for a in figure.axes]
 
 
-def test_n_plus_one_finding_is_the_query_count(n_plus_one_run: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_demo_finding_is_the_query_count(demo_run: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     assert mechanism_finding(pair, analyse_pair(pair)) == (
         "101 SQL statements per request vs 1.00 (join) at n=100"
     )
 
 
-def test_title_names_the_declared_headline_counter(n_plus_one_run: dict) -> None:
-    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+def test_title_names_the_declared_headline_counter(demo_run: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
     statements = {"metric": "q", "label": "SQL statements", "unit": "statements"}
     lag = {"metric": "l", "label": "event-loop lag, mean", "unit": "ms"}
     pair["counters"] = {

@@ -18,13 +18,13 @@ def _names(pair: str, kinds: tuple[str, ...]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def pair(n_plus_one_run: dict) -> dict:
-    return n_plus_one_run["pairs"]["n_plus_one"]
+def pair(demo_run: dict) -> dict:
+    return demo_run["pairs"]["demo"]
 
 
-def test_plot_pair_writes_png_and_svg(tmp_path: Path, n_plus_one_run: dict, pair: dict) -> None:
-    paths = plot_pair("n_plus_one", pair, analyse_pair(pair), n_plus_one_run, tmp_path)
-    assert {p.name for p in paths} == _names("n_plus_one", KINDS)  # no bystander: no figure
+def test_plot_pair_writes_png_and_svg(tmp_path: Path, demo_run: dict, pair: dict) -> None:
+    paths = plot_pair("demo", pair, analyse_pair(pair), demo_run, tmp_path)
+    assert {p.name for p in paths} == _names("demo", KINDS)  # no bystander: no figure
     for path in paths:
         assert path.stat().st_size > 0
         if path.suffix == ".png":
@@ -34,17 +34,15 @@ def test_plot_pair_writes_png_and_svg(tmp_path: Path, n_plus_one_run: dict, pair
 
 
 def test_a_pair_with_a_bystander_gets_its_figure(tmp_path: Path, two_pair_run: dict) -> None:
-    pair = two_pair_run["pairs"]["cpu"]
-    paths = plot_pair("cpu", pair, analyse_pair(pair), two_pair_run, tmp_path)
-    assert {p.name for p in paths} == _names("cpu", (*KINDS, "bystander"))
+    pair = two_pair_run["pairs"]["busy"]
+    paths = plot_pair("busy", pair, analyse_pair(pair), two_pair_run, tmp_path)
+    assert {p.name for p in paths} == _names("busy", (*KINDS, "bystander"))
 
 
-def test_figures_render_without_valid_data(
-    tmp_path: Path, n_plus_one_run: dict, pair: dict
-) -> None:
+def test_figures_render_without_valid_data(tmp_path: Path, demo_run: dict, pair: dict) -> None:
     empty = copy.deepcopy(pair)
     for trial in empty["trials"]:
         trial["valid"] = False
-    paths = plot_pair("n_plus_one", empty, analyse_pair(empty), n_plus_one_run, tmp_path)
+    paths = plot_pair("demo", empty, analyse_pair(empty), demo_run, tmp_path)
     # No valid cell has counters: the mechanism figure is left out, the others say "no data".
-    assert {p.name for p in paths} == _names("n_plus_one", ("scaling", "spectrum", "timeline"))
+    assert {p.name for p in paths} == _names("demo", ("scaling", "spectrum", "timeline"))

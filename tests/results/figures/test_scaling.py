@@ -11,13 +11,13 @@ from pairbench.results.figures.scaling import scaling_figure
 
 
 @pytest.fixture(scope="module")
-def pair(n_plus_one_run: dict) -> dict:
-    return n_plus_one_run["pairs"]["n_plus_one"]
+def pair(demo_run: dict) -> dict:
+    return demo_run["pairs"]["demo"]
 
 
-def test_scaling_figure_title_and_axes(n_plus_one_run: dict, pair: dict) -> None:
+def test_scaling_figure_title_and_axes(demo_run: dict, pair: dict) -> None:
     analysis = analyse_pair(pair)
-    figure = scaling_figure(pair, analysis, caption(n_plus_one_run))
+    figure = scaling_figure(pair, analysis, caption(demo_run))
     assert figure.get_suptitle() == f"N+1 queries: {scaling_finding(pair, analysis)}"
     latency, throughput = figure.axes
     assert latency.get_yscale() == "log" and latency.get_xscale() == "log"

@@ -7,8 +7,8 @@ from pairbench.results.analysis.stats import analyse_pair
 from pairbench.results.figures.spectrum import SPECTRUM_TICKS, spectrum_figure
 
 
-def test_spectrum_lines_ticks_and_title(n_plus_one_run: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_spectrum_lines_ticks_and_title(demo_run: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     analysis = analyse_pair(pair)
     figure = spectrum_figure(pair, analysis, "100", "caption")
     (axes,) = figure.axes
@@ -23,8 +23,8 @@ def test_spectrum_lines_ticks_and_title(n_plus_one_run: dict) -> None:
     assert figure.get_suptitle() == f"N+1 queries: {spectrum_finding(pair, analysis, '100')}"
 
 
-def test_spectrum_without_a_knob_value_says_no_data(n_plus_one_run: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_spectrum_without_a_knob_value_says_no_data(demo_run: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     figure = spectrum_figure(pair, analyse_pair(pair), None, "caption")
     assert figure.get_suptitle().endswith("no valid measurements")
     assert not figure.axes[0].get_lines()

@@ -7,8 +7,8 @@ import copy
 from pairbench.results.figures.timeline import timeline_figure, timeline_finding
 
 
-def test_one_row_per_variant_with_latency_and_rates(n_plus_one_run: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_one_row_per_variant_with_latency_and_rates(demo_run: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     figure = timeline_figure(pair, "caption")
     assert len(figure.axes) == 2 * len(pair["variants"])
     latency, rates = figure.axes[0], figure.axes[1]
@@ -19,8 +19,8 @@ def test_one_row_per_variant_with_latency_and_rates(n_plus_one_run: dict) -> Non
     assert len([line for line in latency.get_lines() if line.get_linestyle() == "-"]) == 3
 
 
-def test_finding_reports_spread_and_invalid_trials(n_plus_one_run: dict) -> None:
-    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+def test_finding_reports_spread_and_invalid_trials(demo_run: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
     pair["trials"][0]["valid"] = False
     text = timeline_finding(pair)
     assert text.startswith("round-to-round p50 spread at most 1.")

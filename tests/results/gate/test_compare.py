@@ -22,7 +22,7 @@ from pairbench.results.gate.compare import (
 
 @pytest.fixture(scope="module")
 def base(synth: Any) -> dict:
-    return synth.n_plus_one_run(1, "base")
+    return synth.demo_run(1, "base")
 
 
 def _find(comparisons: list, variant: str, knob: str, metric: str) -> Any:
@@ -31,14 +31,14 @@ def _find(comparisons: list, variant: str, knob: str, metric: str) -> Any:
 
 
 def test_a_a_finds_no_change(synth: Any, base: dict) -> None:
-    comparisons = compare(base, synth.n_plus_one_run(2, "aa"))
+    comparisons = compare(base, synth.demo_run(2, "aa"))
     assert len(comparisons) == 3 * 3 * 3  # variants x knob values x (p50, p99, throughput)
     assert {c.verdict for c in comparisons} == {NO_CHANGE}
     assert all(c.detectable and c.base_rounds == c.new_rounds == 4 for c in comparisons)
 
 
 def test_a_slowdown_is_slower_in_latency_and_throughput(synth: Any, base: dict) -> None:
-    new = synth.n_plus_one_run(2, "slow", synth.slower("join", 1.3))
+    new = synth.demo_run(2, "slow", synth.slower("join", 1.3))
     comparisons = compare(base, new)
     p50 = _find(comparisons, "join", "n=10", "p50")
     assert p50.verdict == SLOWER and p50.unit == "ms"
@@ -52,21 +52,21 @@ def test_a_slowdown_is_slower_in_latency_and_throughput(synth: Any, base: dict) 
 
 
 def test_a_speedup_is_faster(synth: Any, base: dict) -> None:
-    comparisons = compare(base, synth.n_plus_one_run(2, "fast", synth.slower("lazy", 0.5)))
+    comparisons = compare(base, synth.demo_run(2, "fast", synth.slower("lazy", 0.5)))
     assert _find(comparisons, "lazy", "n=100", "p50").verdict == FASTER
     assert _find(comparisons, "lazy", "n=100", "throughput").verdict == FASTER
 
 
 def test_values_are_medians_of_per_round_values(synth: Any, base: dict) -> None:
-    new = synth.n_plus_one_run(2, "aa")
+    new = synth.demo_run(2, "aa")
     found = _find(compare(base, new), "lazy", "n=100", "p99")
-    rounds = per_round(cells_of(base["pairs"]["n_plus_one"])["100", "lazy"], "p99")
+    rounds = per_round(cells_of(base["pairs"]["demo"])["100", "lazy"], "p99")
     assert found.base == pytest.approx(float(np.median(list(rounds.values()))))
 
 
 def test_missing_data_is_said(synth: Any, base: dict) -> None:
-    new = copy.deepcopy(synth.n_plus_one_run(2, "invalid"))
-    for trial in new["pairs"]["n_plus_one"]["trials"]:
+    new = copy.deepcopy(synth.demo_run(2, "invalid"))
+    for trial in new["pairs"]["demo"]["trials"]:
         if trial["variant"] == "join" and trial["knob"] == 100:
             trial["valid"] = False
     found = _find(compare(base, new), "join", "n=100", "p50")
@@ -74,8 +74,8 @@ def test_missing_data_is_said(synth: Any, base: dict) -> None:
 
 
 def test_the_bystander_is_compared_where_loaded(synth: Any) -> None:
-    base = synth.run({"cpu": synth.cpu_pair(seed=1)})
-    new = synth.run({"cpu": synth.cpu_pair(seed=2)})
+    base = synth.run({"busy": synth.busy_pair(seed=1)})
+    new = synth.run({"busy": synth.busy_pair(seed=2)})
     metrics = {c.metric for c in compare(base, new)}
     assert metrics == {"p50", "p99", "throughput", "bystander p99"}
 

@@ -15,11 +15,11 @@ NOISY_ROUNDS = 8
 
 @pytest.fixture(scope="module")
 def base(synth: Any) -> dict:
-    return synth.n_plus_one_run(1, "base")
+    return synth.demo_run(1, "base")
 
 
 def test_a_a_passes(synth: Any, base: dict) -> None:
-    result = gate(base, synth.n_plus_one_run(2, "aa"))
+    result = gate(base, synth.demo_run(2, "aa"))
     assert (result.outcome, result.exit_code) == ("pass", 0)
     (pair,) = result.pairs
     assert pair.reasons == ("no regression in 27 comparisons; expectation passed",)
@@ -27,31 +27,31 @@ def test_a_a_passes(synth: Any, base: dict) -> None:
 
 
 def test_a_thirty_percent_slowdown_of_a_good_variant_fails(synth: Any, base: dict) -> None:
-    result = gate(base, synth.n_plus_one_run(2, "slow", synth.slower("join", 1.3)))
+    result = gate(base, synth.demo_run(2, "slow", synth.slower("join", 1.3)))
     assert (result.outcome, result.exit_code) == ("regression", 1)
     (pair,) = result.pairs
     assert pair.outcome == "regression"
     assert {c.variant for c in pair.regressions} == {"join"}
     assert {c.metric for c in pair.regressions} >= {"p50", "throughput"}
     assert pair.reasons[0].startswith("9 metrics slower by 10% or more; worst: join ")
-    assert result.summary().startswith("gate REGRESSION (1 regression): n_plus_one: 9 metrics")
+    assert result.summary().startswith("gate REGRESSION (1 regression): demo: 9 metrics")
 
 
 def test_a_five_percent_slowdown_is_below_the_minimum_effect(synth: Any, base: dict) -> None:
-    result = gate(base, synth.n_plus_one_run(2, "slightly", synth.slower("join", 1.05)))
+    result = gate(base, synth.demo_run(2, "slightly", synth.slower("join", 1.05)))
     assert result.exit_code == 0
 
 
 def test_noisy_but_unchanged_passes(synth: Any) -> None:
     noisy = {"round_sigma": NOISY_SIGMA, "rounds": NOISY_ROUNDS}
-    base = synth.n_plus_one_run(11, "noisy-base", **noisy)
+    base = synth.demo_run(11, "noisy-base", **noisy)
     for seed in (12, 13, 14):
-        assert gate(base, synth.n_plus_one_run(seed, f"noisy-{seed}", **noisy)).exit_code == 0
+        assert gate(base, synth.demo_run(seed, f"noisy-{seed}", **noisy)).exit_code == 0
 
 
 def test_invalid_data_is_inconclusive(synth: Any, base: dict) -> None:
-    new = copy.deepcopy(synth.n_plus_one_run(2, "invalid"))
-    for trial in new["pairs"]["n_plus_one"]["trials"]:
+    new = copy.deepcopy(synth.demo_run(2, "invalid"))
+    for trial in new["pairs"]["demo"]["trials"]:
         trial["valid"] = False
         trial["invalid_reasons"] = ["generator CPU 97% > 90%"]
     result = gate(base, new)
@@ -62,8 +62,8 @@ def test_invalid_data_is_inconclusive(synth: Any, base: dict) -> None:
 
 
 def test_too_few_rounds_is_inconclusive_not_a_pass(synth: Any) -> None:
-    base = synth.n_plus_one_run(1, "three", rounds=3)
-    result = gate(base, synth.n_plus_one_run(2, "three-more", rounds=3))
+    base = synth.demo_run(1, "three", rounds=3)
+    result = gate(base, synth.demo_run(2, "three-more", rounds=3))
     assert result.exit_code == 3
     assert "too few rounds to detect a change (3 in the baseline, 3 new)" in " ".join(
         result.pairs[0].reasons
@@ -71,19 +71,19 @@ def test_too_few_rounds_is_inconclusive_not_a_pass(synth: Any) -> None:
 
 
 def test_a_missing_pair_and_an_interrupted_run_are_inconclusive(synth: Any, base: dict) -> None:
-    empty = {**synth.n_plus_one_run(2, "empty"), "pairs": {}}
+    empty = {**synth.demo_run(2, "empty"), "pairs": {}}
     result = gate(base, empty)
     assert result.exit_code == 3
     assert result.pairs[0].reasons == ("not measured in the new run",)
-    interrupted = {**synth.n_plus_one_run(2, "cut"), "status": "interrupted"}
+    interrupted = {**synth.demo_run(2, "cut"), "status": "interrupted"}
     result = gate(base, interrupted)
     assert result.exit_code == 3
     assert result.problems == ("new run cut is interrupted, not complete",)
 
 
 def test_a_failed_expectation_fails(synth: Any, base: dict) -> None:
-    new = copy.deepcopy(synth.n_plus_one_run(2, "claim"))
-    new["pairs"]["n_plus_one"]["expectation"]["min_ratio"] = 1000.0
+    new = copy.deepcopy(synth.demo_run(2, "claim"))
+    new["pairs"]["demo"]["expectation"]["min_ratio"] = 1000.0
     result = gate(base, new)
     assert (result.pairs[0].outcome, result.exit_code) == ("failed", 1)
     assert result.pairs[0].reasons[0].startswith("expectation failed: expected p50 of lazy")
@@ -91,10 +91,10 @@ def test_a_failed_expectation_fails(synth: Any, base: dict) -> None:
 
 def test_regression_outranks_inconclusive(synth: Any) -> None:
     base = synth.run(
-        {"n_plus_one": synth.pair(synth.sweep(seed=1)), "cpu": synth.cpu_pair(seed=1)}, "b"
+        {"demo": synth.pair(synth.sweep(seed=1)), "busy": synth.busy_pair(seed=1)}, "b"
     )
     slow = synth.pair(synth.sweep(synth.slower("join", 1.3), seed=2))
-    new = synth.run({"n_plus_one": slow}, "n")  # the CPU pair is missing
+    new = synth.run({"demo": slow}, "n")  # the busy pair is missing
     result = gate(base, new)
     assert [p.outcome for p in result.pairs] == ["regression", "inconclusive"]
     assert result.exit_code == 1

@@ -15,10 +15,10 @@ from pairbench.results.gate.report import gate_markdown, junit_xml, write_gate_f
 @pytest.fixture(scope="module")
 def regression(synth: Any) -> GateResult:
     base = synth.run(
-        {"n_plus_one": synth.pair(synth.sweep(seed=1)), "cpu": synth.cpu_pair(seed=1)}, "base"
+        {"demo": synth.pair(synth.sweep(seed=1)), "busy": synth.busy_pair(seed=1)}, "base"
     )
     slow = synth.pair(synth.sweep(synth.slower("join", 1.3), seed=2))
-    new = synth.run({"n_plus_one": slow, "cpu": synth.cpu_pair(seed=2)}, "new")
+    new = synth.run({"demo": slow, "busy": synth.busy_pair(seed=2)}, "new")
     return gate(base, new)
 
 
@@ -26,9 +26,9 @@ def test_gate_md_names_the_regression(regression: GateResult) -> None:
     text = gate_markdown(regression)
     assert text.startswith("# pairbench gate: REGRESSION\n")
     assert "Baseline `base` → new `new`." in text
-    assert "| n_plus_one | regression | 9 metrics slower by 10% or more; worst: join " in text
-    assert "| cpu | pass | no regression in 36 comparisons; expectation passed |" in text
-    assert "| n_plus_one | join | n=100 | p50 |" in text  # in the significant changes
+    assert "| demo | regression | 9 metrics slower by 10% or more; worst: join " in text
+    assert "| busy | pass | no regression in 36 comparisons; expectation passed |" in text
+    assert "| demo | join | n=100 | p50 |" in text  # in the significant changes
     assert "| lazy |" not in text  # unchanged variants are not listed
 
 
@@ -38,21 +38,21 @@ def test_junit_is_one_testcase_per_pair_with_a_failure(regression: GateResult) -
     (suite,) = root.findall("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
     cases = {case.get("name"): case for case in suite.findall("testcase")}
-    assert set(cases) == {"n_plus_one", "cpu"}
+    assert set(cases) == {"demo", "busy"}
     assert all(case.get("classname") == "pairbench.gate" for case in cases.values())
     assert all(float(case.get("time") or "nan") > 0 for case in cases.values())
-    (failure,) = cases["n_plus_one"].findall("failure")
+    (failure,) = cases["demo"].findall("failure")
     assert failure.get("type") == "regression"
     assert "join" in (failure.get("message") or "")
     assert "slower: join p50 at n=100" in (failure.text or "")
-    assert list(cases["cpu"]) == []  # passed: no child element
+    assert list(cases["busy"]) == []  # passed: no child element
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert properties == {"baseline": "base", "new": "new", "min_effect": "0.1", "alpha": "0.05"}
 
 
 def test_inconclusive_is_a_junit_error(synth: Any) -> None:
-    base = synth.n_plus_one_run(1, "b")
-    result = gate(base, {**synth.n_plus_one_run(2, "n"), "pairs": {}})
+    base = synth.demo_run(1, "b")
+    result = gate(base, {**synth.demo_run(2, "n"), "pairs": {}})
     (suite,) = ET.fromstring(junit_xml(result)).findall("testsuite")
     assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
     (error,) = suite.iter("error")

@@ -19,14 +19,14 @@ def _assert_one_line_naming(error: pytest.ExceptionInfo[RunFileError], path: Pat
     return message
 
 
-def test_load_run_round_trips_from_folder_and_file(run_dir: Path, n_plus_one_run: dict) -> None:
+def test_load_run_round_trips_from_folder_and_file(run_dir: Path, demo_run: dict) -> None:
     # Reading upgrades a run without counter metadata: that is the only difference.
-    expected = upgrade(n_plus_one_run)
+    expected = upgrade(demo_run)
     assert load_run(run_dir) == expected
     assert load_run(run_dir / "run.json") == expected
     assert load_run(str(run_dir)) == expected
-    pair = expected["pairs"]["n_plus_one"]
-    assert set(pair) - set(n_plus_one_run["pairs"]["n_plus_one"]) == {"counters", "lesson"}
+    pair = expected["pairs"]["demo"]
+    assert set(pair) - set(demo_run["pairs"]["demo"]) == {"counters", "lesson"}
 
 
 def test_missing_file_names_the_expected_path(tmp_path: Path) -> None:
@@ -84,36 +84,36 @@ def _mutated(run: dict[str, Any], change: Any) -> dict[str, Any]:
     [
         (lambda r: r.pop("run_id"), "missing key run_id"),
         (
-            lambda r: r["pairs"]["n_plus_one"]["trials"][3].pop("elapsed_s"),
-            "missing key pairs.n_plus_one.trials[3].elapsed_s",
+            lambda r: r["pairs"]["demo"]["trials"][3].pop("elapsed_s"),
+            "missing key pairs.demo.trials[3].elapsed_s",
         ),
         (
-            lambda r: r["pairs"]["n_plus_one"]["trials"][0].update(histogram="not base64!"),
-            "pairs.n_plus_one.trials[0].histogram: not a valid encoded HdrHistogram",
+            lambda r: r["pairs"]["demo"]["trials"][0].update(histogram="not base64!"),
+            "pairs.demo.trials[0].histogram: not a valid encoded HdrHistogram",
         ),
         (
-            lambda r: r["pairs"]["n_plus_one"]["trials"][1].update(requests="300"),
-            "pairs.n_plus_one.trials[1].requests: Input should be a valid integer",
+            lambda r: r["pairs"]["demo"]["trials"][1].update(requests="300"),
+            "pairs.demo.trials[1].requests: Input should be a valid integer",
         ),
         (
-            lambda r: r["pairs"]["n_plus_one"]["trials"][2].update(variant="eager"),
+            lambda r: r["pairs"]["demo"]["trials"][2].update(variant="eager"),
             "trials[2].variant 'eager' is not one of the variants",
         ),
         (lambda r: r.update(status="paused"), "status: Input should be"),
         (
-            lambda r: r["pairs"]["n_plus_one"]["expectation"].update(knob="min"),
+            lambda r: r["pairs"]["demo"]["expectation"].update(knob="min"),
             'expectation.knob: should be a number or "max"',
         ),
         (
-            lambda r: r["pairs"]["n_plus_one"]["expectation"].update(metric="p42"),
+            lambda r: r["pairs"]["demo"]["expectation"].update(metric="p42"),
             "unknown metric 'p42'",
         ),
     ],
 )
 def test_invalid_content_raises_one_line(
-    tmp_path: Path, synth: Any, n_plus_one_run: dict, change: Any, expected: str
+    tmp_path: Path, synth: Any, demo_run: dict, change: Any, expected: str
 ) -> None:
-    path = synth.write(tmp_path, _mutated(n_plus_one_run, change))
+    path = synth.write(tmp_path, _mutated(demo_run, change))
     with pytest.raises(RunFileError) as error:
         load_run(path)
     assert expected in _assert_one_line_naming(error, path)
@@ -125,11 +125,11 @@ def test_error_carries_the_input_error_exit_code(tmp_path: Path) -> None:
     assert error.value.exit_code == 2
 
 
-def test_unknown_extra_keys_are_accepted(tmp_path: Path, synth: Any, n_plus_one_run: dict) -> None:
-    extended = _mutated(n_plus_one_run, lambda r: r.update(future_field={"x": 1}))
+def test_unknown_extra_keys_are_accepted(tmp_path: Path, synth: Any, demo_run: dict) -> None:
+    extended = _mutated(demo_run, lambda r: r.update(future_field={"x": 1}))
     assert load_run(synth.write(tmp_path, extended))["future_field"] == {"x": 1}
 
 
-def test_a_pair_without_expectation_loads(tmp_path: Path, synth: Any, n_plus_one_run: dict) -> None:
-    run = _mutated(n_plus_one_run, lambda r: r["pairs"]["n_plus_one"].update(expectation=None))
-    assert load_run(synth.write(tmp_path, run))["pairs"]["n_plus_one"]["expectation"] is None
+def test_a_pair_without_expectation_loads(tmp_path: Path, synth: Any, demo_run: dict) -> None:
+    run = _mutated(demo_run, lambda r: r["pairs"]["demo"].update(expectation=None))
+    assert load_run(synth.write(tmp_path, run))["pairs"]["demo"]["expectation"] is None

@@ -18,15 +18,15 @@ def test_inline_escapes_then_marks_code_and_bold() -> None:
 
 
 def test_numeric_columns_are_marked_and_empty_tables_say_so() -> None:
-    table = html.table(Table(["pair", "ratio"], [("n_plus_one", "6.1x")], numeric_from=1))
-    assert "<td>n_plus_one</td><td class=num>6.1x</td>" in table
+    table = html.table(Table(["pair", "ratio"], [("demo", "6.1x")], numeric_from=1))
+    assert "<td>demo</td><td class=num>6.1x</td>" in table
     assert html.table(Table(["a"], [], empty="No valid data.")) == "<p>No valid data.</p>"
 
 
 def test_a_page_embeds_pngs_and_skips_svgs(tmp_path: Path) -> None:
-    png = tmp_path / "n_plus_one-scaling.png"
+    png = tmp_path / "demo-scaling.png"
     png.write_bytes(PNG_BYTES)
-    svg = tmp_path / "n_plus_one-scaling.svg"
+    svg = tmp_path / "demo-scaling.svg"
     svg.write_text("<svg/>", encoding="utf-8")
     page = html.render("run <1>", [Heading("Summary", 2), Text(""), Figures([png, svg])])
     assert page.startswith("<!DOCTYPE html>") and "<title>run &lt;1&gt;</title>" in page

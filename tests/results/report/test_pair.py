@@ -7,8 +7,8 @@ import copy
 from pairbench.results.report.pair import expectation_line, trials_line, verification_line
 
 
-def test_failed_checks_are_listed_with_where_and_why(n_plus_one_run: dict) -> None:
-    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+def test_failed_checks_are_listed_with_where_and_why(demo_run: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
     pair["verification"] = {
         "passed": False,
         "checks": [
@@ -27,9 +27,9 @@ def test_failed_checks_are_listed_with_where_and_why(n_plus_one_run: dict) -> No
     )
 
 
-def test_unjudged_expectation_and_clean_trials(n_plus_one_run: dict) -> None:
+def test_unjudged_expectation_and_clean_trials(demo_run: dict) -> None:
     analysis = {"expectation": {"passed": None, "detail": "no valid data at n=100 for join"}}
     assert expectation_line(analysis) == (
         "Expectation: not judged — no valid data at n=100 for join"
     )
-    assert trials_line(n_plus_one_run["pairs"]["n_plus_one"]) == "Trials: 36 measured, 0 invalid"
+    assert trials_line(demo_run["pairs"]["demo"]) == "Trials: 36 measured, 0 invalid"

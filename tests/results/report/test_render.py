@@ -17,8 +17,8 @@ from pairbench.results.report.formatting import fmt_interval, fmt_ms, fmt_number
 from pairbench.results.report.render import render, report_markdown
 
 KINDS = {
-    "n_plus_one": ("scaling", "spectrum", "mechanism", "timeline"),
-    "cpu": ("scaling", "spectrum", "mechanism", "bystander", "timeline"),
+    "demo": ("scaling", "spectrum", "mechanism", "timeline"),
+    "busy": ("scaling", "spectrum", "mechanism", "bystander", "timeline"),
 }
 
 
@@ -79,7 +79,7 @@ def test_render_writes_every_figure_and_both_reports(rendered: RenderedRun) -> N
 
 
 def test_report_contains_the_numbers(report: str, two_pair_run: dict) -> None:
-    analysis = analyse_pair(two_pair_run["pairs"]["n_plus_one"])
+    analysis = analyse_pair(two_pair_run["pairs"]["demo"])
     lazy = analysis["per_variant"]["100"]["lazy"]
     ratio = analysis["ratios"]["100"]["join"]
     row = (
@@ -96,20 +96,20 @@ def test_report_contains_the_numbers(report: str, two_pair_run: dict) -> None:
     assert "- Verification: passed (1 check)" in report
     assert "- Expectation: passed" in report
     assert "- Trials: 36 measured, 0 invalid" in report
-    assert "![n_plus_one-scaling](n_plus_one-scaling.svg)" in report
-    assert "[n_plus_one-spectrum](n_plus_one-spectrum.png)" in report
+    assert "![demo-scaling](demo-scaling.svg)" in report
+    assert "[demo-spectrum](demo-spectrum.png)" in report
     assert "![forest](forest.svg)" in report
 
 
 def test_report_has_the_bystander_and_its_finding(report: str, two_pair_run: dict) -> None:
-    analysis = analyse_pair(two_pair_run["pairs"]["cpu"])
+    analysis = analyse_pair(two_pair_run["pairs"]["busy"])
     inline = analysis["per_variant"]["50"]["inline"]["bystander"]
-    assert "### Bystander: /cpu/ping, loaded alongside" in report
+    assert "### Bystander: /busy/ping, loaded alongside" in report
     assert (
         f"| ms=50 | inline | {fmt_number(inline['p50_ms'])} | {fmt_number(inline['p99_ms'])} | "
         f"{inline['count']:,} | 0 |"
     ) in report
-    assert "**Finding:** CPU work on the event loop: at ms=50 /cpu/ping p99 is " in report
+    assert "**Finding:** CPU work on the event loop: at ms=50 /busy/ping p99 is " in report
     assert f"{fmt_ms(inline['p99_ms'])} under inline" in report
     assert "| ms=50 | inline / process | bystander p99 |" in report
 
@@ -131,20 +131,20 @@ def test_html_is_self_contained(page: str, rendered: RenderedRun) -> None:
 
 
 def test_html_contains_the_numbers(page: str, two_pair_run: dict) -> None:
-    analysis = analyse_pair(two_pair_run["pairs"]["n_plus_one"])
+    analysis = analyse_pair(two_pair_run["pairs"]["demo"])
     lazy = analysis["per_variant"]["100"]["lazy"]
     ratio = analysis["ratios"]["100"]["join"]
-    assert "<h1>pairbench run <code>20250101-120000-n_plus_one-cpu</code></h1>" in page
+    assert "<h1>pairbench run <code>20250101-120000-demo-busy</code></h1>" in page
     assert f"<td class=num>{fmt_number(lazy['p50_ms'])}</td>" in page
     assert f"<td class=num>{fmt_ratio(ratio['bad_over_good'])}</td>" in page
     assert "<p><strong>Finding:</strong> N+1 queries: lazy p50 grows" in page
     assert "lazy&#x27;s" not in page and "join's p50 is" in page  # apostrophes stay readable
 
 
-def test_report_counts_invalid_trials(synth: Any, n_plus_one_run: dict) -> None:
-    trials = [dict(t) for t in n_plus_one_run["pairs"]["n_plus_one"]["trials"]]
+def test_report_counts_invalid_trials(synth: Any, demo_run: dict) -> None:
+    trials = [dict(t) for t in demo_run["pairs"]["demo"]["trials"]]
     trials[0] = {**trials[0], "valid": False, "invalid_reasons": ["error ratio 0.12 > 0.01"]}
-    run = synth.run({"n_plus_one": synth.pair(trials)})
+    run = synth.run({"demo": synth.pair(trials)})
     report = report_markdown(run, analyse_run(run), images={})
     assert (
         "- Trials: 36 measured, 1 invalid and excluded from every statistic: "
@@ -153,20 +153,20 @@ def test_report_counts_invalid_trials(synth: Any, n_plus_one_run: dict) -> None:
 
 
 def test_a_reproduced_run_is_shown_beside_its_original(
-    tmp_path: Path, synth: Any, n_plus_one_run: dict
+    tmp_path: Path, synth: Any, demo_run: dict
 ) -> None:
-    synth.write(tmp_path / n_plus_one_run["run_id"], n_plus_one_run)
+    synth.write(tmp_path / demo_run["run_id"], demo_run)
     replay = {
-        **n_plus_one_run,
-        "run_id": "20250102-120000-n_plus_one",
-        "reproduces": n_plus_one_run["run_id"],
+        **demo_run,
+        "run_id": "20250102-120000-demo",
+        "reproduces": demo_run["run_id"],
     }
     synth.write(tmp_path / replay["run_id"], replay)
     render(tmp_path / replay["run_id"])
     text = (tmp_path / replay["run_id"] / "report.md").read_text()
-    assert f"## Reproduction of run `{n_plus_one_run['run_id']}`" in text
+    assert f"## Reproduction of run `{demo_run['run_id']}`" in text
     section = text.split("## Reproduction")[1].split("\n## ")[0]
-    assert "| n_plus_one | lazy |" in section and "no significant change" in section
+    assert "| demo | lazy |" in section and "no significant change" in section
     # The original alone, or a replay whose original is elsewhere: no table, a sentence.
     (tmp_path / "lonely").mkdir()
     synth.write(tmp_path / "lonely" / replay["run_id"], replay)
@@ -175,9 +175,9 @@ def test_a_reproduced_run_is_shown_beside_its_original(
     assert "no side-by-side table" in lonely
 
 
-def test_a_published_reference_is_printed_beside_ours(n_plus_one_run: dict) -> None:
-    run = copy.deepcopy(n_plus_one_run)
-    pair = run["pairs"]["n_plus_one"]
+def test_a_published_reference_is_printed_beside_ours(demo_run: dict) -> None:
+    run = copy.deepcopy(demo_run)
+    pair = run["pairs"]["demo"]
     pair["reference"] = {
         "figure": "about 4x",
         "ratio": 4.0,
@@ -185,17 +185,17 @@ def test_a_published_reference_is_printed_beside_ours(n_plus_one_run: dict) -> N
         "url": None,
     }
     analyses = analyse_run(run)
-    ratio = analyses["n_plus_one"]["ratios"]["100"]["join"]
+    ratio = analyses["demo"]["ratios"]["100"]["join"]
     report = report_markdown(run, analyses, images={})
     ours = f"ours: {fmt_ratio(ratio['bad_over_good'])} ["
     assert f"- Published reference: {ours}" in report
     assert "at n=100; published: about 4x (SQLAlchemy's examples/performance)" in report
     # The summary says where our number stands: the synthetic N+1 is far beyond 4x.
     assert "Against the published figures:" in report
-    assert f"- `n_plus_one`: {ours}" in report.replace("ours ", "ours: ", 1)
+    assert f"- `demo`: {ours}" in report.replace("ours ", "ours: ", 1)
     assert "published about 4x: above the published figure" in report
 
 
-def test_no_reference_no_reference_lines(n_plus_one_run: dict) -> None:
-    report = report_markdown(n_plus_one_run, analyse_run(n_plus_one_run), images={})
+def test_no_reference_no_reference_lines(demo_run: dict) -> None:
+    report = report_markdown(demo_run, analyse_run(demo_run), images={})
     assert "published" not in report.lower()

@@ -20,8 +20,8 @@ def _ttfb_histogram(count: int) -> str:
     return str(histogram.encode().decode("ascii"))
 
 
-def test_measurements_without_ttfb_keep_their_columns(n_plus_one_run: dict) -> None:
-    pair = n_plus_one_run["pairs"]["n_plus_one"]
+def test_measurements_without_ttfb_keep_their_columns(demo_run: dict) -> None:
+    pair = demo_run["pairs"]["demo"]
     table = tables.measurements(pair, analyse_pair(pair))
     assert table.headers == [
         "knob",
@@ -34,8 +34,8 @@ def test_measurements_without_ttfb_keep_their_columns(n_plus_one_run: dict) -> N
     ]
 
 
-def test_ttfb_p50_is_shown_beside_the_full_p50(n_plus_one_run: dict) -> None:
-    pair = copy.deepcopy(n_plus_one_run["pairs"]["n_plus_one"])
+def test_ttfb_p50_is_shown_beside_the_full_p50(demo_run: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
     for trial in pair["trials"]:
         trial["ttfb_histogram"] = _ttfb_histogram(trial["requests"])
     analysis = analyse_pair(pair)
@@ -45,8 +45,8 @@ def test_ttfb_p50_is_shown_beside_the_full_p50(n_plus_one_run: dict) -> None:
     assert {row[3] for row in table.rows} == {"0.400"}
 
 
-def test_mechanism_table_columns_follow_the_lesson(n_plus_one_run: dict) -> None:
-    pair: dict[str, Any] = n_plus_one_run["pairs"]["n_plus_one"]
+def test_mechanism_table_columns_follow_the_lesson(demo_run: dict) -> None:
+    pair: dict[str, Any] = demo_run["pairs"]["demo"]
     table = tables.mechanism(pair, analyse_pair(pair))
     assert table is not None
     # Connections opened are all zero and no request failed: no column for them.
