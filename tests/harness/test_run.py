@@ -17,12 +17,15 @@ import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from pairbench import runmodel
 from pairbench.harness import runner
 from pairbench.results.io.runfile import load_run
 
 FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
 PAIRS_ENV = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
 PAIR = "fixture_rows"
+
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 
 TINY = """
 pair = "fixture_rows"
@@ -102,6 +105,9 @@ def test_tiny_run_writes_run_json_and_plots(
         dataset["identity"]["seed"],
         {PAIR: dataset["sizes"]},
     )
+    # Every key the run wrote, as stored (not upgraded), is documented.
+    stored = json.loads((run_dir / "run.json").read_text())
+    assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
