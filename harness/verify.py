@@ -54,6 +54,7 @@ class Check:
     variant: str
     passed: bool
     detail: str
+    value: float | None = None  # a counter check's measured growth: exact, one request alone
 
 
 @dataclass
@@ -121,8 +122,16 @@ class _Verifier:
         self.plans = self._offers_plans()
         self.seeded_state: Any = None
 
-    def add(self, name: str, knob: float, variant: str, passed: bool, detail: str) -> bool:
-        self.checks.append(Check(name, knob, variant, passed, detail))
+    def add(
+        self,
+        name: str,
+        knob: float,
+        variant: str,
+        passed: bool,
+        detail: str,
+        value: float | None = None,
+    ) -> bool:
+        self.checks.append(Check(name, knob, variant, passed, detail, value))
         return passed
 
     def _get(self, path: str) -> httpx.Response:
@@ -204,6 +213,7 @@ class _Verifier:
                     name,
                     got == want,
                     f"{counter}: {shown}, expected {want:g}",
+                    got,
                 )
 
     def _plan(self, knob: float, name: str, steps: list[Concrete]) -> None:

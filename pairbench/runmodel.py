@@ -125,6 +125,7 @@ class Check(_Record):
     variant: str | None = None
     passed: bool
     detail: str
+    value: float | None = None  # a counter check's exact growth for one request
 
 
 class Verification(_Record):

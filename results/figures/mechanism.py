@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from ..analysis.expectation import best_good
 from ..analysis.findings import NO_DATA
 from ..analysis.knobs import knob_text
-from ..analysis.mechanism import Mechanism, shown
+from ..analysis.mechanism import Mechanism, counter_specs, shown
 from ..analysis.stats import ratio_metric
 from ..report.formatting import fmt_number
 from .canvas import (
@@ -86,10 +86,39 @@ def mechanism_finding(pair: Pair, analysis: Analysis) -> str:
     differing = [m for m in candidates if _contrast(cells[bad], cells[good], m) >= NO_GAP_BELOW]
     mechanism = (differing or candidates)[0]
     bad_value, good_value = mechanism.value(cells[bad]), mechanism.value(cells[good])
-    good_text = MISSING_VALUE if good_value is None else fmt_number(good_value) + mechanism.suffix
-    return (
-        f"{mechanism.amount(bad_value, fmt_number(bad_value))} vs {good_text} ({good}) at {where}"
-    )
+    exact = [_verified(pair, mechanism, name, key) for name in (bad, good)]
+    if mechanism.per_request and None not in exact:
+        # Under load a window's edges cut requests in two (195 statements per request where
+        # one request sends 201); verification counted one request alone: the exact figure.
+        bad_value, good_value = exact
+    show = _exact_number if mechanism.per_request and None not in exact else fmt_number
+    good_text = MISSING_VALUE if good_value is None else show(good_value) + mechanism.suffix
+    return f"{mechanism.amount(bad_value, show(bad_value))} vs {good_text} ({good}) at {where}"
+
+
+def _exact_number(value: float | None) -> str:
+    """A counted figure as counted: 201, not 201.0 (a fraction, if any, as usual)."""
+    if value is not None and float(value).is_integer():
+        return f"{int(value):,}"
+    return fmt_number(value)
+
+
+def _verified(pair: Pair, mechanism: Mechanism, variant: str, key: str) -> float | None:
+    """The counter's growth for one request of `variant` at knob `key`, as verification
+    counted it (a request alone between two scrapes), in display units; None if unchecked."""
+    for check in (pair.get("verification") or {}).get("checks") or []:
+        value = check.get("value")
+        if (
+            check.get("name") == f"{mechanism.key}_per_request"
+            and check.get("variant") == variant
+            and check.get("knob") is not None
+            and float(check["knob"]) == float(key)
+            and check.get("passed")
+            and isinstance(value, int | float)
+        ):
+            scale = float(counter_specs(pair).get(mechanism.key, {}).get("scale", 1))
+            return float(value) * scale
+    return None
 
 
 def _plotted(cell: Mapping[str, Any], mechanism: Mechanism) -> float:
