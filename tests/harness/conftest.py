@@ -15,7 +15,9 @@ PAIRS_ENV = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
 PROFILE = "test"
 
 
-@pytest.fixture(scope="session")
+# Module scope: a target left running for the whole session would keep its pairs' pools open
+# against the session's database while other modules count connections there.
+@pytest.fixture(scope="module")
 def fixture_target(
     servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[server.TargetServer]:
@@ -31,7 +33,7 @@ def fixture_target(
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fixture_server(
     fixture_target: server.TargetServer,
 ) -> Iterator[tuple[httpx.Client, catalogue.Catalogue]]:
