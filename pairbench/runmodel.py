@@ -174,6 +174,7 @@ class Reference(_Record):
     ratio: float | None = None
     source: str
     url: str | None = None
+    knob: float | None = None  # the knob value the published ratio holds at, when known
 
 
 class Equivalence(_Record):

@@ -98,6 +98,9 @@ class Reference:
     source: str
     ratio: float | None = None  # bad / good, when the source gives one
     url: str | None = None  # only a URL known to be right; none is better than a guess
+    # The knob value the published ratio holds at (a page depth, a page size), when the source
+    # says: ours is compared with it only at the same value.
+    knob: float | None = None
 
 
 @dataclass
@@ -302,6 +305,7 @@ class Pair:
                 "ratio": self.reference.ratio,
                 "source": self.reference.source,
                 "url": self.reference.url,
+                "knob": self.reference.knob,
             },
         }
 

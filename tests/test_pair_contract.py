@@ -49,7 +49,7 @@ PAIR_KEYS = {
 }
 KNOB_KEYS = {"name", "label", "unit", "log_scale"}
 VARIANT_KEYS = {"name", "role", "label", "path", "method"}
-REFERENCE_KEYS = {"figure", "ratio", "source", "url"}
+REFERENCE_KEYS = {"figure", "ratio", "source", "url", "knob"}
 
 pairs = pytest.mark.parametrize("pair", PAIRS.values(), ids=PAIRS.keys())
 VARIANTS = [(p, v) for p in PAIRS.values() for v in p.variants.values()]

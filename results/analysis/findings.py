@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -143,6 +144,10 @@ def pair_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
     return f"{pair['title']}: {scaling}; {ratio}."
 
 
+# Knob values this close count as the published one's point (990,000 rows deep for "~1M").
+SAME_KNOB_TOLERANCE = 0.05
+
+
 def _our_ratio(pair: Mapping[str, Any], analysis: Analysis) -> tuple[str, Mapping[str, Any]] | None:
     """(knob key, ratio record) of bad / best good where the expectation is judged (or the
     largest knob value with ratios); None when no round compares them."""
@@ -190,7 +195,14 @@ def reference_standing(name: str, pair: Mapping[str, Any], analysis: Analysis) -
     found = _our_ratio(pair, analysis)
     if published is None or found is None:
         return f"{head}: no number to set them against"
-    ratio = found[1]
+    key, ratio = found
+    at = reference.get("knob")
+    if at is not None and not math.isclose(float(key), float(at), rel_tol=SAME_KNOB_TOLERANCE):
+        # A ratio that grows with the knob is compared only at the point it was published at.
+        return (
+            f"{head}: published at {knob_text(pair, float(at))}, ours at {knob_text(pair, key)};"
+            " not the same point, no comparison"
+        )
     low, high = ratio["ci_low"], ratio["ci_high"]
     if low is None or high is None:
         return f"{head}: too few rounds for an interval to compare"

@@ -29,12 +29,17 @@ def fmt_ms(value: float | None) -> str:
     return MISSING if value is None else f"{fmt_number(value)} ms"
 
 
+SMALL_RATIO_BELOW = 0.1  # below it a ratio keeps two significant digits
+
+
 def fmt_ratio(value: float | None) -> str:
     """A ratio such as `38x` or `1.4x`."""
     if value is None:
         return MISSING
     if value >= WHOLE_RATIO_FROM:
         return f"{value:.0f}x"
+    if value < SMALL_RATIO_BELOW:  # 0.0006x, not 0.0x
+        return f"{value:.2g}x"
     return f"{value:.1f}x"
 
 

@@ -116,3 +116,15 @@ def test_no_data_is_said_plainly(pair: dict) -> None:
     analysis = analyse_pair(empty)
     assert scaling_finding(empty, analysis) == NO_DATA
     assert pair_finding(empty, analysis) == f"N+1 queries: {NO_DATA}."
+
+
+def test_a_reference_at_another_knob_value_is_not_compared(pair: dict) -> None:
+    """A ratio that grows with the knob is set against the published one only at its point."""
+    analysis = _with_ratio(pair, 4.2, 3.5, 5.0)
+    elsewhere = {**pair, "reference": {**REFERENCE, "knob": 1_000_000}}
+    line = reference_standing("demo", elsewhere, analysis)
+    assert line is not None
+    assert line.endswith("published at n=1000000, ours at n=100; not the same point, no comparison")
+    close = {**pair, "reference": {**REFERENCE, "knob": 98}}  # within 5%: the same point
+    line = reference_standing("demo", close, analysis)
+    assert line is not None and line.endswith("in line with it (our 95% interval includes 4.0x)")

@@ -29,3 +29,8 @@ def test_units_ratios_intervals_and_p_values() -> None:
     assert fmt_interval(1.8, 2.25) == "1.8x–2.2x"
     assert fmt_interval(None, 2.0) == "–"
     assert (fmt_p(0.0286), fmt_p(0.0001), fmt_p(None)) == ("0.029", "<0.001", "–")
+
+
+def test_a_tiny_ratio_keeps_two_significant_digits() -> None:
+    assert fmt_ratio(0.00057) == "0.00057x"
+    assert fmt_ratio(0.25) == "0.2x"
