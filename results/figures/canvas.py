@@ -78,11 +78,22 @@ def plain_log_y(axes: Axes) -> None:
     )
 
 
+SYMLOG_LINEAR_DECADES = 0.5  # width of the linear part (0 to the first value), in decades
+
+
 def knob_x_axis(axes: Axes, pair: Mapping[str, Any], keys: Sequence[str]) -> None:
     """The knob on x: labelled with its unit, log when the pair says so, ticks at the values."""
     axes.set_xlabel(knob_axis_label(pair))
-    if pair["knob"].get("log_scale") and keys:  # log of nothing fails
-        axes.set_xscale("log")
+    values = [float(k) for k in keys]
+    if pair["knob"].get("log_scale") and values:  # log of nothing fails
+        positive = [v for v in values if v > 0]
+        if len(positive) < len(values) and positive:
+            # A knob that starts at 0 (page depth 0): log would put 0 hundreds of decades to
+            # the left and squeeze the sweep into a corner; symlog is linear up to the first
+            # positive value, logarithmic after it.
+            axes.set_xscale("symlog", linthresh=min(positive), linscale=SYMLOG_LINEAR_DECADES)
+        elif positive:
+            axes.set_xscale("log")
         axes.xaxis.set_minor_formatter(NullFormatter())
     # Tick the measured knob values themselves, not powers of ten.
     axes.set_xticks([float(k) for k in keys], list(keys))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pairbench.results.figures.canvas import caption, finish, new_figure, save
+import pytest
+from matplotlib.figure import Figure
+
+from pairbench.results.figures.canvas import caption, finish, knob_x_axis, new_figure, save
 
 
 def test_caption_names_run_machine_and_profile(demo_run: dict) -> None:
@@ -29,3 +32,21 @@ def test_save_writes_each_format_reproducibly(tmp_path: Path) -> None:
     first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
     assert [p.name for p in first] == ["figure.png", "figure.svg"]
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+@pytest.mark.parametrize(
+    ("keys", "scale"), [(["0", "1000", "190000"], "symlog"), (["1", "10", "200"], "log")]
+)
+def test_a_log_knob_that_starts_at_zero_keeps_its_sweep_readable(
+    keys: list[str], scale: str
+) -> None:
+    """Plain log would clip 0 to a tiny number and squeeze every other value into a corner."""
+    figure = Figure()
+    axes = figure.add_subplot()
+    pair = {"knob": {"name": "depth", "label": "page depth", "unit": "rows", "log_scale": True}}
+    axes.plot([float(k) for k in keys], [1.0, 2.0, 3.0])
+    knob_x_axis(axes, pair, keys)
+    assert axes.get_xscale() == scale
+    positions = axes.transData.transform([(float(k), 1.0) for k in keys])[:, 0]
+    gaps = positions[1:] - positions[:-1]
+    assert gaps.min() > 0.2 * gaps.max()  # no value crushed against another
