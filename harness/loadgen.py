@@ -50,31 +50,25 @@ class Step:
         # step's expected status in the request listener.
         prefix = "" if self.measure else UNMEASURED_PREFIX
         self.name = f"{prefix}{index} {self.method} {self.path}"
-        self.keyed = KEY_PLACEHOLDER in self.path or any(
-            KEY_PLACEHOLDER in v for v in self.headers.values()
+        self.keyed = any(
+            KEY_PLACEHOLDER in text for text in (self.path, *self.headers.values(), body or "")
         )
-        self.keyed = self.keyed or (body is not None and KEY_PLACEHOLDER in body)
 
     def args(self, key: str | None) -> tuple[str, dict[str, str], str | None]:
         """Path, headers and body, with `{key}` filled when this step uses it."""
         if key is None or not self.keyed:
-            return self.path, self.headers, self.payload
+            return self.path, self.headers, self.body
         body = self.body
         if body is not None:
             body = body.replace(QUOTED_KEY, key).replace(KEY_PLACEHOLDER, key)
         headers = {k: v.replace(KEY_PLACEHOLDER, key) for k, v in self.headers.items()}
         return self.path.replace(KEY_PLACEHOLDER, key), headers, body
 
-    @property
-    def payload(self) -> str | None:
-        return self.body
-
 
 class Trial:
     """The current trial, as this process runs it: what to request, how, and its recorders."""
 
     steps: ClassVar[list[Step]] = []
-    payloads: ClassVar[list[str | None]] = []  # each step's body
     simple = True  # one step, no carry, no key: the cheapest path
     # The open model plans one send per iteration: only this step (the first measured one)
     # carries the planned time; later measured steps are timed from their own send.
@@ -131,21 +125,17 @@ def on_request(
 def send(user: FastHttpUser, planned: float | None) -> None:
     """One iteration of the variant's request: one step, or its sequence."""
     context = {"planned": planned} if planned is not None else {}
+    key = str(Trial.keys()) if Trial.keys is not None else None
     if Trial.simple:
         step = Trial.steps[0]
+        path, headers, body = step.args(key)
         if Trial.ttfb:
-            _timed(user, step, step.path, step.headers, Trial.payloads[0], context, planned)
+            _timed(user, step, path, headers, body, context, planned)
         else:
             user.client.request(
-                step.method,
-                step.path,
-                name=step.name,
-                headers=step.headers,
-                data=Trial.payloads[0],
-                context=context,
+                step.method, path, name=step.name, headers=headers, data=body, context=context
             )
         return
-    key = str(Trial.keys()) if Trial.keys is not None else None
     replies: dict[int, Any] = user.replies  # type: ignore[attr-defined]
     planned_at = Trial.planned_at
     scheduled = planned
@@ -218,18 +208,8 @@ class ClosedUser(FastHttpUser):
             else:
                 path, headers, body = step.args(str(Trial.keys()))
                 self.client.request(step.method, path, name=step.name, headers=headers, data=body)
-        elif Trial.simple and Trial.keys is not None:
-            self._keyed()
         else:
             send(self, None)
-
-    def _keyed(self) -> None:
-        step = Trial.steps[0]
-        path, headers, body = step.args(str(Trial.keys()) if Trial.keys is not None else None)
-        if Trial.ttfb:
-            _timed(self, step, path, headers, body, {}, None)
-        else:
-            self.client.request(step.method, path, name=step.name, headers=headers, data=body)
 
 
 class OpenUser(FastHttpUser):
@@ -252,18 +232,7 @@ class OpenUser(FastHttpUser):
         if delay > 0:
             gevent.sleep(delay)
         Trial.target.on_send(planned)
-        if Trial.simple and Trial.keys is not None:
-            step = Trial.steps[0]
-            path, headers, body = step.args(str(Trial.keys()))
-            context = {"planned": planned}
-            if Trial.ttfb:
-                _timed(self, step, path, headers, body, context, planned)
-            else:
-                self.client.request(
-                    step.method, path, name=step.name, headers=headers, data=body, context=context
-                )
-        else:
-            send(self, planned)
+        send(self, planned)
 
 
 class BystanderUser(FastHttpUser):
@@ -287,7 +256,6 @@ def configure(
         {"method": "GET", "path": command["path"], "headers": {}, "body": None, "status": 200}
     ]
     Trial.steps = [Step(i, step) for i, step in enumerate(steps)]
-    Trial.payloads = [s.payload for s in Trial.steps]
     Trial.expected = {
         s.name: int(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
     }
