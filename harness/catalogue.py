@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 
 from pairbench.errors import InfrastructureError, UsageError
 
+from .procs import CURRENT, Interpreter
 from .scenario import KnobSpec, Scenario
 
 TARGETS_MODULE = "pairbench.targets"
@@ -70,16 +70,20 @@ def _dig(doc: Any, *keys: str) -> Any:
     return doc
 
 
-def describe(env: Mapping[str, str] | None = None) -> Catalogue:
-    """Run `python -m pairbench.targets describe` (this interpreter) and parse its JSON."""
-    argv = [sys.executable, "-m", TARGETS_MODULE, "describe"]
+def describe(env: Mapping[str, str] | None = None, interpreter: Interpreter = CURRENT) -> Catalogue:
+    """Run `python -m pairbench.targets describe` (this interpreter by default) and parse its JSON.
+
+    `env` replaces the environment (a test's PAIRBENCH_PAIRS); else the interpreter's is used.
+    """
+    argv = interpreter.module(TARGETS_MODULE, "describe")
     try:
         done = subprocess.run(
             argv,
             capture_output=True,
             text=True,
             timeout=DESCRIBE_TIMEOUT_S,
-            env=dict(env) if env is not None else None,
+            env=dict(env) if env is not None else interpreter.environ(),
+            cwd=interpreter.cwd,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as e:

@@ -19,8 +19,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from pairbench.errors import InfrastructureError, UsageError
 
@@ -302,3 +304,32 @@ def _ensure_database(server: RunningPostgres) -> None:
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+
+
+def database_name(dsn: str) -> str:
+    """The database a DSN names."""
+    return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+def database_beside(dsn: str, suffix: str) -> str:
+    """The DSN of a database `<name>_<suffix>` on the same server, created when missing.
+
+    The interleaved gate's baseline gets one when its data would differ from the new side's.
+    """
+    parts = urlsplit(dsn)
+    name = f"{database_name(dsn)}_{suffix}"
+    if not name.replace("_", "").isalnum():
+        raise InfrastructureError(f"cannot derive a database name from {name!r}")
+    try:
+        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as e:
+        first = (str(e).strip().splitlines() or [repr(e)])[0]
+        raise InfrastructureError(
+            f"PostgreSQL: creating database {name} for the baseline: {first}"
+        ) from e
+    return urlunsplit(parts._replace(path="/" + name))

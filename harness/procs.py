@@ -16,8 +16,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -27,6 +29,28 @@ from pairbench.errors import Interrupted
 STOP_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """Which Python runs a version of the targets: this one, or a baseline's (docs/architecture.md,
+    "The interleaved gate"). `env` is added to the environment; `cwd` keeps the interpreter from
+    importing `pairbench` out of the folder it was started in."""
+
+    python: str = sys.executable
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    def module(self, name: str, *args: str) -> list[str]:
+        """argv of `python -m name args...`."""
+        return [self.python, "-m", name, *args]
+
+    def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """This process's environment, then the interpreter's, then `extra`."""
+        return {**os.environ, **self.env, **(extra or {})}
+
+
+CURRENT = Interpreter()
 
 
 def _pdeathsig(sig: int) -> Callable[[], None]:

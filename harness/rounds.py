@@ -55,6 +55,7 @@ class _TrialDriver:
     spec: scenario.Scenario
     rng: random.Random
     think_ms: float = 0.0
+    absolute: bool = False  # the bystander's path carries the server's URL too
 
     def trial(
         self,
@@ -75,7 +76,10 @@ class _TrialDriver:
                 "seed": self.rng.getrandbits(31),
             }
         if self.spec.bystander is not None:
-            bystander = {"path": self.spec.bystander.request, "users": self.spec.bystander.users}
+            path = self.spec.bystander.request
+            if self.absolute:
+                path = self.target.url + path
+            bystander = {"path": path, "users": self.spec.bystander.users}
         before_url, after_url = metricsclient.urls(self.target.url)
         return self.agent.trial(
             steps,
@@ -92,6 +96,23 @@ class _TrialDriver:
         )
 
 
+@dataclass
+class Side:
+    """One version of the targets in a measurement: its server, a client, the pair as that
+    server describes it, and the pair record its trials are appended to.
+
+    A run has one side; an interleaved gate has two, "new" first and "base" second
+    (docs/architecture.md, "The interleaved gate"). With two, every request names its server's
+    URL, so one load generator drives both alike."""
+
+    label: str
+    target: server.TargetServer
+    client: httpx.Client
+    pair: PairInfo
+    record: dict[str, Any]
+    absolute: bool = False
+
+
 def measure_pair(
     record: dict[str, Any],
     save: Callable[[], None],
@@ -105,28 +126,56 @@ def measure_pair(
 ) -> int:
     """Warm up and run all rounds at every knob value, appending each trial to `record` and
     saving it at once; returns the count of invalid trials."""
-    driver = _TrialDriver(agent, target, pair.scenario, rng, load.think_ms)
+    side = Side("new", target, client, pair, record)
+    return measure_sides([side], save, load, agent, rng, step)
+
+
+def measure_sides(
+    sides: list[Side],
+    save: Callable[[], None],
+    load: scenario.LoadProfile,
+    agent: LoadAgent,
+    rng: random.Random,
+    step: Callable[[str], None],
+) -> int:
+    """Every round runs every (side, variant) once in a fresh shuffled order, so drift hits
+    both versions and all variants alike; a base variant the new side lacks is not measured.
+    Returns the count of invalid trials."""
+    first = sides[0]
+    spec, name = first.pair.scenario, first.pair.name
+    known = {v.name for v in first.pair.variants}
+    arms = [
+        (side, v.name)
+        for side in sides
+        for v in side.pair.variants
+        if side is first or v.name in known
+    ]
+    drivers = {
+        side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, side.absolute)
+        for side in sides
+    }
     invalid = 0
     for knob in load.knob_values:
-        paths = request.for_variants(pair, client, knob)
-        users = pair.scenario.users_at(load, knob)
-        rate = pair.scenario.rate_at(load, knob)
+        paths = {side.label: _paths(side, knob) for side in sides}
+        users = spec.users_at(load, knob)
+        rate = spec.rate_at(load, knob)
         if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
-            for variant in pair.variants:
-                reset(client, pair)
-                driver.trial(
-                    paths[variant.name], users, knob, 0.0, load.warmup_seconds, False, rate
+            for side, variant in arms:
+                reset(side.client, side.pair)
+                drivers[side.label].trial(
+                    paths[side.label][variant], users, knob, 0.0, load.warmup_seconds, False, rate
                 )
         for round_index in range(load.rounds):
-            order = [v.name for v in pair.variants]
+            order = list(arms)
             rng.shuffle(order)
-            for position, name in enumerate(order):
+            for position, (side, variant) in enumerate(order):
+                who = variant if len(sides) == 1 else f"{variant} ({side.label})"
                 step(
-                    f"{pair.name} {pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {name}"
+                    f"{name} {first.pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {who}"
                 )
-                reset(client, pair)
-                reply = driver.trial(
-                    paths[name],
+                reset(side.client, side.pair)
+                reply = drivers[side.label].trial(
+                    paths[side.label][variant],
                     users,
                     knob,
                     load.trial_warmup_seconds,
@@ -134,48 +183,71 @@ def measure_pair(
                     True,
                     rate,
                 )
-                if not target.alive():
-                    raise InfrastructureError(
-                        f"the target server died during {pair.name}/{name}; log: {target.log}"
-                    )
+                for each in sides:
+                    if not each.target.alive():
+                        raise InfrastructureError(
+                            f"the {each.label} target server died during {name}/{variant}; "
+                            f"log: {each.target.log}"
+                        )
                 reasons = _trial_validity(load, reply)
                 invalid += bool(reasons)
-                stats = _read_stats(client, pair.scenario.stats_request)
-                record["trials"].append(
-                    {
-                        "knob": knob,
-                        "round": round_index,
-                        "position": position,
-                        "variant": name,
-                        "users": users,
-                        "started_at": reply["started_at"],
-                        "elapsed_s": reply["elapsed_s"],
-                        "requests": reply["requests"],
-                        "errors": reply["errors"],
-                        "histogram": reply["histogram"],
-                        "bystander": reply["bystander"],
-                        **(
-                            {"service_histogram": reply["service_histogram"]}
-                            if "service_histogram" in reply
-                            else {}
-                        ),
-                        **(
-                            {"ttfb_histogram": reply["ttfb_histogram"]}
-                            if "ttfb_histogram" in reply
-                            else {}
-                        ),
-                        **({"open": reply["open"]} if "open" in reply else {}),
-                        "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
+                stats = _read_stats(side.client, spec.stats_request)
+                side.record["trials"].append(
+                    _trial_record(knob, round_index, position, variant, users, reply, reasons)
+                    | {
                         "counters": metricsclient.delta(
-                            reply["metrics_before"], reply["metrics_after"], pair.counters
+                            reply["metrics_before"], reply["metrics_after"], side.pair.counters
                         ),
                         **({"stats": stats} if stats is not None else {}),
-                        "valid": not reasons,
-                        "invalid_reasons": reasons,
                     }
                 )
                 save()
     return invalid
+
+
+def _paths(side: Side, knob: float) -> dict[str, list[request.Concrete]]:
+    """Each variant's concrete steps; with the server's URL in front when two servers share a run."""
+    paths = request.for_variants(side.pair, side.client, knob)
+    if not side.absolute:
+        return paths
+    return {
+        v: [{**s, "path": side.target.url + s["path"]} for s in steps] for v, steps in paths.items()
+    }
+
+
+def _trial_record(
+    knob: float,
+    round_index: int,
+    position: int,
+    variant: str,
+    users: int,
+    reply: dict[str, Any],
+    reasons: list[str],
+) -> dict[str, Any]:
+    """The stored trial (docs/run-format.md), counters and stats added by the caller."""
+    return {
+        "knob": knob,
+        "round": round_index,
+        "position": position,
+        "variant": variant,
+        "users": users,
+        "started_at": reply["started_at"],
+        "elapsed_s": reply["elapsed_s"],
+        "requests": reply["requests"],
+        "errors": reply["errors"],
+        "histogram": reply["histogram"],
+        "bystander": reply["bystander"],
+        **(
+            {"service_histogram": reply["service_histogram"]}
+            if "service_histogram" in reply
+            else {}
+        ),
+        **({"ttfb_histogram": reply["ttfb_histogram"]} if "ttfb_histogram" in reply else {}),
+        **({"open": reply["open"]} if "open" in reply else {}),
+        "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
+        "valid": not reasons,
+        "invalid_reasons": reasons,
+    }
 
 
 def reset(client: httpx.Client, pair: PairInfo) -> None:

@@ -7,6 +7,7 @@ round runs every variant once, in a freshly shuffled (seeded, recorded) order.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import time
@@ -23,6 +24,7 @@ from pairbench.atomicfile import write_text_atomic
 from pairbench.errors import Interrupted, UsageError
 
 from . import (
+    baseline,
     capacity,
     catalogue,
     metadata,
@@ -63,6 +65,11 @@ class RunOptions:
     remote_workers: int = 0
     master_bind: str = "127.0.0.1"
     master_port: int = 0
+    # An interleaved gate: this version of the targets is served beside the new one, and every
+    # round runs both versions' variants in one shuffled order (docs/architecture.md, The gate).
+    baseline: baseline.Baseline | None = None
+    # Injected slowdown for testing the gate: {"pair/variant": 0.2} on the new side's server.
+    slowdown: dict[str, float] | None = None
 
 
 @dataclass
@@ -174,6 +181,7 @@ class _Session:
         self.agent: LoadAgent | None = None
         self.failed: list[str] = []
         self.invalid = 0
+        self.base: _BaseSide | None = None
 
     def load_agent(self) -> LoadAgent:
         """The load generator, started with the first pair that gets measured."""
@@ -221,6 +229,13 @@ class _Session:
         if self.options.verify_only:
             return
         agent = self.load_agent()
+        base = self.base.side(pair, record, load, self) if self.base is not None else None
+        if base is not None:
+            new = rounds.Side("new", self.target, self.client, pair, record, absolute=True)
+            self.invalid += rounds.measure_sides(
+                [new, base], self.run.save, load, agent, self.rng, self.progress.step
+            )
+            return
         if self.options.capacity:
             record["capacity"] = _capacity(
                 pair, load, agent, self.target, self.client, self.rng, self.progress
@@ -242,6 +257,52 @@ class _Session:
     def close(self) -> None:
         if self.agent is not None:
             self.agent.close()
+
+
+@dataclass
+class _BaseSide:
+    """The baseline's server in an interleaved gate, and where its pair records go."""
+
+    target: server.TargetServer
+    client: httpx.Client
+    served: catalogue.Catalogue
+    records: dict[str, Any]  # run.json's baseline.pairs
+    datasets: dict[str, seeding.PairDataset]
+
+    def side(
+        self, pair: PairInfo, record: dict[str, Any], load: scenario.LoadProfile, session: _Session
+    ) -> rounds.Side | None:
+        """The pair on the baseline's server, verified; None (and the reason stored in the
+        baseline's record of it) when the baseline cannot be measured against it."""
+        if pair.name not in self.served.pairs:
+            session.progress.message(f"{pair.name}: not in the baseline: measured for new only")
+            return None
+        try:
+            base_pair = catalogue.resolve(pair.scenario, self.served)
+        except UsageError as e:
+            session.progress.message(f"{pair.name}: the baseline cannot run today's scenario: {e}")
+            return None
+        base_record = {
+            **base_pair.record(),
+            "load": record["load"],
+            "scenario": record["scenario"],
+            "expectation": record["expectation"],
+            "dataset": self.datasets[pair.name].record() if pair.name in self.datasets else None,
+            "trials": [],
+        }
+        base_record["knob"]["values"] = load.knob_values
+        outcome = verify.verify_pair(self.client, base_pair, load.knob_values)
+        base_record["verification"] = outcome.record()
+        self.records[pair.name] = base_record
+        session.run.save()
+        bad = outcome.first_failure
+        if bad is not None:
+            session.progress.message(
+                f"{pair.name}: the baseline FAILED verification, not compared: "
+                f"{bad.name} for {bad.variant}: {bad.detail}"
+            )
+            return None
+        return rounds.Side("base", self.target, self.client, base_pair, base_record, absolute=True)
 
 
 def _metrics_url(target: server.TargetServer) -> str:
@@ -270,6 +331,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     progress = progress or Progress()
     scenarios = options.scenarios or scenario.select(options.pairs)
     suite = options.suite or scenario.profile(options.profile)
+    data_profile = suite.data_profile(options.profile)
     loads = {s.pair: s.load(options.profile) for s in scenarios}
     run = Run(options, scenarios)
     run.doc["profile_config"] = suite.model_dump()
@@ -283,13 +345,13 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
         # must allow (max_connections) and which of the run's pairs own tables to seed.
         described = catalogue.describe()
         if options.expected_sizes is not None:
-            seeding.check_sizes(described, options.profile, options.expected_sizes)
+            seeding.check_sizes(described, data_profile, options.expected_sizes)
         connections = postgres.needed_connections(described.max_connections(names))
         with services.provide(options.services, connections) as endpoints:
             progress.message(_services_line(endpoints))
             datasets = seeding.seed(
                 endpoints.pg_dsn,
-                options.profile,
+                data_profile,
                 seeding.seedable(described, names),
                 options.data_seed,
             )
@@ -297,24 +359,50 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 progress.message(_seed_line(name, seeded))
             _record_services(run, endpoints)
             target = server.start(
-                endpoints.pg_dsn, endpoints.redis_url, run.logs / f"{run.run_id}-server.log"
+                endpoints.pg_dsn,
+                endpoints.redis_url,
+                run.logs / f"{run.run_id}-server.log",
+                slowdown=options.slowdown,
             )
+            base_target: server.TargetServer | None = None
             try:
                 run.doc["metadata"]["server"] = target.describe()
                 served = catalogue.fetch(target.url)
                 pairs = [catalogue.resolve(s, served) for s in scenarios]
+                sides = 1
+                if options.baseline is not None:
+                    base_target, base_datasets = _start_baseline(
+                        options.baseline, run, endpoints, data_profile, names, datasets, progress
+                    )
+                    sides = 2
                 trials = sum(
-                    len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants)
+                    len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants) * sides
                     for p in pairs
                 )
                 progress.total(0 if options.verify_only or options.capacity else trials)
-                with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
+                with contextlib.ExitStack() as clients:
+                    client = clients.enter_context(
+                        httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S)
+                    )
                     session = _Session(run, options, target, client, rng, progress, datasets)
+                    if base_target is not None:
+                        base_client = clients.enter_context(
+                            httpx.Client(base_url=base_target.url, timeout=verify.REQUEST_TIMEOUT_S)
+                        )
+                        session.base = _BaseSide(
+                            base_target,
+                            base_client,
+                            catalogue.fetch(base_target.url),
+                            run.doc["baseline"]["pairs"],
+                            base_datasets,
+                        )
                     for pair in pairs:
                         session.pair(pair, loads[pair.name])
             finally:
                 if session is not None:
                     session.close()
+                if base_target is not None:
+                    base_target.stop()
                 target.stop()
         status = "complete"
     except BaseException as e:
@@ -327,6 +415,51 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             progress.message(f"run {status}: {kept} trial(s) kept in {run.dir / 'run.json'}")
     failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def _start_baseline(
+    base: baseline.Baseline,
+    run: Run,
+    endpoints: services.Endpoints,
+    data_profile: str,
+    names: list[str],
+    datasets: dict[str, seeding.PairDataset],
+    progress: Progress,
+) -> tuple[server.TargetServer, dict[str, seeding.PairDataset]]:
+    """Seed for the baseline and start its server beside the new one's.
+
+    Same PostgreSQL and Redis. The database is shared when the baseline's dataset identities
+    equal the new side's (the same data, the same physical tables); otherwise, or when that
+    version cannot say (`seed --plan` is newer than it), it gets a database of its own on the
+    same server. Redis: the baseline uses logical database 1, so cached keys never mix.
+    """
+    interpreter = base.interpreter
+    described = catalogue.describe(interpreter=interpreter)
+    seedable = seeding.seedable(described, names)
+    planned = seeding.plan(data_profile, seedable, run.options.data_seed, interpreter)
+    same = planned is not None and all(
+        name in datasets and planned.get(name) == datasets[name].identity for name in seedable
+    )
+    dsn, where = endpoints.pg_dsn, "shared with the new side"
+    if not same:
+        dsn = postgres.database_beside(endpoints.pg_dsn, "baseline")
+        where = f"its own database on the same server ({postgres.database_name(dsn)})"
+    base_datasets = seeding.seed(dsn, data_profile, seedable, run.options.data_seed, interpreter)
+    for name, seeded in base_datasets.items():
+        progress.message("baseline " + _seed_line(name, seeded))
+    redis_url = services.redis_database(endpoints.redis_url, 1)
+    target = server.start(
+        dsn, redis_url, run.logs / f"{run.run_id}-baseline-server.log", interpreter=interpreter
+    )
+    run.doc["baseline"] = {
+        **base.record(),
+        "server": target.describe(),
+        "dataset": where,
+        "pairs": {},
+    }
+    run.save()
+    progress.message(f"baseline server {target.url}: {base.ref}; dataset {where}")
+    return target, base_datasets
 
 
 def replay_dataset(stored: dict[str, Any]) -> tuple[int | None, dict[str, dict[str, int]]]:

@@ -46,9 +46,15 @@ class Strict(BaseModel):
 
 
 class Profile(Strict):
-    """A suite profile: its name selects every pair's sizes (declared in the pair modules)."""
+    """A suite profile: its name selects every pair's sizes (declared in the pair modules),
+    unless `data` names the profile whose sizes it borrows (the gate profile uses quick's)."""
 
     description: str = ""
+    data: str | None = None
+
+    def data_profile(self, name: str) -> str:
+        """The profile whose data sizes a run of profile `name` seeds."""
+        return self.data or name
 
     @model_validator(mode="before")
     @classmethod

@@ -9,16 +9,16 @@ run (or a verify) of one pair never creates or rebuilds another pair's tables.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pairbench.errors import EXIT_USAGE, InfrastructureError, UsageError
 
 from .catalogue import TARGETS_MODULE, Catalogue
+from .procs import CURRENT, Interpreter
 
 DSN_ENV = "PAIRBENCH_PG_DSN"
 SEED_TIMEOUT_S = 3600.0  # the talk profile's million-row tables take minutes on a laptop
@@ -66,24 +66,29 @@ def check_sizes(
             )
 
 
-def seed(
-    dsn: str, profile: str, pairs: list[str], data_seed: int | None = None
-) -> dict[str, PairDataset]:
-    """Seed `pairs` for `profile`; by pair name. Nothing is run for an empty list."""
-    if not pairs:
-        return {}
-    argv = [sys.executable, "-m", TARGETS_MODULE, "seed", "--profile", profile]
+def _seed_argv(
+    interpreter: Interpreter, profile: str, pairs: list[str], data_seed: int | None
+) -> list[str]:
+    argv = interpreter.module(TARGETS_MODULE, "seed", "--profile", profile)
     for name in pairs:
         argv += ["--pair", name]
     if data_seed is not None:
         argv += ["--seed", str(data_seed)]
+    return argv
+
+
+def _call(
+    argv: list[str], env: dict[str, str], cwd: Path | None
+) -> subprocess.CompletedProcess[str]:
+    """Run the entry point; a usage error (exit 2) or any other failure in one line."""
     try:
         done = subprocess.run(
             argv,
             capture_output=True,
             text=True,
             timeout=SEED_TIMEOUT_S,
-            env={**os.environ, DSN_ENV: dsn},
+            env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -93,6 +98,45 @@ def seed(
         raise UsageError(last)
     if done.returncode != 0:
         raise InfrastructureError(f"{TARGETS_MODULE} seed exited {done.returncode}: {last}")
+    return done
+
+
+def plan(
+    profile: str,
+    pairs: list[str],
+    data_seed: int | None = None,
+    interpreter: Interpreter = CURRENT,
+) -> dict[str, dict[str, Any]] | None:
+    """Each pair's dataset identity as `seed` would store it, touching no database; None when
+    that version of the targets has no `seed --plan` (older than the interleaved gate)."""
+    if not pairs:
+        return {}
+    argv = [*_seed_argv(interpreter, profile, pairs, data_seed), "--plan"]
+    try:
+        done = _call(argv, interpreter.environ(), interpreter.cwd)
+    except UsageError as e:
+        if "--plan" in str(e):  # argparse: unrecognized arguments: --plan
+            return None
+        raise
+    try:
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        return {str(one["pair"]): dict(one["identity"]) for one in lines}
+    except (ValueError, KeyError, TypeError) as e:
+        raise InfrastructureError(f"{TARGETS_MODULE} seed --plan: unreadable output ({e})") from e
+
+
+def seed(
+    dsn: str,
+    profile: str,
+    pairs: list[str],
+    data_seed: int | None = None,
+    interpreter: Interpreter = CURRENT,
+) -> dict[str, PairDataset]:
+    """Seed `pairs` for `profile`; by pair name. Nothing is run for an empty list."""
+    if not pairs:
+        return {}
+    argv = _seed_argv(interpreter, profile, pairs, data_seed)
+    done = _call(argv, interpreter.environ({DSN_ENV: dsn}), interpreter.cwd)
     found: dict[str, PairDataset] = {}
     for line in done.stdout.splitlines():
         if not line.strip():

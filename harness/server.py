@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,13 +55,13 @@ def start(
     log: Path,
     host: str = "127.0.0.1",
     extra_env: Mapping[str, str] | None = None,
+    interpreter: procs.Interpreter = procs.CURRENT,
+    slowdown: Mapping[str, float] | None = None,
 ) -> TargetServer:
     """Start uvicorn with the app factory and wait for /healthz (`extra_env`: e.g. PAIRBENCH_PAIRS)."""
     port = procs.free_port(host)
     argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
+        *interpreter.module("uvicorn"),
         "pairbench.targets.app:create_app",
         "--factory",
         "--host",
@@ -72,13 +70,12 @@ def start(
         str(port),
         *UVICORN_ARGS,
     ]
-    env = {
-        **os.environ,
-        **(extra_env or {}),
-        "PAIRBENCH_PG_DSN": pg_dsn,
-        "PAIRBENCH_REDIS_URL": redis_url,
-    }
-    popen = procs.spawn(argv, log=log, env=env)
+    env = interpreter.environ(
+        {**(extra_env or {}), "PAIRBENCH_PG_DSN": pg_dsn, "PAIRBENCH_REDIS_URL": redis_url}
+    )
+    if slowdown:
+        env["PAIRBENCH_SLOWDOWN"] = ",".join(f"{k}={v * 100:g}%" for k, v in slowdown.items())
+    popen = procs.spawn(argv, log=log, env=env, cwd=interpreter.cwd)
     server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
     deadline = time.monotonic() + START_TIMEOUT_S
     try:

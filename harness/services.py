@@ -16,12 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pairbench.errors import InfrastructureError, UsageError
 
 from . import catalogue, postgres, procs, redis_server
 
 STATE_FILE = "services.json"
+
+
+def redis_database(url: str, number: int) -> str:
+    """The same Redis server's logical database `number` (the gate's baseline uses 1)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 def state_dir() -> Path:

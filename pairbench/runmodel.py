@@ -254,6 +254,19 @@ class Pair(_Record):
         return self
 
 
+class Baseline(_Record):
+    """An interleaved gate's base side: its version, server and pair records (same shape as
+    `pairs`), measured in the same rounds as the new side (docs/run-format.md, baseline)."""
+
+    ref: str
+    commit: str | None
+    environment: str
+    build_seconds: float = 0.0
+    server: dict[str, Any]
+    dataset: str
+    pairs: dict[str, Pair]
+
+
 class Run(_Record):
     schema_version: Literal[1, 2]
     run_id: str
@@ -267,6 +280,7 @@ class Run(_Record):
     profile_config: dict[str, Any] | None = None
     reproduces: str | None = None
     pairs: dict[str, Pair]
+    baseline: Baseline | None = None  # an interleaved gate's base side
 
 
 def validate(doc: Any) -> dict[str, Any]:
@@ -343,8 +357,12 @@ OPAQUE_PATHS: frozenset[str] = frozenset(
         "pairs.*.dataset.identity",
         "metadata.postgres.hba",
         "metadata.server.argv",
+        "baseline.server.argv",
     }
 )
+# Objects whose items have the shape documented under another path: the baseline's pair
+# records are pair records (`baseline.pairs.*` is listed; what is inside, under `pairs.*`).
+ALIAS_PATHS: dict[str, str] = {"baseline.pairs": "pairs"}
 
 
 def key_paths(doc: Mapping[str, Any]) -> set[str]:
@@ -370,7 +388,11 @@ def undocumented_paths(doc: Mapping[str, Any], markdown: str) -> list[str]:
 def _walk(value: Any, path: str) -> Iterator[str]:
     if path in OPAQUE_PATHS:
         return
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and path in ALIAS_PATHS:
+        for item in value.values():
+            yield f"{path}.*"
+            yield from _walk(item, f"{ALIAS_PATHS[path]}.*")
+    elif isinstance(value, Mapping):
         for key, item in value.items():
             child = f"{path}.*" if path in MAP_PATHS else f"{path}.{key}" if path else str(key)
             yield child

@@ -6,6 +6,7 @@ user's own service, the same way (docs/architecture.md, "Layers").
 
     describe                                     the describe document, as GET /pairs serves it
     seed --profile P [--pair NAME ...] [--seed N]  one JSON line per pair (PAIRBENCH_PG_DSN)
+    seed --plan ...                              each pair's dataset identity, touching nothing
 
 Exit codes: 0 done; 2 a bad input (an unknown pair or profile, a missing size, no DSN), one line
 on stderr; 3 PostgreSQL unreachable.
@@ -28,7 +29,7 @@ from pairbench.errors import EXIT_UNTRUSTED, EXIT_USAGE
 
 from .data import PROFILES, DatasetError
 from .registry import PairError, document
-from .seeding import DEFAULT_SEED, seed
+from .seeding import DEFAULT_SEED, plan, seed
 
 PROG = "pairbench-targets"
 DSN_ENV = "PAIRBENCH_PG_DSN"
@@ -60,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         "--pair", action="append", dest="pairs", metavar="NAME", help="a pair (repeatable)"
     )
     seeding.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the data's seed")
+    seeding.add_argument(
+        "--plan",
+        action="store_true",
+        help="print each pair's dataset identity, connect to nothing (the gate compares them)",
+    )
     return parser
 
 
@@ -85,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "describe":
             print(json.dumps(document(), indent=2))
+        elif args.plan:
+            for line in plan(args.profile, args.pairs, args.seed):
+                print(json.dumps(line), flush=True)
         else:
             _seed(args.profile, args.pairs, args.seed)
     except (DatasetError, PairError) as e:

@@ -70,6 +70,20 @@ def select(names: Sequence[str] | None) -> list[Pair]:
     return [registry[n] for n in dict.fromkeys(names)]
 
 
+def plan(
+    profile: str, pairs: Sequence[str] | None = None, seed: int = DEFAULT_SEED
+) -> list[dict[str, Any]]:
+    """`{"pair", "identity"}` per pair, as `seed` would store it; connects to nothing.
+
+    Two versions of the targets whose identities agree seed the same data: the interleaved gate
+    shares one database between them only then (docs/architecture.md, "The interleaved gate").
+    """
+    return [
+        {"pair": p.name, "identity": identity(p, p.profile_sizes(profile), seed)}
+        for p in select(pairs)
+    ]
+
+
 async def seed(
     dsn: str, profile: str, pairs: Sequence[str] | None = None, seed: int = DEFAULT_SEED
 ) -> list[PairSeed]:

@@ -80,7 +80,7 @@ def list_pairs(as_json: bool) -> None:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[runner.Progress]:
+def progress_display(enabled: bool) -> Iterator[runner.Progress]:
     if not enabled:
         yield runner.Progress(message=lambda text: console.print(text))
         return
@@ -203,7 +203,7 @@ def run(
     options.processes, options.remote_workers = processes, remote_workers
     options.master_bind, options.master_port = master_bind, master_port
     t0 = time.perf_counter()
-    with _progress(not no_progress and console.is_terminal) as progress:
+    with progress_display(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     assert outcome.run_dir is not None
     from pairbench.results.report import render as results_report
@@ -349,7 +349,7 @@ def capacity_cmd(
     """Find each variant's capacity: the highest arrival rate that still meets the SLO."""
     options = _options(pairs, profile, out, seed, False, **service_flags)
     options.capacity, options.processes = True, processes
-    with _progress(console.is_terminal) as progress:
+    with progress_display(console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     table = Table(
         title="capacity: the highest rate meeting the SLO (open model)", title_justify="left"

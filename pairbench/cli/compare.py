@@ -6,6 +6,7 @@ loads the runs, prints, writes the gate's files and maps the verdict to an exit 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,21 @@ from rich.console import Console
 from rich.table import Table
 
 from pairbench.errors import EXIT_FAILED, EXIT_UNTRUSTED, PairbenchError, UsageError
-from pairbench.results.gate.compare import ALPHA, FASTER, SLOWER, Comparison, compare
-from pairbench.results.gate.gate import MIN_EFFECT, GateResult, gate
+from pairbench.results.gate import calibration
+from pairbench.results.gate.compare import (
+    ALPHA,
+    FASTER,
+    SLOWER,
+    Comparison,
+    MetricSet,
+    compare,
+)
+from pairbench.results.gate.gate import MIN_EFFECT, GateResult, gate, gate_interleaved
 from pairbench.results.gate.report import write_gate_files
 from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
 from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 
-from .main import DEFAULT_OUT, main
+from .main import DEFAULT_OUT, main, service_options
 
 PIPED_WIDTH = 160  # characters per line when stdout is not a terminal
 VERDICT_STYLES = {SLOWER: "bold red", FASTER: "green"}
@@ -67,7 +76,12 @@ def load(path: Path) -> dict[str, Any]:
 def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     """Per pair, variant, knob value and metric: NEW / BASE, 95% CI and a verdict."""
     base_run, new_run = load(base), load(new)
-    comparisons = compare(base_run, new_run, alpha=alpha)
+    comparisons = compare(
+        base_run,
+        new_run,
+        alpha=alpha,
+        calibration=calibration.lookup(new_run, calibration_folder()),
+    )
     console = _console()
     if not comparisons:
         console.print(f"no pair and variant in common between {base} and {new}")
@@ -82,27 +96,48 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
 
 
 @main.command("gate")
+@click.argument("args", nargs=-1)
+@click.option(
+    "--baseline-ref",
+    "baseline_ref",
+    metavar="REF",
+    help="a git ref: serve that commit's targets beside today's and interleave both in every "
+    "round (the trusted design); ARGS are the pairs (default: all)",
+)
 @click.option(
     "--baseline",
     "baseline",
-    required=True,
     type=click.Path(path_type=Path),
-    help="the stored run to hold NEW against",
+    help="a stored run to hold NEW against (weaker: runs made at different times); ARGS is "
+    "NEW_RUN (default: a fresh run with the baseline's configuration)",
 )
-@click.argument("new", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--profile",
+    default="gate",
+    show_default=True,
+    help="profile of the interleaved run (--baseline-ref)",
+)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), help="seed of the round shuffles")
+@click.option(
+    "--metrics",
+    type=click.Choice(["headline", "all"]),
+    default="headline",
+    show_default=True,
+    help="each pair's headline metric, or p50, p99, throughput and the bystander's p99",
+)
 @click.option(
     "--min-effect",
     type=click.FloatRange(0.0, 10.0),
     default=MIN_EFFECT,
     show_default=True,
-    help="smallest slowdown that fails, at the interval's bound (0.10 = 10%)",
+    help="smallest estimated slowdown that fails (0.05 = 5%)",
 )
 @click.option(
     "--alpha",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
     default=ALPHA,
     show_default=True,
-    help="significance level",
+    help="false-discovery rate over all comparisons (Benjamini-Hochberg)",
 )
 @click.option(
     "--out",
@@ -114,26 +149,162 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     type=click.Path(path_type=Path),
     default=DEFAULT_OUT,
     show_default=True,
-    help="where the new run is stored when NEW is not given",
+    help="where a run made by the gate is stored",
 )
+@click.option(
+    "--slow-variant",
+    "slow",
+    multiple=True,
+    metavar="PAIR/VARIANT=PCT",
+    help="slow a variant of the new side by PCT percent (testing the gate itself; recorded)",
+)
+@click.option("--no-progress", is_flag=True, help="plain lines instead of a progress bar")
+@service_options
 def gate_cmd(
-    baseline: Path, new: Path | None, min_effect: float, alpha: float, out: Path | None, runs: Path
+    args: tuple[str, ...],
+    baseline_ref: str | None,
+    baseline: Path | None,
+    profile: str,
+    seed: int | None,
+    metrics: MetricSet,
+    min_effect: float,
+    alpha: float,
+    out: Path | None,
+    runs: Path,
+    slow: tuple[str, ...],
+    no_progress: bool,
+    **service_flags: str | None,
 ) -> None:
-    """Compare NEW (or a fresh run with BASELINE's configuration) and decide: exit 0, 1 or 3."""
-    base_run = load(baseline)
-    if new is None:
-        new = rerun(baseline, runs)
-    new_run = load(new)
-    result = gate(base_run, new_run, min_effect=min_effect, alpha=alpha)
+    """Decide whether NEW regressed: exit 0 pass, 1 regression, 3 inconclusive.
+
+    \b
+    pairbench gate --baseline-ref REF [PAIR ...]   base and new interleaved in one run
+    pairbench gate RUN_DIR                          re-judge a stored interleaved run
+    pairbench gate --baseline BASE_RUN [NEW_RUN]    against a stored run (weaker)
+    """
+    if baseline_ref is not None and baseline is not None:
+        raise UsageError("give --baseline-ref (interleaved) or --baseline (stored), not both")
+    if slow and baseline_ref is None:
+        raise UsageError("--slow-variant needs --baseline-ref: it slows the new side of a gate run")
+    slowdown = parse_slowdowns(slow)
+    if baseline_ref is not None:
+        run_dir = interleaved_run(
+            baseline_ref, args, profile, seed, runs, slowdown, no_progress, service_flags
+        )
+        result = gate_interleaved(load(run_dir), min_effect, alpha, metrics=metrics)
+        folder = run_dir
+    elif baseline is not None:
+        if len(args) > 1:
+            raise UsageError(f"--baseline takes at most one NEW_RUN, got {len(args)} arguments")
+        base_run = load(baseline)
+        new = Path(args[0]) if args else rerun(baseline, runs)
+        new_run = load(new)
+        known = calibration.lookup(new_run, calibration_folder())
+        result = gate(
+            base_run,
+            new_run,
+            min_effect=min_effect,
+            alpha=alpha,
+            metrics=metrics,
+            calibration=known,
+        )
+        folder = run_file_path(new).parent
+    else:
+        if len(args) != 1:
+            raise UsageError(
+                "give --baseline-ref REF, --baseline BASE_RUN, or one interleaved RUN_DIR"
+            )
+        stored = load(Path(args[0]))
+        if not stored.get("baseline"):
+            raise UsageError(
+                f"{args[0]}: not an interleaved run (no baseline inside); "
+                "use --baseline BASE_RUN to compare two stored runs"
+            )
+        result = gate_interleaved(stored, min_effect, alpha, metrics=metrics)
+        folder = run_file_path(Path(args[0])).parent
+    report(result, out or folder)
+
+
+def calibration_folder() -> Path:
+    """Where `pairbench calibrate` stores what it measured (the state folder)."""
+    from pairbench.harness import services
+
+    folder: Path = services.state_dir() / "calibration"
+    return folder
+
+
+def report(result: GateResult, folder: Path) -> None:
+    """Print the verdict, write gate.md and junit.xml, and exit with the gate's code."""
     console = _console()
     console.print(gate_table(result))
-    for path in write_gate_files(result, out or run_file_path(new).parent):
+    for path in write_gate_files(result, folder):
         console.print(str(path))
     if result.exit_code == EXIT_FAILED:
         raise Regression(result.summary())
     if result.exit_code == EXIT_UNTRUSTED:
         raise Inconclusive(result.summary())
     console.print(result.summary())
+
+
+def parse_slowdowns(specs: Sequence[str]) -> dict[str, float]:
+    """`PAIR/VARIANT=PCT` (PCT like 20 or 20%) -> {"PAIR/VARIANT": 0.2}; a usage error otherwise."""
+    found: dict[str, float] = {}
+    for spec in specs:
+        target, sep, amount = spec.partition("=")
+        pair, slash, variant = target.partition("/")
+        try:
+            percent = float(amount.strip().removesuffix("%"))
+        except ValueError:
+            percent = math.nan
+        if not (sep and slash and pair and variant) or not 0.0 < percent <= 1000.0:
+            raise UsageError(
+                f"--slow-variant {spec!r}: expected PAIR/VARIANT=PCT with 0 < PCT <= 1000, "
+                "e.g. n_plus_one/join=20%"
+            )
+        found[f"{pair}/{variant}"] = percent / 100.0
+    return found
+
+
+def interleaved_run(
+    ref: str,
+    pairs: Sequence[str],
+    profile: str,
+    seed: int | None,
+    runs: Path,
+    slowdown: dict[str, float],
+    no_progress: bool,
+    service_flags: dict[str, str | None],
+    base: Any = None,
+) -> Path:
+    """Build REF's targets (or take `base`), run base and new interleaved; the run's folder."""
+    from pairbench.harness import baseline as baselines
+    from pairbench.harness import runner, scenario, services
+
+    from .analysis import store_analysis
+    from .commands import console as err
+    from .commands import progress_display
+
+    scenario.select(list(pairs))  # unknown pairs and profiles fail before anything is built
+    scenario.profile(profile)
+    if base is None:
+        base = baselines.build(ref, lambda text: err.print(text))
+    options = runner.RunOptions(
+        pairs=list(pairs),
+        profile=profile,
+        out=runs,
+        seed=seed if seed is not None else runner.now_seed(),
+        services=services.ServiceOptions.from_env(**service_flags),
+        baseline=base,
+        slowdown=slowdown or None,
+    )
+    with progress_display(not no_progress and err.is_terminal) as progress:
+        outcome = runner.execute(options, progress)
+    assert outcome.run_dir is not None
+    run_dir: Path = outcome.run_dir
+    store_analysis(run_dir, outcome.run)
+    if outcome.failed_verification:
+        err.print(f"verification failed for {', '.join(outcome.failed_verification)}")
+    return run_dir
 
 
 def rerun(baseline: Path, runs: Path) -> Path:
@@ -158,7 +329,7 @@ def comparison_table(pair: str, comparisons: Sequence[Comparison]) -> Table:
     table = Table(title=f"{pair}: new / baseline", title_justify="left")
     for column in ("variant", "knob", "metric"):
         table.add_column(column)
-    for column in ("baseline", "new", "new/base", "95% CI", "p"):
+    for column in ("baseline", "new", "new/base", "95% CI", "p", "adjusted p"):
         table.add_column(column, justify="right")
     table.add_column("verdict")
     for c in comparisons:
@@ -172,6 +343,7 @@ def comparison_table(pair: str, comparisons: Sequence[Comparison]) -> Table:
             fmt_factor(c.ratio),
             fmt_factor_interval(c.ci_low, c.ci_high),
             fmt_p(c.p_value),
+            fmt_p(c.p_adjusted),
             f"[{style}]{c.verdict}[/]" if style else c.verdict,
         )
     return table

@@ -1,11 +1,20 @@
-"""Ratios of per-round measurements with a bootstrap confidence interval and a significance test.
+"""Ratios of per-round measurements with a t-interval on the log scale and a t-test.
 
-The pair analysis feeds it per-round p50s of the bad and a good variant (paired by round);
-compare and gate can feed it per-round values of a baseline and a new run (unpaired).
+Latencies are positive and their ratios multiplicative, so every ratio is worked on the log
+scale: the estimate is the geometric mean of the per-round ratios (paired: both measured in the
+same round) or the ratio of geometric means (unpaired: two runs), the 95% interval is Student's
+t-interval of the mean log ratio, transformed back, and the p-value is the matching t-test.
+With the few rounds a run has (3 to 15), a t-interval is honest where a percentile bootstrap is
+not: with 3 rounds the bootstrap's interval is at most the range of the 3 values, which holds
+the true ratio 75% of the time; the t-interval's width grows as the rounds get fewer
+(docs/architecture.md, "Intervals"). Callers: the pair analysis (bad / good, paired by round),
+the interleaved gate (new / base, paired by round) and the stored-run gate (unpaired, widened by
+the between-run spread `calibrate` measured).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,8 +24,6 @@ from numpy.typing import NDArray
 from scipy import stats
 
 CONFIDENCE_LEVEL = 0.95
-BOOTSTRAP_RESAMPLES = 9_999
-DEFAULT_SEED = 0
 # Fewer samples than this give no interval and no p-value: one round says nothing about noise.
 MIN_SAMPLES_FOR_INFERENCE = 2
 
@@ -41,73 +48,60 @@ class RatioEstimate:
 def ratio_with_ci(
     bad_samples: Sequence[float],
     good_samples: Sequence[float],
-    seed: int = DEFAULT_SEED,
     *,
     paired: bool = True,
     confidence: float = CONFIDENCE_LEVEL,
+    extra_log_variance: float = 0.0,
 ) -> RatioEstimate:
-    """Median ratio bad/good, percentile-bootstrap CI and two-sided Mann-Whitney U p-value.
+    """bad / good: its geometric-mean estimate, t-interval and two-sided t-test p-value.
 
-    paired: sample i of both lists comes from the same round; the estimate is the median of
-    the per-round ratios. Unpaired: the ratio of the two medians, each sample resampled on its
-    own. Deterministic for a given seed.
+    paired: sample i of both lists comes from the same round (a one-sample t on the log
+    ratios). Unpaired: Welch's t on the two samples' logs. `extra_log_variance` is added to the
+    variance of the mean log ratio: the between-run component two separate runs carry and their
+    rounds cannot show (unpaired comparisons of stored runs, from `calibrate`).
     """
     bad = np.asarray(bad_samples, dtype=float)
     good = np.asarray(good_samples, dtype=float)
     if paired and bad.shape != good.shape:
         raise ValueError(f"paired samples differ in length: {bad.size} vs {good.size}")
-    if bad.size == 0 or good.size == 0 or np.any(good <= 0):
+    if bad.size == 0 or good.size == 0 or np.any(good <= 0) or np.any(bad <= 0):
         return RatioEstimate(None, None, None, None, min(bad.size, good.size))
     if paired:
-        ratio = float(np.median(bad / good))
-        rounds = int(bad.size)
+        logs = np.log(bad / good)
+        mean, rounds = float(logs.mean()), int(logs.size)
+        if rounds < MIN_SAMPLES_FOR_INFERENCE:
+            return RatioEstimate(math.exp(mean), None, None, None, rounds)
+        variance = float(logs.var(ddof=1)) / rounds
+        df = float(rounds - 1)
     else:
-        ratio = float(np.median(bad) / np.median(good))
+        log_bad, log_good = np.log(bad), np.log(good)
+        mean = float(log_bad.mean() - log_good.mean())
         rounds = int(min(bad.size, good.size))
-    if rounds < MIN_SAMPLES_FOR_INFERENCE:
-        return RatioEstimate(ratio, None, None, None, rounds)
-    low, high = _bootstrap_ci(bad, good, paired, seed, confidence)
-    return RatioEstimate(ratio, low, high, _mann_whitney_p(bad, good), rounds)
+        if rounds < MIN_SAMPLES_FOR_INFERENCE:
+            return RatioEstimate(math.exp(mean), None, None, None, rounds)
+        parts = [float(log_bad.var(ddof=1)) / bad.size, float(log_good.var(ddof=1)) / good.size]
+        variance = sum(parts)
+        df = _welch_df(parts, [bad.size - 1, good.size - 1])
+    return _t_estimate(mean, variance + extra_log_variance, df, rounds, confidence)
 
 
-def _median_of_ratios(ratios: FloatArray, axis: int = -1) -> FloatArray:
-    return np.asarray(np.median(ratios, axis=axis))
+def _welch_df(parts: list[float], dfs: list[int]) -> float:
+    """Welch-Satterthwaite degrees of freedom; the smaller sample's when both parts are zero."""
+    denominator = sum(part * part / df for part, df in zip(parts, dfs, strict=True) if df > 0)
+    if denominator == 0.0:
+        return float(min(dfs))
+    return sum(parts) ** 2 / denominator
 
 
-def _ratio_of_medians(bad: FloatArray, good: FloatArray, axis: int = -1) -> FloatArray:
-    return np.asarray(np.median(bad, axis=axis) / np.median(good, axis=axis))
-
-
-def _bootstrap_ci(
-    bad: FloatArray, good: FloatArray, paired: bool, seed: int, confidence: float
-) -> tuple[float, float]:
-    if paired:
-        ratios = bad / good
-        if np.all(ratios == ratios[0]):
-            # Every round agrees: the bootstrap distribution is a single point.
-            return float(ratios[0]), float(ratios[0])
-        data: tuple[FloatArray, ...] = (ratios,)
-        statistic = _median_of_ratios
-    else:
-        if np.all(bad == bad[0]) and np.all(good == good[0]):
-            value = float(bad[0] / good[0])
-            return value, value
-        data = (bad, good)
-        statistic = _ratio_of_medians  # type: ignore[assignment]
-    result = stats.bootstrap(
-        data,
-        statistic,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    interval = result.confidence_interval
-    return float(interval.low), float(interval.high)
-
-
-def _mann_whitney_p(bad: FloatArray, good: FloatArray) -> float:
-    p_value = float(stats.mannwhitneyu(bad, good, alternative="two-sided").pvalue)
-    # All values tied: the test has nothing to reject, which is p = 1, not "unknown".
-    return 1.0 if np.isnan(p_value) else p_value
+def _t_estimate(
+    mean: float, variance: float, df: float, rounds: int, confidence: float
+) -> RatioEstimate:
+    ratio = math.exp(mean)
+    if variance <= 0.0:
+        # Every round agrees exactly: a point interval; no test can weigh zero spread, so the
+        # p-value is 1 when there is no difference at all and 0 when every round shows one.
+        return RatioEstimate(ratio, ratio, ratio, 1.0 if mean == 0.0 else 0.0, rounds)
+    se = math.sqrt(variance)
+    t = float(stats.t.ppf(0.5 + confidence / 2.0, df))
+    p_value = float(2.0 * stats.t.sf(abs(mean) / se, df))
+    return RatioEstimate(ratio, math.exp(mean - t * se), math.exp(mean + t * se), p_value, rounds)

@@ -11,7 +11,7 @@ from .bystander import bystander_summary
 from .expectation import check_expectation
 from .knobs import knob_key, sorted_keys
 from .mechanism import mechanism_summary
-from .ratios import DEFAULT_SEED, RatioEstimate, ratio_with_ci
+from .ratios import RatioEstimate, ratio_with_ci
 from .rounds import THROUGHPUT, VARIANT, Subject, merged, per_round
 from .trend import trends
 
@@ -57,7 +57,7 @@ def ratio_subject(pair: Mapping[str, Any]) -> Subject:
     return "bystander" if subject == "bystander" else VARIANT
 
 
-def analyse_pair(pair: Mapping[str, Any], *, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def analyse_pair(pair: Mapping[str, Any]) -> dict[str, Any]:
     """Per-variant summaries, bad/good ratios per knob value and the expectation verdict."""
     metric = ratio_metric(pair)
     if metric not in histograms.METRICS:
@@ -69,7 +69,7 @@ def analyse_pair(pair: Mapping[str, Any], *, seed: int = DEFAULT_SEED) -> dict[s
     for key in sorted_keys(k for k, _ in cells):
         present = [name for name in order if (key, name) in cells]
         per_variant[key] = {name: _summarise(pair, cells[key, name]) for name in present}
-        at_knob = _ratios_at_knob(pair, present, cells, key, seed)
+        at_knob = _ratios_at_knob(pair, present, cells, key)
         if at_knob:
             ratios[key] = at_knob
     return {
@@ -112,7 +112,7 @@ def _ttfb_p50_ms(trials: Sequence[Trial]) -> float | None:
 
 
 def _ratios_at_knob(
-    pair: Mapping[str, Any], present: Sequence[str], cells: Cells, key: str, seed: int
+    pair: Mapping[str, Any], present: Sequence[str], cells: Cells, key: str
 ) -> dict[str, Any]:
     bad = pair["bad"]
     if bad not in present:
@@ -127,9 +127,7 @@ def _ratios_at_knob(
         common = sorted(bad_rounds.keys() & other_rounds.keys())
         if not common:
             continue
-        estimate = ratio_with_ci(
-            [bad_rounds[r] for r in common], [other_rounds[r] for r in common], seed
-        )
+        estimate = ratio_with_ci([bad_rounds[r] for r in common], [other_rounds[r] for r in common])
         result[name] = {
             "metric": metric,
             "subject": subject,
@@ -138,20 +136,18 @@ def _ratios_at_knob(
             "ci_high": estimate.ci_high,
             "p_value": estimate.p_value,
             "rounds": estimate.rounds,
-            **_throughput_ratio(cells[key, bad], cells[key, name], seed),
+            **_throughput_ratio(cells[key, bad], cells[key, name]),
         }
     return result
 
 
-def _throughput_ratio(bad: Sequence[Trial], good: Sequence[Trial], seed: int) -> dict[str, Any]:
+def _throughput_ratio(bad: Sequence[Trial], good: Sequence[Trial]) -> dict[str, Any]:
     """good req/s over bad req/s per round (> 1: the fix serves more), with its interval."""
     bad_rounds, good_rounds = per_round(bad, THROUGHPUT), per_round(good, THROUGHPUT)
     common = sorted(bad_rounds.keys() & good_rounds.keys())
     if not common:
         return {}
-    estimate = ratio_with_ci(
-        [good_rounds[r] for r in common], [bad_rounds[r] for r in common], seed
-    )
+    estimate = ratio_with_ci([good_rounds[r] for r in common], [bad_rounds[r] for r in common])
     return {
         "throughput_good_over_bad": estimate.ratio,
         "throughput_ci_low": estimate.ci_low,

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 
 from .expectation import best_good
 from .knobs import knob_text
-from .ratios import DEFAULT_SEED
 from .stats import analyse_pair
 
 Analyses = Mapping[str, Mapping[str, Any]]
@@ -27,9 +26,9 @@ class SummaryRow(NamedTuple):
     rounds: int
 
 
-def analyse_run(run: Mapping[str, Any], seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
+def analyse_run(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Pair name -> freshly computed analysis (the stored `analysis` is never trusted)."""
-    return {name: analyse_pair(pair, seed=seed) for name, pair in run["pairs"].items()}
+    return {name: analyse_pair(pair) for name, pair in run["pairs"].items()}
 
 
 def summary_lines(run: Mapping[str, Any], analyses: Analyses | None = None) -> list[SummaryRow]:

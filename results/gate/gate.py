@@ -1,11 +1,17 @@
-"""The regression gate: NEW against a stored BASE, decided per pair, then for the run.
+"""The regression gate: NEW against BASE, decided per pair, then for the run.
 
-A regression needs both: a significant slowdown (p < alpha, the interval clear of 1x) and an
-effect beyond the minimum at the interval's bound (by default at least 10% slower even at the
-optimistic end), so noise on a shared machine does not fail a build. Every pair's own
-expectation is checked again in NEW. Data that cannot support a verdict (invalid trials, a
-missing pair, too few rounds to ever reach significance) makes the result inconclusive, never
-a silent pass.
+docs/architecture.md, "The gate". The trusted design is interleaved: one run measured both
+versions in the same shuffled rounds (`gate_interleaved`); gating against a stored run made at
+another time (`gate`) stays available, labelled weaker, its intervals widened by the between-run
+spread `calibrate` measured when one is known.
+
+A regression needs both: a significant slowdown after the false-discovery adjustment over every
+comparison of the gate (Benjamini-Hochberg, adjusted p < alpha, the interval clear of 1x) and an
+estimated slowdown of at least `min_effect` (5% by default), so a real but negligible shift does
+not fail a build. Every pair's own expectation is checked again in NEW. Data that cannot support
+a verdict (a variant with no valid rounds, a missing pair, too few rounds) makes the result
+inconclusive, never a silent pass; a metric a round has too few requests to estimate is not
+judged and said so.
 """
 
 from __future__ import annotations
@@ -18,9 +24,21 @@ from pairbench.errors import EXIT_FAILED, EXIT_OK, EXIT_UNTRUSTED
 
 from ..analysis.stats import analyse_pair
 from ..report.formatting import fmt_factor, fmt_factor_interval, fmt_p
-from .compare import ALPHA, NO_DATA, SLOWER, Comparison, compare
+from .compare import (
+    ALPHA,
+    NO_DATA,
+    NOT_JUDGED,
+    SLOWER,
+    Calibration,
+    Comparison,
+    MetricSet,
+    compare,
+    compare_interleaved,
+)
 
-MIN_EFFECT = 0.10
+MIN_EFFECT = 0.05
+INTERLEAVED = "interleaved"
+STORED = "stored"
 COMPLETE = "complete"
 
 Outcome = Literal["pass", "regression", "failed", "inconclusive"]
@@ -57,6 +75,9 @@ class GateResult:
     pairs: tuple[PairGate, ...]
     comparisons: tuple[Comparison, ...]
     problems: tuple[str, ...] = field(default=())  # about a whole run, e.g. its status
+    design: str = INTERLEAVED  # interleaved (one run, paired rounds) or stored (two runs)
+    metrics: str = "headline"
+    calibrated: bool = False  # stored design: intervals widened by a calibration
 
     @property
     def outcome(self) -> Literal["pass", "regression", "inconclusive"]:
@@ -84,73 +105,146 @@ class GateResult:
         return f"gate {self.outcome.upper()} ({listed or 'no pairs'}){first}"
 
 
-def gate(base: Run, new: Run, min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> GateResult:
-    """Decide whether NEW regressed against BASE; pure: reads the two runs, writes nothing."""
-    comparisons = compare(base, new, alpha=alpha)
-    problems = tuple(
+def gate(
+    base: Run,
+    new: Run,
+    min_effect: float = MIN_EFFECT,
+    alpha: float = ALPHA,
+    *,
+    metrics: MetricSet = "headline",
+    calibration: Calibration | None = None,
+) -> GateResult:
+    """NEW against a stored BASE (the weaker design); pure: reads the two runs, writes nothing."""
+    comparisons = compare(base, new, alpha=alpha, metrics=metrics, calibration=calibration)
+    problems = [
         f"{which} run {run['run_id']} is {run['status']}, not {COMPLETE}"
         for which, run in (("new", new), ("baseline", base))
         if run.get("status") != COMPLETE
+    ]
+    return _decide(
+        base["pairs"],
+        new,
+        comparisons,
+        min_effect,
+        alpha,
+        str(base["run_id"]),
+        problems,
+        STORED,
+        metrics,
+        calibration is not None,
     )
-    names = [*base["pairs"], *(n for n in new["pairs"] if n not in base["pairs"])]
+
+
+def gate_interleaved(
+    run: Run,
+    min_effect: float = MIN_EFFECT,
+    alpha: float = ALPHA,
+    *,
+    metrics: MetricSet = "headline",
+) -> GateResult:
+    """One interleaved run: its baseline side against its new side, paired by round."""
+    baseline = run.get("baseline")
+    if not baseline:
+        raise ValueError(f"run {run['run_id']} has no baseline: it is not an interleaved run")
+    comparisons = compare_interleaved(run, alpha=alpha, metrics=metrics)
+    problems = []
+    if run.get("status") != COMPLETE:
+        problems.append(f"run {run['run_id']} is {run['status']}, not {COMPLETE}")
+    label = f"{baseline['ref']} ({str(baseline.get('commit') or 'same code')[:10]})"
+    return _decide(
+        baseline["pairs"],
+        run,
+        comparisons,
+        min_effect,
+        alpha,
+        label,
+        problems,
+        INTERLEAVED,
+        metrics,
+        False,
+    )
+
+
+def _decide(
+    base_pairs: Mapping[str, Any],
+    new: Run,
+    comparisons: Sequence[Comparison],
+    min_effect: float,
+    alpha: float,
+    base_label: str,
+    problems: Sequence[str],
+    design: str,
+    metrics: str,
+    calibrated: bool,
+) -> GateResult:
+    names = [*new["pairs"], *(n for n in base_pairs if n not in new["pairs"])]
     pairs = tuple(
-        _pair_gate(name, base, new, [c for c in comparisons if c.pair == name], min_effect, alpha)
+        _pair_gate(name, base_pairs, new, [c for c in comparisons if c.pair == name], min_effect)
         for name in names
     )
     return GateResult(
-        base_run_id=str(base["run_id"]),
+        base_run_id=base_label,
         new_run_id=str(new["run_id"]),
         min_effect=min_effect,
         alpha=alpha,
         pairs=pairs,
         comparisons=tuple(comparisons),
-        problems=problems,
+        problems=tuple(problems),
+        design=design,
+        metrics=metrics,
+        calibrated=calibrated,
     )
 
 
 def is_regression(comparison: Comparison, min_effect: float) -> bool:
-    """Significantly slower, and slower by at least min_effect at the interval's bound."""
-    bound = comparison.slower_by
-    return comparison.verdict == SLOWER and bound is not None and bound >= 1.0 + min_effect
+    """Significantly slower after the adjustment, by an estimated min_effect or more."""
+    slowdown = comparison.slowdown
+    return comparison.verdict == SLOWER and slowdown is not None and slowdown >= 1.0 + min_effect
 
 
 def describe(comparison: Comparison) -> str:
-    """E.g. `join p50 at n=100: 1.30x of baseline (95% CI 1.25x–1.36x, p=0.029)`."""
+    """E.g. `join p50 at n=100: 1.30x of baseline (95% CI 1.25x–1.36x, adjusted p=0.029)`."""
+    p = comparison.p_adjusted if comparison.p_adjusted is not None else comparison.p_value
     return (
         f"{comparison.variant} {comparison.metric} at {comparison.knob}: "
         f"{fmt_factor(comparison.ratio)} of baseline "
         f"(95% CI {fmt_factor_interval(comparison.ci_low, comparison.ci_high)}, "
-        f"p={fmt_p(comparison.p_value)})"
+        f"adjusted p={fmt_p(p)})"
     )
 
 
 def _pair_gate(
     name: str,
-    base: Run,
+    base_pairs: Mapping[str, Any],
     new: Run,
     comparisons: Sequence[Comparison],
     min_effect: float,
-    alpha: float,
 ) -> PairGate:
     new_pair = new["pairs"].get(name)
-    base_pair = base["pairs"].get(name)
+    base_pair = base_pairs.get(name)
     title = str((new_pair or base_pair or {}).get("title", name))
     if new_pair is None:
         return PairGate(name, title, "inconclusive", ("not measured in the new run",))
     seconds = sum(float(t["elapsed_s"]) for t in new_pair.get("trials", []))
+    if base_pair is None:
+        return PairGate(
+            name, title, "pass", ("not in the baseline: nothing to compare",), (), seconds
+        )
     failed: list[str] = []
     unsure: list[str] = []
     if not (new_pair.get("verification") or {}).get("passed"):
         failed.append("verification failed in the new run")
+    if not (base_pair.get("verification") or {}).get("passed"):
+        unsure.append("the baseline failed verification: not compared")
     expectation = analyse_pair(new_pair)["expectation"]
     if expectation["passed"] is False:
         failed.append(f"expectation failed: {expectation['detail']}")
     elif expectation["passed"] is None and new_pair.get("expectation"):
         unsure.append(f"expectation not judged: {expectation['detail']}")
     regressions = tuple(c for c in comparisons if is_regression(c, min_effect))
-    if base_pair is None:
-        unsure.append("no baseline for this pair")
-    unsure += _data_problems(comparisons, alpha)
+    unsure += _data_problems(comparisons)
+    unjudged = [c.note for c in comparisons if c.verdict == NOT_JUDGED]
+    notes = [f"{len(unjudged)} not judged, e.g. {unjudged[0]}"] if unjudged else []
     reasons = [*_regression_lines(regressions, min_effect), *failed, *unsure]
     outcome: Outcome = "pass"
     if regressions:
@@ -161,12 +255,13 @@ def _pair_gate(
         outcome = "inconclusive"
     if outcome == "pass":
         held = "expectation passed" if new_pair.get("expectation") else "no expectation declared"
-        reasons = [f"no regression in {len(comparisons)} comparisons; {held}"]
-    return PairGate(name, title, outcome, tuple(reasons), regressions, seconds)
+        judged = sum(1 for c in comparisons if c.verdict != NOT_JUDGED)
+        reasons = [f"no regression in {judged} comparisons; {held}"]
+    return PairGate(name, title, outcome, tuple([*reasons, *notes]), regressions, seconds)
 
 
-def _data_problems(comparisons: Sequence[Comparison], alpha: float) -> list[str]:
-    """Cells one run has no valid data for, and cells with too few rounds to judge."""
+def _data_problems(comparisons: Sequence[Comparison]) -> list[str]:
+    """Cells one side has no valid data for, too few rounds, or nothing judged at all."""
     problems = []
     missing = [c for c in comparisons if c.verdict == NO_DATA]
     if missing:
@@ -176,13 +271,17 @@ def _data_problems(comparisons: Sequence[Comparison], alpha: float) -> list[str]
             f"no valid data for {len(missing)} comparisons, e.g. {first.variant} "
             f"{first.metric} at {first.knob} in the {side}"
         )
-    weak = [c for c in comparisons if c.verdict != NO_DATA and not c.detectable]
+    weak = [c for c in comparisons if c.verdict not in (NO_DATA, NOT_JUDGED) and not c.detectable]
     if weak:
         first = weak[0]
         problems.append(
             f"too few rounds to detect a change ({first.base_rounds} in the baseline, "
-            f"{first.new_rounds} new): no p-value can fall below {alpha}; measure more rounds"
+            f"{first.new_rounds} new): measure at least 2, better 5"
         )
+    if comparisons and all(c.verdict == NOT_JUDGED for c in comparisons):
+        problems.append("no comparison could be judged: " + comparisons[0].note)
+    if not comparisons:
+        problems.append("no variant and knob value measured in both")
     return problems
 
 
@@ -190,7 +289,7 @@ def _regression_lines(regressions: Sequence[Comparison], min_effect: float) -> l
     """The worst regression first (largest certain slowdown), then each one."""
     if not regressions:
         return []
-    worst = max(regressions, key=lambda c: c.slower_by or 0.0)
+    worst = max(regressions, key=lambda c: c.slowdown or 0.0)
     count = len(regressions)
     head = (
         f"{count} metric{'s' if count > 1 else ''} slower by {min_effect:.0%} or more; "

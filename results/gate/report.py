@@ -42,18 +42,39 @@ def gate_markdown(result: GateResult) -> str:
     significant = [c for c in result.comparisons if c.verdict in (SLOWER, FASTER)]
     parts = [
         f"# pairbench gate: {HEADLINES[result.outcome]}",
-        f"Baseline `{result.base_run_id}` → new `{result.new_run_id}`. A regression is a "
-        f"significant slowdown (p < {result.alpha}, 95% CI clear of 1x) of at least "
-        f"{result.min_effect:.0%} at the interval's bound; each pair's own expectation is "
-        "checked again in the new run.",
+        f"Baseline `{result.base_run_id}` → new `{result.new_run_id}`. {_design(result)} "
+        f"A regression is a slowdown significant after the Benjamini-Hochberg adjustment over "
+        f"all {len(result.comparisons)} comparisons (adjusted p < {result.alpha}, 95% CI clear "
+        f"of 1x) and estimated at {result.min_effect:.0%} or more; each pair's own expectation "
+        "is checked again in the new run.",
         "\n".join(f"- {problem}" for problem in result.problems),
         markdown.table(["pair", "verdict", "why"], rows) if rows else "No pairs.",
         "## Significant changes",
         _changes_table(significant) if significant else "None: every change is within noise.",
-        f"{len(result.comparisons)} comparisons in all (p50, p99, throughput and the "
-        "bystander's p99 per variant and knob value); `pairbench compare` lists them.",
+        f"{len(result.comparisons)} comparisons in all ({_metrics(result)} per variant and "
+        "knob value).",
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _design(result: GateResult) -> str:
+    if result.design == "interleaved":
+        return (
+            "Both versions were served side by side and measured in the same rounds, in a "
+            "fresh shuffled order each round; ratios are paired by round."
+        )
+    widened = (
+        "intervals widened by the between-run spread `pairbench calibrate` measured."
+        if result.calibrated
+        else "no calibration: intervals describe each run's rounds only."
+    )
+    return f"**Weaker design**: two runs made at different times; {widened}"
+
+
+def _metrics(result: GateResult) -> str:
+    if result.metrics == "all":
+        return "p50, p99, throughput and the bystander's p99"
+    return "each pair's headline metric"
 
 
 def junit_xml(result: GateResult) -> str:
@@ -85,6 +106,8 @@ def junit_xml(result: GateResult) -> str:
         ("new", result.new_run_id),
         ("min_effect", str(result.min_effect)),
         ("alpha", str(result.alpha)),
+        ("design", result.design),
+        ("metrics", result.metrics),
     ):
         ET.SubElement(properties, "property", name=key, value=value)
     for pair in result.pairs:
@@ -118,12 +141,13 @@ def _changes_table(comparisons: list[Comparison]) -> str:
             fmt_factor(c.ratio),
             fmt_factor_interval(c.ci_low, c.ci_high),
             fmt_p(c.p_value),
+            fmt_p(c.p_adjusted),
             c.verdict,
         )
         for c in comparisons
     ]
     headers = ["pair", "variant", "knob", "metric", "baseline", "new", "new / base", "95% CI"]
-    return markdown.table([*headers, "p", "verdict"], rows, numeric_from=4)
+    return markdown.table([*headers, "p", "adjusted p", "verdict"], rows, numeric_from=4)
 
 
 def _why(pair: PairGate) -> str:

@@ -306,6 +306,52 @@ class Synth:
         return Synth.run({"demo": Synth.pair(trials)}, run_id)
 
     @staticmethod
+    def interleaved_run(
+        seed: int,
+        run_id: str,
+        new_model: LatencyModel = demo_ms,
+        base_model: LatencyModel = demo_ms,
+        *,
+        rounds: int = 5,
+        drift_sigma: float = 0.15,
+        trial_sigma: float = 0.02,
+        requests: int = REQUESTS_PER_TRIAL,
+        knobs: Sequence[float] = KNOBS,
+    ) -> dict[str, Any]:
+        """A gate run: base and new measured in the same rounds. Each round's machine state
+        (`drift_sigma`) moves both sides alike; each trial adds its own small noise."""
+        rng = np.random.default_rng(seed)
+        sides: dict[str, list[dict[str, Any]]] = {"new": [], "base": []}
+        models = {"new": new_model, "base": base_model}
+        clock = START
+        for knob in knobs:
+            for round_index in range(rounds):
+                drift = rng.lognormal(0.0, drift_sigma)
+                for side in ("new", "base"):
+                    for position, variant in enumerate(VARIANTS):
+                        name = variant["name"]
+                        typical_us = models[side](name, knob) * 1000 * drift
+                        typical_us *= rng.lognormal(0.0, trial_sigma)
+                        values = typical_us * rng.lognormal(0.0, REQUEST_SIGMA, requests)
+                        elapsed = requests * typical_us / 1e6 / USERS
+                        trial = Synth.trial(
+                            knob, round_index, name, values, elapsed_s=elapsed, started_at=clock
+                        )
+                        sides[side].append({**trial, "position": position})
+                        clock += elapsed + TRIAL_GAP_S
+        run = Synth.run({"demo": Synth.pair(sides["new"], knobs=knobs)}, run_id)
+        run["baseline"] = {
+            "ref": "HEAD",
+            "commit": "0" * 40,
+            "environment": "the current environment (dependencies unchanged)",
+            "build_seconds": 1.0,
+            "server": {"url": "http://127.0.0.1:1", "argv": [], "workers": 1},
+            "dataset": "shared with the new side",
+            "pairs": {"demo": Synth.pair(sides["base"], knobs=knobs)},
+        }
+        return run
+
+    @staticmethod
     def write(folder: Path, run: dict[str, Any]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "run.json"

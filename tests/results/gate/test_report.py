@@ -19,15 +19,15 @@ def regression(synth: Any) -> GateResult:
     )
     slow = synth.pair(synth.sweep(synth.slower("join", 1.3), seed=2))
     new = synth.run({"demo": slow, "busy": synth.busy_pair(seed=2)}, "new")
-    return gate(base, new)
+    return gate(base, new, metrics="all")
 
 
 def test_gate_md_names_the_regression(regression: GateResult) -> None:
     text = gate_markdown(regression)
     assert text.startswith("# pairbench gate: REGRESSION\n")
     assert "Baseline `base` → new `new`." in text
-    assert "| demo | regression | 9 metrics slower by 10% or more; worst: join " in text
-    assert "| busy | pass | no regression in 36 comparisons; expectation passed |" in text
+    assert "| demo | regression | 6 metrics slower by 5% or more; worst: join " in text
+    assert "| busy | pass | no regression in 18 comparisons; expectation passed; 18 not judged" in text
     assert "| demo | join | n=100 | p50 |" in text  # in the significant changes
     assert "| lazy |" not in text  # unchanged variants are not listed
 
@@ -47,7 +47,14 @@ def test_junit_is_one_testcase_per_pair_with_a_failure(regression: GateResult) -
     assert "slower: join p50 at n=100" in (failure.text or "")
     assert list(cases["busy"]) == []  # passed: no child element
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert properties == {"baseline": "base", "new": "new", "min_effect": "0.1", "alpha": "0.05"}
+    assert properties == {
+        "baseline": "base",
+        "new": "new",
+        "min_effect": "0.05",
+        "alpha": "0.05",
+        "design": "stored",
+        "metrics": "all",
+    }
 
 
 def test_inconclusive_is_a_junit_error(synth: Any) -> None:

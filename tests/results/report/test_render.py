@@ -13,7 +13,13 @@ import pytest
 
 from pairbench.results.analysis.stats import analyse_pair
 from pairbench.results.analysis.summary import analyse_run
-from pairbench.results.report.formatting import fmt_interval, fmt_ms, fmt_number, fmt_ratio
+from pairbench.results.report.formatting import (
+    fmt_interval,
+    fmt_ms,
+    fmt_number,
+    fmt_p,
+    fmt_ratio,
+)
 from pairbench.results.report.render import render, report_markdown
 
 KINDS = {
@@ -90,7 +96,7 @@ def test_report_contains_the_numbers(report: str, two_pair_run: dict) -> None:
     assert "| n=100 | lazy | 101 | 0.0500 |" in report  # mechanism: queries, loop lag
     assert (
         f"| n=100 | lazy / join | p50 | {fmt_ratio(ratio['bad_over_good'])} | "
-        f"{fmt_interval(ratio['ci_low'], ratio['ci_high'])} | 0.029 | 4 |"
+        f"{fmt_interval(ratio['ci_low'], ratio['ci_high'])} | {fmt_p(ratio['p_value'])} | 4 |"
     ) in report
     assert "**Finding:** N+1 queries: lazy p50 grows" in report
     assert "- Verification: passed (1 check)" in report

@@ -26,7 +26,8 @@ def test_the_replay_is_compared_metric_by_metric(
     assert {row[3] for row in table.rows} == set(SIDE_BY_SIDE_METRICS)
     # The same trials on both sides: a ratio of exactly 1 and no change anywhere.
     assert {row[6] for row in table.rows} == {"1.0x"}
-    assert {row[8] for row in table.rows} == {"no significant change"}
+    assert {row[8] for row in table.rows} <= {"no significant change", "not judged"}
+    assert "no significant change" in {row[8] for row in table.rows}
 
 
 def test_an_original_elsewhere_is_said_in_a_sentence(tmp_path: Path, demo_run: dict) -> None:
