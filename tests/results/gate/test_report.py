@@ -27,7 +27,9 @@ def test_gate_md_names_the_regression(regression: GateResult) -> None:
     assert text.startswith("# pairbench gate: REGRESSION\n")
     assert "Baseline `base` → new `new`." in text
     assert "| demo | regression | 6 metrics slower by 5% or more; worst: join " in text
-    assert "| busy | pass | no regression in 18 comparisons; expectation passed; 18 not judged" in text
+    assert (
+        "| busy | pass | no regression in 18 comparisons; expectation passed; 18 not judged" in text
+    )
     assert "| demo | join | n=100 | p50 |" in text  # in the significant changes
     assert "| lazy |" not in text  # unchanged variants are not listed
 
