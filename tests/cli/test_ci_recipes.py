@@ -298,6 +298,9 @@ def _usage_error(argv: Sequence[str]) -> click.UsageError | None:
         ("python -m pairbench list 2>&1 | tee log.txt", [("list",)]),
         ("code=$?; .venv/bin/pairbench list # pairbench run --bogus", [("list",)]),
         ('echo "pairbench run --not-a-command"; pip install pairbench', []),
+        ("if [ ! -f x ]; then pairbench verify && touch x; fi", [("verify",)]),
+        ('case "$c" in 3) pairbench list;; *) exit $((c + 1));; esac', [("list",)]),
+        ("pairbench run `cat pairs.txt`; X=`pairbench list`", [("run", PLACEHOLDER), ("list",)]),
     ],
 )
 def test_extractor_finds_pairbench_at_any_position(
