@@ -63,7 +63,7 @@ def _entry(entry: str, variants: Mapping[str, Collection[str]]) -> tuple[str, fl
         raise ValueError("empty entry (expected PAIR/VARIANT=PCT)")
     target, equals, percent = entry.partition("=")
     if not equals:
-        raise ValueError("expected PAIR/VARIANT=PCT, e.g. n_plus_one/join=20%")
+        raise ValueError("expected PAIR/VARIANT=PCT (PCT like 20% or 20)")
     pair, slash, variant = (part.strip() for part in target.partition("/"))
     if not slash or not pair or not variant or "/" in variant:
         raise ValueError("expected PAIR/VARIANT before '='")
