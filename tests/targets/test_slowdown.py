@@ -19,11 +19,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pairbench import runmodel
 from pairbench.errors import EXIT_USAGE, InfrastructureError
 from pairbench.harness import server, services
 from pairbench.targets.slowdown import SlowdownError, is_loopback, parse
 
 FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 PAIRS_ENV = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)}
 SLOWED = "fixture_busy/awaiting"
 FRACTION = 5.0  # 500%: the injected delay dwarfs the handler, so skipping it would show
@@ -174,6 +176,30 @@ def test_the_slowdown_is_described(
     assert client.get("/pairs").json()["slowdown"] == {SLOWED: FRACTION}
     assert slowed_target.describe()["slowdown"] == {SLOWED: FRACTION}
     assert "slowdown_seconds" in client.get("/pairs").json()["counters"]
+
+
+def test_the_run_metadata_keeps_it_in_documented_keys(
+    slowed_target: server.TargetServer,
+) -> None:
+    doc = {"metadata": {"server": slowed_target.describe()}}
+    assert "metadata.server.slowdown.*" in runmodel.key_paths(doc)
+    assert runmodel.undocumented_paths(doc, RUN_FORMAT.read_text()) == []
+
+
+def test_an_inherited_slowdown_is_recorded_too(servers: services.Endpoints, tmp_path: Path) -> None:
+    """`pairbench run` with PAIRBENCH_SLOWDOWN exported: the server inherits it."""
+    running = server.start(
+        servers.pg_dsn,
+        servers.redis_url,
+        tmp_path / "server.log",
+        extra_env={**PAIRS_ENV, "PAIRBENCH_SLOWDOWN": "fixture_busy/blocking=10%"},
+    )
+    try:
+        assert running.describe()["slowdown"] == {"fixture_busy/blocking": 0.1}
+        response = httpx.get(running.url + "/fixture_busy/blocking", params={"ms": 1})
+        assert float(response.headers["x-pairbench-slowdown"]) > 0
+    finally:
+        running.stop()
 
 
 def test_describe_prints_the_slowdown_from_the_environment() -> None:
