@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,10 @@ from pairbench.errors import InfrastructureError
 from . import procs
 
 START_TIMEOUT_S = 30.0
+DESCRIBE_TIMEOUT_S = 10.0
+# Read by the app (targets/slowdown.py), which the harness never imports.
+SLOWDOWN_ENV = "PAIRBENCH_SLOWDOWN"
+BIND_HOST_ENV = "PAIRBENCH_BIND_HOST"
 # uvloop and httptools: what a production uvicorn deployment runs.
 UVICORN_ARGS = [
     "--loop",
@@ -36,6 +40,7 @@ class TargetServer:
     log: Path
     argv: list[str]
     popen: Any
+    slowdown: dict[str, float] = field(default_factory=dict)  # as /pairs reports it
 
     def alive(self) -> bool:
         return bool(self.popen.poll() is None)
@@ -45,8 +50,11 @@ class TargetServer:
         procs.stop_pid(self.pid, popen=self.popen)
 
     def describe(self) -> dict[str, Any]:
-        """For the run's metadata."""
-        return {"url": self.url, "argv": self.argv[1:], "workers": 1}
+        """For the run's metadata (`slowdown` only when one is injected)."""
+        described: dict[str, Any] = {"url": self.url, "argv": self.argv[1:], "workers": 1}
+        if self.slowdown:
+            described["slowdown"] = dict(self.slowdown)
+        return described
 
 
 def start(
@@ -56,9 +64,14 @@ def start(
     host: str = "127.0.0.1",
     extra_env: Mapping[str, str] | None = None,
     interpreter: procs.Interpreter = procs.CURRENT,
+    *,
     slowdown: Mapping[str, float] | None = None,
 ) -> TargetServer:
-    """Start uvicorn with the app factory and wait for /healthz (`extra_env`: e.g. PAIRBENCH_PAIRS)."""
+    """Start uvicorn with the app factory and wait for /healthz (`extra_env`: e.g. PAIRBENCH_PAIRS).
+
+    `slowdown` ({"pair/variant": fraction}) sets PAIRBENCH_SLOWDOWN, replacing an inherited one
+    ({} removes it); the app refuses it unless `host` is loopback.
+    """
     port = procs.free_port(host)
     argv = [
         *interpreter.module("uvicorn"),
@@ -71,10 +84,17 @@ def start(
         *UVICORN_ARGS,
     ]
     env = interpreter.environ(
-        {**(extra_env or {}), "PAIRBENCH_PG_DSN": pg_dsn, "PAIRBENCH_REDIS_URL": redis_url}
+        {
+            **(extra_env or {}),
+            "PAIRBENCH_PG_DSN": pg_dsn,
+            "PAIRBENCH_REDIS_URL": redis_url,
+            BIND_HOST_ENV: host,
+        }
     )
-    if slowdown:
-        env["PAIRBENCH_SLOWDOWN"] = ",".join(f"{k}={v * 100:g}%" for k, v in slowdown.items())
+    if slowdown is not None:
+        env.pop(SLOWDOWN_ENV, None)
+        if slowdown:
+            env[SLOWDOWN_ENV] = ",".join(f"{k}={f * 100:.12g}%" for k, f in slowdown.items())
     popen = procs.spawn(argv, log=log, env=env, cwd=interpreter.cwd)
     server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -85,6 +105,8 @@ def start(
                 raise InfrastructureError(f"target server exited while starting: {' '.join(tail)}")
             try:
                 if httpx.get(server.url + "/healthz", timeout=1.0).status_code == 200:
+                    if env.get(SLOWDOWN_ENV):
+                        server.slowdown = _served_slowdown(server.url)
                     return server
             except httpx.TransportError:
                 pass
@@ -95,3 +117,12 @@ def start(
     except BaseException:
         server.stop()
         raise
+
+
+def _served_slowdown(url: str) -> dict[str, float]:
+    """The slowdown the running app applies, from its /pairs document."""
+    try:
+        described = httpx.get(url + "/pairs", timeout=DESCRIBE_TIMEOUT_S).raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as e:
+        raise InfrastructureError(f"target server at {url}: cannot read /pairs: {e}") from e
+    return {str(k): float(v) for k, v in (described.get("slowdown") or {}).items()}

@@ -332,6 +332,7 @@ MAP_PATHS: frozenset[str] = frozenset(
         "metadata.postgres.settings",
         "metadata.dataset.size",
         "metadata.dataset.rows",
+        "metadata.server.slowdown",
         "profile_config.dataset",
         "pairs.*.counters",
         "pairs.*.counters.*.labels",

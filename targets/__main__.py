@@ -5,6 +5,7 @@ printing JSON), never by importing the targets, so it drives a target on another
 user's own service, the same way (docs/architecture.md, "Layers").
 
     describe                                     the describe document, as GET /pairs serves it
+                                                 (with "slowdown" when PAIRBENCH_SLOWDOWN is set)
     seed --profile P [--pair NAME ...] [--seed N]  one JSON line per pair (PAIRBENCH_PG_DSN)
     seed --plan ...                              each pair's dataset identity, touching nothing
 
@@ -28,8 +29,10 @@ import asyncpg
 from pairbench.errors import EXIT_UNTRUSTED, EXIT_USAGE
 
 from .data import PROFILES, DatasetError
-from .registry import PairError, document
+from .registry import PairError, document, load_pairs
 from .seeding import DEFAULT_SEED, plan, seed
+from .slowdown import SlowdownError
+from .slowdown import from_env as slowdown_from_env
 
 PROG = "pairbench-targets"
 DSN_ENV = "PAIRBENCH_PG_DSN"
@@ -90,13 +93,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command == "describe":
-            print(json.dumps(document(), indent=2))
+            pairs = load_pairs()
+            described = document(pairs)
+            if slowed := slowdown_from_env(pairs):
+                described["slowdown"] = slowed
+            print(json.dumps(described, indent=2))
         elif args.plan:
             for line in plan(args.profile, args.pairs, args.seed):
                 print(json.dumps(line), flush=True)
         else:
             _seed(args.profile, args.pairs, args.seed)
-    except (DatasetError, PairError) as e:
+    except (DatasetError, PairError, SlowdownError) as e:
         _fail(EXIT_USAGE, str(e))
 
 

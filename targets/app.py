@@ -8,6 +8,7 @@ PAIRBENCH_PG_DSN and PAIRBENCH_REDIS_URL set. Internal routes for the harness li
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -16,7 +17,9 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import counters, probes
+from pairbench.errors import EXIT_USAGE
+
+from . import counters, probes, slowdown
 from .config import Settings
 from .explain import ExplainMiddleware
 from .introspect import Introspection
@@ -28,9 +31,20 @@ REDIS_INFO_COMMAND = "cmdstat_info"  # the scrape's own INFO: never counted
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; shared resources live in the lifespan, created once and closed at exit."""
+    """Build the app; shared resources live in the lifespan, created once and closed at exit.
+
+    A bad PAIRBENCH_SLOWDOWN, or one on a non-loopback PAIRBENCH_BIND_HOST, ends the process
+    with one line on stderr and exit 2 (targets/slowdown.py).
+    """
     settings = settings or Settings.from_env()
     pairs = load_pairs()
+    try:
+        slowed = slowdown.from_env(pairs)
+        if slowed:
+            slowdown.require_loopback()
+    except slowdown.SlowdownError as e:
+        print(f"pairbench-targets: error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_USAGE) from None
     metrics = Metrics(declared=[s for p in pairs.values() for s in p.declared.values()])
 
     async def on_new_connection(conn: asyncpg.Connection) -> None:
@@ -68,8 +82,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # sees the bytes as they leave, after the explain middleware has gathered any plans.
     app.add_middleware(ExplainMiddleware)
     app.add_middleware(ResponseBytesMiddleware, counter=metrics.response_bytes)
+    if slowed:  # outermost: the delay follows everything the app does before the response start
+        paths: dict[str, tuple[str, str, float]] = {}
+        for key, fraction in slowed.items():
+            pair_name, variant_name = key.split("/")
+            paths[pairs[pair_name].path(variant_name)] = (pair_name, variant_name, fraction)
+        app.add_middleware(
+            slowdown.SlowdownMiddleware, paths=paths, counter=metrics.slowdown_seconds
+        )
     app.include_router(probes.router)
     described = document(pairs)
+    if slowed:
+        described["slowdown"] = slowed
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -65,6 +65,7 @@ REDIS_COMMANDS_METRIC = "pairbench_redis_commands"
 DB_ROWS_METRIC = "pairbench_db_rows"
 DB_BUFFERS_METRIC = "pairbench_db_buffers"
 PEAK_RSS_METRIC = "pairbench_peak_rss_bytes"
+SLOWDOWN_METRIC = "pairbench_slowdown_seconds"  # only with PAIRBENCH_SLOWDOWN (targets/slowdown.py)
 
 GENERIC: dict[str, CounterSpec] = {
     spec.name: spec
@@ -143,6 +144,13 @@ GENERIC: dict[str, CounterSpec] = {
             kind="peak",
             per=PER_TRIAL,
             scale=MIB_PER_BYTE,
+        ),
+        CounterSpec(
+            "slowdown_seconds",
+            f"{SLOWDOWN_METRIC}_total",
+            "injected slowdown (PAIRBENCH_SLOWDOWN)",
+            "ms",
+            scale=MS_PER_S,
         ),
     )
 }

@@ -92,6 +92,12 @@ class Metrics:
             "Peak resident memory since the last /metrics?reset_peak=1",
             registry=self.registry,
         )
+        self.slowdown_seconds = Counter(
+            names.SLOWDOWN_METRIC,
+            "Time injected into slowed variants' responses (PAIRBENCH_SLOWDOWN)",
+            ["pair", "variant"],
+            registry=self.registry,
+        )
         self.scraped = ScrapedCounters()
         self.registry.register(self.scraped)
         self._declared: dict[str, Counter] = {}

@@ -287,22 +287,55 @@ def services_cmd(action: str, **service_flags: str | None) -> None:
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--profile", default="quick", show_default=True, help="dataset size to seed")
+@click.option(
+    "--slow-variant",
+    "slow_variants",
+    multiple=True,
+    metavar="PAIR/VARIANT=PCT",
+    help="slow a variant by PCT percent (repeatable; loopback --host only), to test the gate",
+)
 @service_options
-def serve(host: str, port: int, profile: str, **service_flags: str | None) -> None:
+def serve(
+    host: str,
+    port: int,
+    profile: str,
+    slow_variants: tuple[str, ...],
+    **service_flags: str | None,
+) -> None:
     """The targets app alone, for exploring with curl or a browser (Ctrl-C stops everything)."""
+    import os
+
     import uvicorn
 
+    from pairbench.targets import slowdown
     from pairbench.targets.app import create_app
     from pairbench.targets.config import Settings
 
+    source = "--slow-variant" if slow_variants else slowdown.SLOWDOWN_ENV
+    spec = ",".join(slow_variants) or os.environ.get(slowdown.SLOWDOWN_ENV, "")
+    if spec.strip() and not slowdown.is_loopback(host):
+        raise UsageError(
+            f"{source} needs a loopback --host (127.0.0.1, ::1, localhost), not {host}:"
+            " a slowed target is for testing the gate"
+        )
     described = catalogue.describe()
     names = list(described.pairs)
+    variants = {n: [v["name"] for v in p.get("variants", [])] for n, p in described.pairs.items()}
+    try:
+        slowed = slowdown.parse(spec, variants, source)
+    except slowdown.SlowdownError as e:
+        raise UsageError(str(e)) from e
+    os.environ[slowdown.BIND_HOST_ENV] = host  # the app in this process reads both
+    if slow_variants:
+        os.environ[slowdown.SLOWDOWN_ENV] = spec
     connections = postgres.needed_connections(described.max_connections(names))
     options = services.ServiceOptions.from_env(**service_flags)
     with services.provide(options, connections) as endpoints:
         datasets = seeding.seed(endpoints.pg_dsn, profile, seeding.seedable(described, names))
         seconds = sum(d.seconds for d in datasets.values())
         console.print(f"datasets ready in {seconds:.2f} s; serving on http://{host}:{port}/docs")
+        for key, fraction in slowed.items():
+            console.print(f"slowdown: {key} {fraction * 100:g}% slower (X-Pairbench-Slowdown)")
         app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
         uvicorn.run(app, host=host, port=port, log_level="info")
 
