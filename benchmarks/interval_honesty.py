@@ -6,7 +6,7 @@ knob value) with its 95% interval. For every ordered pair of runs (i, j), i != j
 run j's point estimate lies inside run i's interval, and prints the rate with a Wilson interval.
 An interval that only describes one run's rounds (and not how a whole run shifts) scores low.
 
-    python benchmarks/interval_honesty.py pool --profile quick --reruns 10
+    python benchmarks/interval_honesty.py PAIR --profile quick --reruns 10
     python benchmarks/interval_honesty.py --from RUN_DIR ...   # analyse stored runs only
 """
 
@@ -52,7 +52,7 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pair", nargs="?", default="pool")
+    parser.add_argument("pair", nargs="?", help="the pair to run (not needed with --from)")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--reruns", type=int, default=10)
     parser.add_argument("--out", type=Path, help="folder for the runs (default: a temp folder)")
@@ -60,6 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.stored:
         dirs = list(args.stored)
+    elif not args.pair:
+        parser.error("name a PAIR to run, or give --from RUN_DIR ...")
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="pairbench-honesty-"))
         dirs = []
