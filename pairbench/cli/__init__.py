@@ -3,7 +3,7 @@
 Nothing imports this package (docs/architecture.md, Layers).
 """
 
-from . import commands, compare, new
+from . import commands, compare, history, new
 from .main import main
 
-__all__ = ["commands", "compare", "main", "new"]
+__all__ = ["commands", "compare", "history", "main", "new"]

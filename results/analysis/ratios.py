@@ -70,6 +70,24 @@ def ratio_with_ci(
     return RatioEstimate(ratio, low, high, _mann_whitney_p(bad, good), rounds)
 
 
+def median_with_ci(
+    samples: Sequence[float], seed: int = DEFAULT_SEED, *, confidence: float = CONFIDENCE_LEVEL
+) -> tuple[float | None, float | None, float | None]:
+    """(median, low, high) of per-round values, with the ratios' percentile bootstrap.
+
+    The interval is the one `ratio_with_ci` gives a paired ratio whose denominator is 1 in every
+    round; None where there are no samples, and no interval from a single one.
+    """
+    values = np.asarray(samples, dtype=float)
+    if values.size == 0:
+        return None, None, None
+    median = float(np.median(values))
+    if values.size < MIN_SAMPLES_FOR_INFERENCE:
+        return median, None, None
+    low, high = _bootstrap_ci(values, np.ones_like(values), True, seed, confidence)
+    return median, low, high
+
+
 def _median_of_ratios(ratios: FloatArray, axis: int = -1) -> FloatArray:
     return np.asarray(np.median(ratios, axis=axis))
 
@@ -82,7 +100,7 @@ def _bootstrap_ci(
     bad: FloatArray, good: FloatArray, paired: bool, seed: int, confidence: float
 ) -> tuple[float, float]:
     if paired:
-        ratios = bad / good
+        ratios = np.asarray(bad / good, dtype=np.float64)  # numpy 2.2 types the quotient loosely
         if np.all(ratios == ratios[0]):
             # Every round agrees: the bootstrap distribution is a single point.
             return float(ratios[0]), float(ratios[0])
