@@ -32,7 +32,7 @@ from pairbench.results.history.series import (
     pair_names,
 )
 from pairbench.results.io.runfile import RunFileError
-from pairbench.results.report.formatting import fmt_number, fmt_ratio
+from pairbench.results.report.formatting import MISSING, fmt_number
 
 from .compare import _console
 from .main import main
@@ -117,7 +117,7 @@ def history_table(group: RunGroup, history: PairHistory) -> Table:
     table.add_column("ratio [95% CI]", justify="right")
     table.add_column("change point")
     for index, (stored, point) in enumerate(zip(group.runs, history.headline.points, strict=True)):
-        ratio = fmt_ratio(point.value)
+        ratio = MISSING if point.value is None else f"{fmt_number(point.value)}x"
         if point.ci_low is not None and point.ci_high is not None:
             ratio += f" [{fmt_number(point.ci_low)}, {fmt_number(point.ci_high)}]"
         cells = [

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
-from ..figures.canvas import finish, new_figure, no_data, plain_log_y, save
+from ..figures.canvas import PlainLogFormatter, finish, new_figure, no_data, plain_log_y, save
 from ..figures.palette import ROLE_COLOURS, variant_colours
 from .runs import RunGroup, StoredRun
 from .series import PairHistory, Series
@@ -27,6 +26,13 @@ MAX_TICK_LABELS = 24  # beyond this many runs, every k-th run is labelled
 ANNOTATION_STEP_PT = 11  # vertical spacing of stacked change labels
 STEM_PREFIX = "history-"
 SLUG_CHARS = 60
+
+
+class RatioLogFormatter(PlainLogFormatter):
+    """The plain log labels with an x: 2x, 3x, 10x."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}x"
 
 
 def percent(change: float) -> str:
@@ -94,7 +100,10 @@ def _headline_panel(axes: Axes, history: PairHistory) -> None:
     axes.set_ylabel("ratio, 95% CI")
     if _has_values(history.headline):
         plain_log_y(axes)
-        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+        axes.yaxis.set_major_formatter(RatioLogFormatter())
+        axes.yaxis.set_minor_formatter(
+            RatioLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4))
+        )
     else:
         no_data(axes, "no comparable rounds in any run")
     _mark_changes(axes, [(history.headline, CHANGE_COLOUR)])
