@@ -79,11 +79,20 @@ def main() -> None:
                 args.pair, args.variant, percent, commit, out, seed, args.profile
             )
             outcomes[percent].append(code)
-            log.append({"slowdown_percent": percent, "exit": code, "seconds": seconds, "line": line})
-            print(f"[{index + 1}/{args.gates}] +{percent:g}%: exit {code} in {seconds:.0f} s: {line}", flush=True)
+            log.append(
+                {"slowdown_percent": percent, "exit": code, "seconds": seconds, "line": line}
+            )
+            print(
+                f"[{index + 1}/{args.gates}] +{percent:g}%: exit {code} in {seconds:.0f} s: {line}",
+                flush=True,
+            )
             (out / "results.json").write_text(json.dumps(log, indent=2))
-    print(f"\n{args.pair}/{args.variant}, profile {args.profile}, {time.monotonic() - started:.0f} s")
-    print(f"{'slowdown':>9} {'gates':>6} {'pass':>5} {'fail':>5} {'inconcl.':>8}  failure rate [95% CI]")
+    print(
+        f"\n{args.pair}/{args.variant}, profile {args.profile}, {time.monotonic() - started:.0f} s"
+    )
+    print(
+        f"{'slowdown':>9} {'gates':>6} {'pass':>5} {'fail':>5} {'inconcl.':>8}  failure rate [95% CI]"
+    )
     for percent, codes in outcomes.items():
         n, fails = len(codes), codes.count(1)
         low, high = wilson(fails, n)

@@ -89,13 +89,15 @@ def _git(*args: str) -> str:
 
 
 def git() -> dict[str, Any]:
-    """The commit of the pairbench checkout, if it is one, and whether it had local changes."""
+    """The commit of the pairbench checkout, if it is one, its committer date (ISO 8601) and
+    whether it had local changes."""
     try:
         commit = _git("rev-parse", "HEAD")
+        commit_date = _git("log", "-1", "--format=%cI", "HEAD")
         dirty = bool(_git("status", "--porcelain"))
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+        return {"commit": None, "commit_date": None, "dirty": None}
+    return {"commit": commit, "commit_date": commit_date or None, "dirty": dirty}
 
 
 def postgres(dsn: str, source: str) -> dict[str, Any]:

@@ -105,3 +105,13 @@ def _t_estimate(
     t = float(stats.t.ppf(0.5 + confidence / 2.0, df))
     p_value = float(2.0 * stats.t.sf(abs(mean) / se, df))
     return RatioEstimate(ratio, math.exp(mean - t * se), math.exp(mean + t * se), p_value, rounds)
+
+
+def mean_with_ci(
+    samples: Sequence[float], *, confidence: float = CONFIDENCE_LEVEL
+) -> tuple[float | None, float | None, float | None]:
+    """(geometric mean, low, high) of per-round values: the t-interval on logs the ratios use
+    (a paired ratio whose denominator is 1 in every round). None where there are no samples,
+    and no interval from a single one."""
+    estimate = ratio_with_ci(list(samples), [1.0] * len(samples), confidence=confidence)
+    return estimate.ratio, estimate.ci_low, estimate.ci_high

@@ -1,0 +1,1 @@
+"""A pair's headline and its fixes' latency over many stored runs, with change points."""
