@@ -1,0 +1,136 @@
+"""The interleaved gate end to end: REF's targets built and served beside today's, both
+versions' variants in one shuffled order per round, the verdict on paired ratios.
+
+A fixture pair (tests/fixtures/pairs, through PAIRBENCH_PAIRS, which both servers inherit) with
+a scenario of the test's own; the baseline is this checkout's HEAD, built by `git archive`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pairbench import runmodel
+from pairbench.errors import UsageError
+from pairbench.harness import baseline, seeding, services
+from pairbench.results.io.runfile import load_run
+
+FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+PAIR = "fixture_rows"
+VARIANTS = ["batched", "join", "per_row"]
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
+
+SCENARIO = """
+pair = "fixture_rows"
+request = "/fixture_rows/{variant}?n={knob}"
+
+[expectation]
+metric = "p50"
+at = "max"
+min_ratio = 1.0
+
+[profiles.quick]
+knob_values = [20]
+users = 2
+warmup_seconds = 0.1
+trial_warmup_seconds = 0.1
+round_seconds = 0.3
+rounds = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, servers: services.Endpoints) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("scenarios")
+    (folder / f"{PAIR}.toml").write_text(SCENARIO)
+    import os
+
+    return {
+        **os.environ,
+        "PAIRBENCH_PG_DSN": servers.pg_dsn,
+        "PAIRBENCH_REDIS_URL": servers.redis_url,
+        "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS),
+        "PAIRBENCH_SCENARIOS": str(folder),
+    }
+
+
+def _gate(
+    pairbench: list[str], env: dict[str, str], out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    argv = [*pairbench, "gate", "--baseline-ref", "HEAD", PAIR, "--profile", "quick"]
+    argv += ["--runs", str(out), "--seed", "5", "--no-progress", *extra]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_both_versions_run_in_every_round_and_an_a_a_gate_passes(
+    pairbench: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    done = _gate(pairbench, env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = tmp_path.iterdir()
+    run = load_run(run_dir)
+    base = run["baseline"]
+    head = subprocess.run(
+        ["git", "-C", str(FIXTURE_PAIRS), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert base["ref"] == "HEAD" and base["commit"] == head
+    assert base["dataset"] == "shared with the new side"
+    assert base["server"]["url"] != run["metadata"]["server"]["url"]
+    new_trials, base_trials = run["pairs"][PAIR]["trials"], base["pairs"][PAIR]["trials"]
+    assert len(new_trials) == len(base_trials) == 3 * 3  # rounds x variants, each side
+    for round_index in range(3):
+        mine = [t for t in new_trials if t["round"] == round_index]
+        theirs = [t for t in base_trials if t["round"] == round_index]
+        assert sorted(t["variant"] for t in mine) == sorted(t["variant"] for t in theirs) == VARIANTS
+        # One shuffled order over both versions' variants: positions 0..5 shared out.
+        assert sorted(t["position"] for t in [*mine, *theirs]) == list(range(6))
+    # Each server answered its own side's requests: both sides counted queries.
+    assert all(t["counters"]["queries"] > 0 for t in [*new_trials, *base_trials])
+    assert base["pairs"][PAIR]["verification"]["passed"]
+    assert "gate PASS" in done.stdout
+    assert (run_dir / "gate.md").read_text().count("Both versions were served side by side") == 1
+    assert (run_dir / "junit.xml").exists()
+    stored = json.loads((run_dir / "run.json").read_text())
+    assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text()) == []
+    # A stored interleaved run is judged again the same way.
+    again = subprocess.run(
+        [*pairbench, "gate", str(run_dir)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0 and "gate PASS" in again.stdout
+
+
+def test_a_slowed_variant_fails_the_gate(
+    pairbench: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    done = _gate(pairbench, env, tmp_path, "--slow-variant", f"{PAIR}/join=300%")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "gate REGRESSION" in done.stderr and "join p50" in done.stderr
+    (run_dir,) = tmp_path.iterdir()
+    run = load_run(run_dir)
+    assert run["metadata"]["server"]["slowdown"] == {f"{PAIR}/join": 3.0}
+    assert "slowdown" not in run["baseline"]["server"]
+
+
+def test_a_ref_that_is_no_commit_is_a_usage_error(
+    pairbench: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    argv = [*pairbench, "gate", "--baseline-ref", "no-such-ref-anywhere", PAIR]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "--baseline-ref 'no-such-ref-anywhere': not a commit of" in line
+    with pytest.raises(UsageError, match="not a commit"):
+        baseline.build("no-such-ref-anywhere")
+
+
+def test_the_plan_is_the_identity_seeding_stores(
+    servers: services.Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAIRBENCH_PAIRS", str(FIXTURE_PAIRS))
+    planned = seeding.plan("test", [PAIR])
+    seeded = seeding.seed(servers.pg_dsn, "test", [PAIR])
+    assert planned == {PAIR: seeded[PAIR].identity}
+    assert seeding.plan("test", [PAIR], data_seed=99) != planned
