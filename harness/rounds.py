@@ -166,8 +166,7 @@ def measure_sides(
                     paths[side.label][variant], users, knob, 0.0, load.warmup_seconds, False, rate
                 )
         for round_index in range(load.rounds):
-            order = list(arms)
-            rng.shuffle(order)
+            order = _round_order(arms, sides, rng)
             for position, (side, variant) in enumerate(order):
                 who = variant if len(sides) == 1 else f"{variant} ({side.label})"
                 step(
@@ -203,6 +202,27 @@ def measure_sides(
                 )
                 save()
     return invalid
+
+
+def _round_order(
+    arms: list[tuple[Side, str]], sides: list[Side], rng: random.Random
+) -> list[tuple[Side, str]]:
+    """One round's order. One side: the variants shuffled. Two sides: the variants shuffled,
+    and each variant's two versions back to back in a random order (ABAB/BABA blocks), so the
+    pair compared is measured as close together in time as the protocol allows and machine
+    noise between the two halves of a comparison is as small as it can be."""
+    if len(sides) == 1:
+        order = list(arms)
+        rng.shuffle(order)
+        return order
+    variants = list(dict.fromkeys(v for _, v in arms))
+    rng.shuffle(variants)
+    order = []
+    for variant in variants:
+        block = [arm for arm in arms if arm[1] == variant]
+        rng.shuffle(block)
+        order += block
+    return order
 
 
 def _paths(side: Side, knob: float) -> dict[str, list[request.Concrete]]:

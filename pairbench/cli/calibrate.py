@@ -135,8 +135,8 @@ def print_calibration(doc: dict[str, Any]) -> None:
     if rate is not None:
         console.print(
             f"false alarms of the default gate (min effect {doc['min_effect']:.0%}, "
-            f"{doc['family']} comparisons), estimated from {doc['resamples']} resamples of the "
-            f"interleaved A/A run's rounds: {rate:.1%}"
+            f"{doc['family']} comparisons), over {doc['patterns']} sign-flips of the interleaved "
+            f"A/A run's rounds: {rate:.1%}"
         )
     for note in doc.get("not_judged") or []:
         console.print(f"not judged: {note}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import stats as scipy_stats
 
 from pairbench.atomicfile import write_text_atomic
@@ -189,17 +190,18 @@ def interleaved_noise(
 ) -> dict[str, Any]:
     """From an interleaved A/A run: per gated comparison the per-round sd of the paired log
     ratio and the slowdown detectable with 90% power; and the gate's false-alarm rate over
-    resamples of the rounds (each pair's rounds drawn with replacement, the whole gate redone)."""
+    sign-flips of the rounds (`_resampled_alarms`)."""
     from .gate import is_regression  # the gate's own rule, not a copy of it
 
     comparisons = [c for c in compare_interleaved(run, alpha=alpha) if c.verdict != NO_DATA]
     judged = [c for c in comparisons if c.verdict != NOT_JUDGED]
     family = max(1, len(judged))
     rows = []
-    logs_by_cell: dict[tuple[str, str, str, str], np.ndarray] = {}
+    logs_by_cell: dict[tuple[str, str, str, str], dict[int, float]] = {}
     for c in judged:
-        logs = _paired_logs(run, c)
-        logs_by_cell[c.pair, c.variant, c.knob, c.metric] = logs
+        by_round = _paired_logs(run, c)
+        logs_by_cell[c.pair, c.variant, c.knob, c.metric] = by_round
+        logs = np.array(list(by_round.values()))
         sd = float(logs.std(ddof=1)) if logs.size >= 2 else None
         mde = (
             None
@@ -220,18 +222,18 @@ def interleaved_noise(
                 "flagged": is_regression(c, min_effect),
             }
         )
-    alarms = _resampled_alarms(judged, logs_by_cell, min_effect, alpha, seed)
+    alarms, patterns = _resampled_alarms(judged, logs_by_cell, min_effect, alpha, seed)
     return {
         "comparisons": rows,
         "family": family,
         "false_alarm_rate": alarms,
-        "resamples": RESAMPLES,
+        "patterns": patterns,
         "not_judged": [c.note for c in comparisons if c.verdict == NOT_JUDGED],
     }
 
 
-def _paired_logs(run: Run, c: Comparison) -> np.ndarray:
-    """The per-round log(new / base) of one comparison."""
+def _paired_logs(run: Run, c: Comparison) -> dict[int, float]:
+    """Round -> log(new / base) of one comparison."""
     metric, subject = _metric_of(c.metric)
     sides = []
     for pair in (run["pairs"][c.pair], run["baseline"]["pairs"][c.pair]):
@@ -246,7 +248,7 @@ def _paired_logs(run: Run, c: Comparison) -> np.ndarray:
         sides.append(per_round(trials, metric, subject))
     new, base = sides
     common = sorted(new.keys() & base.keys())
-    return np.array([math.log(new[r] / base[r]) for r in common])
+    return {r: math.log(new[r] / base[r]) for r in common}
 
 
 def _metric_of(label: str) -> tuple[str, Any]:
@@ -257,32 +259,47 @@ def _metric_of(label: str) -> tuple[str, Any]:
 
 def _resampled_alarms(
     judged: Sequence[Comparison],
-    logs_by_cell: Mapping[tuple[str, str, str, str], np.ndarray],
+    logs_by_cell: Mapping[tuple[str, str, str, str], dict[int, float]],
     min_effect: float,
     alpha: float,
     seed: int,
-) -> float | None:
-    """Share of resampled A/A gates with at least one regression flagged."""
+) -> tuple[float | None, int]:
+    """Share of sign-flipped A/A gates with at least one regression flagged.
+
+    Under A/A the two sides of a round are exchangeable: swapping them flips the sign of that
+    round's log ratio in every comparison at once. Redoing the whole gate for every pattern of
+    swaps (all 2^rounds of them, or RESAMPLES drawn at random when there are more) gives the
+    gate's false-alarm rate on this machine's noise, whatever its shape, with no assumption of
+    normality (a randomization test of the rule itself).
+    """
     from .gate import is_regression
 
-    if not judged:
-        return None
+    rounds = sorted({r for logs in logs_by_cell.values() for r in logs})
+    if not judged or not rounds:
+        return None, 0
     rng = np.random.default_rng(seed)
+    if 2 ** len(rounds) <= RESAMPLES:
+        patterns = [
+            [1.0 if (bits >> i) & 1 else -1.0 for i in range(len(rounds))]
+            for bits in range(2 ** len(rounds))
+        ]
+    else:
+        patterns = [list(rng.choice([-1.0, 1.0], size=len(rounds))) for _ in range(RESAMPLES)]
     alarms = 0
-    for _ in range(RESAMPLES):
+    for pattern in patterns:
+        sign = dict(zip(rounds, pattern, strict=True))
         redone = []
         for c in judged:
             logs = logs_by_cell[c.pair, c.variant, c.knob, c.metric]
-            if logs.size < 2:
+            if len(logs) < 2:
                 continue
-            sample = rng.choice(logs, size=logs.size, replace=True)
-            redone.append(_from_logs(c, sample))
+            redone.append(_from_logs(c, np.array([sign[r] * v for r, v in logs.items()])))
         if any(is_regression(c, min_effect) for c in adjust(redone, alpha)):
             alarms += 1
-    return alarms / RESAMPLES
+    return alarms / len(patterns), len(patterns)
 
 
-def _from_logs(c: Comparison, logs: np.ndarray) -> Comparison:
+def _from_logs(c: Comparison, logs: NDArray[np.float64]) -> Comparison:
     estimate = ratio_with_ci(list(np.exp(logs)), [1.0] * logs.size)
     return replace(
         c,
@@ -326,7 +343,7 @@ def document(
         "separate_runs": [r["run_id"] for r in separate],
         "family": (noise or {}).get("family"),
         "false_alarm_rate": (noise or {}).get("false_alarm_rate"),
-        "resamples": RESAMPLES,
+        "patterns": (noise or {}).get("patterns"),
         "not_judged": (noise or {}).get("not_judged", []),
         "pairs": pairs,
     }

@@ -85,8 +85,12 @@ def test_both_versions_run_in_every_round_and_an_a_a_gate_passes(
         mine = [t for t in new_trials if t["round"] == round_index]
         theirs = [t for t in base_trials if t["round"] == round_index]
         assert sorted(t["variant"] for t in mine) == sorted(t["variant"] for t in theirs) == VARIANTS
-        # One shuffled order over both versions' variants: positions 0..5 shared out.
+        # One order over both versions' variants: positions 0..5 shared out, and each
+        # variant's two versions back to back (ABAB/BABA blocks).
         assert sorted(t["position"] for t in [*mine, *theirs]) == list(range(6))
+        for variant in VARIANTS:
+            a, b = (t["position"] for t in [*mine, *theirs] if t["variant"] == variant)
+            assert abs(a - b) == 1 and min(a, b) % 2 == 0
     # Each server answered its own side's requests: both sides counted queries.
     assert all(t["counters"]["queries"] > 0 for t in [*new_trials, *base_trials])
     assert base["pairs"][PAIR]["verification"]["passed"]
