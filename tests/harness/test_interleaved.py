@@ -84,7 +84,9 @@ def test_both_versions_run_in_every_round_and_an_a_a_gate_passes(
     for round_index in range(3):
         mine = [t for t in new_trials if t["round"] == round_index]
         theirs = [t for t in base_trials if t["round"] == round_index]
-        assert sorted(t["variant"] for t in mine) == sorted(t["variant"] for t in theirs) == VARIANTS
+        assert (
+            sorted(t["variant"] for t in mine) == sorted(t["variant"] for t in theirs) == VARIANTS
+        )
         # One order over both versions' variants: positions 0..5 shared out, and each
         # variant's two versions back to back (ABAB/BABA blocks).
         assert sorted(t["position"] for t in [*mine, *theirs]) == list(range(6))
@@ -138,3 +140,33 @@ def test_the_plan_is_the_identity_seeding_stores(
     seeded = seeding.seed(servers.pg_dsn, "test", [PAIR])
     assert planned == {PAIR: seeded[PAIR].identity}
     assert seeding.plan("test", [PAIR], data_seed=99) != planned
+
+
+def test_calibrate_stores_what_the_stored_run_gate_then_uses(
+    pairbench: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    argv = [*pairbench, "calibrate", PAIR, "--profile", "quick", "--repeats", "2"]
+    argv += ["--runs", str(runs), "--seed", "3", "--no-progress"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "calibration of profile quick" in done.stdout
+    assert "false alarms of the default gate" in done.stdout
+    stored = done.stdout.strip().splitlines()[-1].removeprefix("stored for the gate: ")
+    doc = json.loads(Path(stored).read_text())
+    rows = doc["pairs"][PAIR]["interleaved"]
+    assert sorted(r["variant"] for r in rows) == VARIANTS
+    assert all(r["rounds"] == 3 and r["log_sd"] is not None for r in rows)
+    assert doc["patterns"] == 2**3 and len(doc["separate_runs"]) == 2
+    assert doc["pairs"][PAIR]["between_run"] and doc["pairs"][PAIR]["headline_spread"]
+    # The two separate runs, gated against each other, are now widened by the calibration.
+    first, second = sorted(p for p in runs.iterdir() if load_run(p).get("baseline") is None)
+    gated = subprocess.run(
+        [*pairbench, "gate", "--baseline", str(first), str(second), "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert gated.returncode in (0, 3), gated.stderr
+    assert "intervals widened by the between-run spread" in (tmp_path / "gate.md").read_text()

@@ -99,6 +99,16 @@ class Synth:
         return histogram.encode().decode("ascii")
 
     @staticmethod
+    def encode_scaled(encoded: str, factor: float) -> str:
+        """An encoded histogram with every recorded value multiplied by `factor`."""
+        source = HdrHistogram.decode(encoded)
+        scaled = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        for item in source.get_recorded_iterator():
+            value = max(LOWEST_US, round(item.value_iterated_to * factor))
+            scaled.record_value(value, item.count_at_value_iterated_to)
+        return scaled.encode().decode("ascii")
+
+    @staticmethod
     def trial(
         knob: float,
         round_index: int,
