@@ -170,3 +170,29 @@ def test_calibrate_stores_what_the_stored_run_gate_then_uses(
     )
     assert gated.returncode in (0, 3), gated.stderr
     assert "intervals widened by the between-run spread" in (tmp_path / "gate.md").read_text()
+
+
+def test_dependencies_are_compared_normalised(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text('[project]\ndependencies = ["httpx>=0.27", "FastAPI >= 0.110"]\n')
+    two.write_text('[project]\ndependencies = ["fastapi>=0.110", "httpx >=0.27"]\n')
+    assert (
+        baseline.dependencies(one)
+        == baseline.dependencies(two)
+        == [
+            "fastapi>=0.110",
+            "httpx>=0.27",
+        ]
+    )
+    two.write_text('[project]\ndependencies = ["fastapi>=0.111", "httpx>=0.27"]\n')
+    assert baseline.dependencies(one) != baseline.dependencies(two)
+
+
+def test_a_built_baseline_is_reused_and_imports_its_own_targets() -> None:
+    first = baseline.build("HEAD")
+    again = baseline.build("HEAD")
+    assert first.commit == again.commit and "dependencies unchanged" in first.environment
+    site = Path(first.interpreter.env["PYTHONPATH"])
+    assert (site / "pairbench" / "targets" / "app.py").exists()
+    assert not (site.parent / "src" / ".git").exists()  # an export, not a clone
+    assert first.interpreter.cwd == site
