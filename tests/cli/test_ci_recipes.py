@@ -281,7 +281,7 @@ def _usage_error(argv: Sequence[str]) -> click.UsageError | None:
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("pairbench run n_plus_one --profile quick", [("run", "n_plus_one", "--profile", "quick")]),
+        ("pairbench run demo_pair --profile quick", [("run", "demo_pair", "--profile", "quick")]),
         (
             'pairbench gate \\\n  --baseline "$BASE" \\\n  --out gate-out',
             [("gate", "--baseline", PLACEHOLDER, "--out", "gate-out")],
@@ -292,7 +292,7 @@ def _usage_error(argv: Sequence[str]) -> click.UsageError | None:
         ),
         ("test -f x || pairbench list --json", [("list", "--json")]),
         ("pip install -e . && pairbench list", [("list",)]),
-        ("if pairbench verify n_plus_one; then echo ok; fi", [("verify", "n_plus_one")]),
+        ("if pairbench verify demo_pair; then echo ok; fi", [("verify", "demo_pair")]),
         ("FOO=1 BAR=$X pairbench report runs/a", [("report", "runs/a")]),
         ('echo "$(pairbench list --json)" > out.json', [("list", "--json")]),
         ("python -m pairbench list 2>&1 | tee log.txt", [("list",)]),
@@ -324,7 +324,7 @@ def test_extractor_reads_yaml_scripts_and_shell_blocks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "pairbench run n_plus_one --profile quick --seed 7 --out results-out",
+        "pairbench run demo_pair --profile quick --seed 7 --out results-out",
         "pairbench gate --baseline runs/base runs/new --out gate-out --min-effect 0.15",
         "pairbench services up",
         "pairbench --help",

@@ -22,6 +22,7 @@ from pairbench.results.history.changes import INSTALL_HINT, MIN_POINTS, otava_av
 
 PAIRBENCH = [sys.executable, "-m", "pairbench"]
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run-v1" / "run.json"
+PAIR = "demo"
 GOOD = ("join", "batched", "dataloader")
 RUNS = 10
 STEP_AT = 6
@@ -58,6 +59,9 @@ def write_runs(
     paths = []
     for i in range(count):
         run = json.loads(json.dumps(fixture))
+        # Under a neutral name: a test outside the pair's own files never names a built-in pair.
+        (record,) = run["pairs"].values()
+        run["pairs"] = {PAIR: record}
         run["run_id"] = f"20261128-{i:02d}0000-{prefix}{i}"
         run["started_at"] = f"2026-11-28T{i:02d}:00:00+00:00"
         run["metadata"]["machine"]["hostname"] = hostname
@@ -69,7 +73,7 @@ def write_runs(
         factor = float(rng.lognormal(0.0, NOISE)) * (
             SLOWER if step_at is not None and i >= step_at else 1.0
         )
-        for trial in run["pairs"]["n_plus_one"]["trials"]:
+        for trial in run["pairs"][PAIR]["trials"]:
             if trial["variant"] in GOOD:
                 trial["histogram"] = scaled(trial["histogram"], factor)
         folder.joinpath(run["run_id"]).mkdir(parents=True)
@@ -148,7 +152,7 @@ def test_two_machines_are_two_groups_and_two_figures(tmp_path: Path) -> None:
     assert (
         notes
         == [
-            f"n_plus_one: no change points for ratio, join, batched, dataloader: 3 points, "
+            f"{PAIR}: no change points for ratio, join, batched, dataloader: 3 points, "
             f"change points need at least {MIN_POINTS}"
         ]
         * 2
@@ -179,7 +183,7 @@ def test_an_unknown_pair_is_exit_2(tmp_path: Path) -> None:
     write_runs(tmp_path / "runs", 2)
     result = pairbench("history", str(tmp_path / "runs"), "--pair", "nope", "--out", str(tmp_path))
     assert result.returncode == 2
-    assert "--pair nope: not in these runs (they have n_plus_one)" in result.stderr
+    assert f"--pair nope: not in these runs (they have {PAIR})" in result.stderr
 
 
 def test_without_otava_it_still_prints_and_draws(step_runs: Path, tmp_path: Path) -> None:
