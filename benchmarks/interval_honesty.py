@@ -13,12 +13,14 @@ An interval that only describes one run's rounds (and not how a whole run shifts
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+# benchmarks/proportions.py: a script's own folder is first on its path.
+from proportions import wilson
 
 from pairbench.results.analysis.expectation import best_good
 from pairbench.results.analysis.knobs import expectation_knob_key
@@ -38,16 +40,6 @@ def headline(run_dir: Path) -> tuple[str, str, dict[str, Any]]:
     if good is None:
         raise SystemExit(f"{run_dir}: no good variant measured at the expectation's knob value")
     return name, good, {"key": key, "ratios": analysis["ratios"][key]}
-
-
-def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def main() -> None:

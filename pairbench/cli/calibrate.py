@@ -16,10 +16,9 @@ from rich.table import Table
 
 from pairbench.results.gate import calibration
 from pairbench.results.gate.compare import ALPHA
-from pairbench.results.gate.gate import MIN_EFFECT
 from pairbench.results.report.formatting import fmt_factor
 
-from .compare import _console, calibration_folder, interleaved_run, load
+from .compare import _console, calibration_folder, interleaved_run, load, min_effect_option
 from .main import DEFAULT_OUT, main, service_options
 
 
@@ -33,13 +32,7 @@ from .main import DEFAULT_OUT, main, service_options
     show_default=True,
     help="separate runs for the run-to-run spread",
 )
-@click.option(
-    "--min-effect",
-    type=click.FloatRange(0.0, 10.0),
-    default=MIN_EFFECT,
-    show_default=True,
-    help="the gate's smallest estimated slowdown that fails",
-)
+@min_effect_option
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), help="seed of the first run's shuffles")
 @click.option(
     "--runs",
@@ -61,11 +54,11 @@ def calibrate_cmd(
     **service_flags: str | None,
 ) -> None:
     """Measure A/A noise for PAIRS (all when none): spread, detectable slowdown, false alarms."""
-    from pairbench.harness import baseline, runner, services
+    from pairbench.harness import baseline, runner
 
     from .analysis import store_analysis
     from .commands import console as err
-    from .commands import progress_display
+    from .commands import progress_display, run_options
 
     start = seed if seed is not None else runner.now_seed()
     err.print(f"calibrate 1/{repeats + 1}: the code against itself, interleaved")
@@ -83,13 +76,7 @@ def calibrate_cmd(
     separate = []
     for index in range(repeats):
         err.print(f"calibrate {index + 2}/{repeats + 1}: separate run {index + 1} of {repeats}")
-        options = runner.RunOptions(
-            pairs=list(pairs),
-            profile=profile,
-            out=runs,
-            seed=start + 1 + index,
-            services=services.ServiceOptions.from_env(**service_flags),
-        )
+        options = run_options(pairs, profile, runs, start + 1 + index, False, **service_flags)
         with progress_display(not no_progress and err.is_terminal) as progress:
             outcome = runner.execute(options, progress)
         assert outcome.run_dir is not None

@@ -112,7 +112,7 @@ def progress_display(enabled: bool) -> Iterator[runner.Progress]:
             bar.advance(task)
 
 
-def _options(
+def run_options(
     pairs: tuple[str, ...],
     profile: str,
     out: Path,
@@ -195,7 +195,7 @@ def run(
             from_run, out, services.ServiceOptions.from_env(**service_flags)
         )
     else:
-        options = _options(pairs, profile, out, seed, False, **service_flags)
+        options = run_options(pairs, profile, out, seed, False, **service_flags)
     if remote_workers and not master_port:
         raise UsageError(
             "--remote-workers needs --master-port, so the workers know where to connect"
@@ -229,7 +229,7 @@ def run(
 @service_options
 def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None) -> None:
     """Only the equivalence and mechanism checks of PAIRS (all when none is named)."""
-    options = _options(pairs, profile, DEFAULT_OUT, 0, True, **service_flags)
+    options = run_options(pairs, profile, DEFAULT_OUT, 0, True, **service_flags)
     outcome = runner.execute(options, runner.Progress(message=lambda text: console.print(text)))
     if outcome.failed_verification:
         raise errors.VerificationError(
@@ -380,7 +380,7 @@ def capacity_cmd(
     **service_flags: str | None,
 ) -> None:
     """Find each variant's capacity: the highest arrival rate that still meets the SLO."""
-    options = _options(pairs, profile, out, seed, False, **service_flags)
+    options = run_options(pairs, profile, out, seed, False, **service_flags)
     options.capacity, options.processes = True, processes
     with progress_display(console.is_terminal) as progress:
         outcome = runner.execute(options, progress)

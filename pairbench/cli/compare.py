@@ -95,6 +95,15 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     )
 
 
+min_effect_option = click.option(
+    "--min-effect",
+    type=click.FloatRange(0.0, 10.0),
+    default=MIN_EFFECT,
+    show_default=True,
+    help="smallest estimated slowdown that fails (0.05 = 5%)",
+)
+
+
 @main.command("gate")
 @click.argument("args", nargs=-1)
 @click.option(
@@ -125,13 +134,7 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     show_default=True,
     help="each pair's headline metric, or p50, p99, throughput and the bystander's p99",
 )
-@click.option(
-    "--min-effect",
-    type=click.FloatRange(0.0, 10.0),
-    default=MIN_EFFECT,
-    show_default=True,
-    help="smallest estimated slowdown that fails (0.05 = 5%)",
-)
+@min_effect_option
 @click.option(
     "--alpha",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
@@ -278,25 +281,18 @@ def interleaved_run(
 ) -> Path:
     """Build REF's targets (or take `base`), run base and new interleaved; the run's folder."""
     from pairbench.harness import baseline as baselines
-    from pairbench.harness import runner, scenario, services
+    from pairbench.harness import runner, scenario
 
     from .analysis import store_analysis
     from .commands import console as err
-    from .commands import progress_display
+    from .commands import progress_display, run_options
 
     scenario.select(list(pairs))  # unknown pairs and profiles fail before anything is built
     scenario.profile(profile)
     if base is None:
         base = baselines.build(ref, lambda text: err.print(text))
-    options = runner.RunOptions(
-        pairs=list(pairs),
-        profile=profile,
-        out=runs,
-        seed=seed if seed is not None else runner.now_seed(),
-        services=services.ServiceOptions.from_env(**service_flags),
-        baseline=base,
-        slowdown=slowdown or None,
-    )
+    options = run_options(tuple(pairs), profile, runs, seed, False, **service_flags)
+    options.baseline, options.slowdown = base, slowdown or None
     with progress_display(not no_progress and err.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     assert outcome.run_dir is not None
