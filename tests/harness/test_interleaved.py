@@ -196,3 +196,48 @@ def test_a_built_baseline_is_reused_and_imports_its_own_targets() -> None:
     assert (site / "pairbench" / "targets" / "app.py").exists()
     assert not (site.parent / "src" / ".git").exists()  # an export, not a clone
     assert first.interpreter.cwd == site
+
+
+def test_a_baseline_whose_data_differ_gets_a_database_of_its_own(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A baseline version that declares other sizes for the pair: sharing the new side's tables
+    would measure it on data it does not define, so it is seeded into its own database."""
+    from pairbench.harness import procs, runner
+
+    changed = tmp_path / "changed-pairs"
+    changed.mkdir()
+    for source in FIXTURE_PAIRS.glob("*.py"):
+        text = source.read_text()
+        if source.name == f"{PAIR}.py":
+            text = text.replace('"quick": {"parents": 1000,', '"quick": {"parents": 1200,')
+        (changed / source.name).write_text(text)
+    for key in (
+        "PAIRBENCH_PG_DSN",
+        "PAIRBENCH_REDIS_URL",
+        "PAIRBENCH_PAIRS",
+        "PAIRBENCH_SCENARIOS",
+    ):
+        monkeypatch.setenv(key, env[key])
+    other = baseline.Baseline(
+        "changed sizes",
+        None,
+        procs.Interpreter(env={"PAIRBENCH_PAIRS": str(changed)}),
+        "the current environment (a test)",
+    )
+    options = runner.RunOptions(
+        pairs=[PAIR],
+        profile="quick",
+        out=tmp_path / "out",
+        seed=9,
+        services=services.ServiceOptions.from_env(),
+        baseline=other,
+    )
+    outcome = runner.execute(options)
+    base = outcome.run["baseline"]
+    assert base["dataset"].startswith("its own database on the same server (")
+    assert base["dataset"].endswith("_baseline)")
+    new_rows = outcome.run["pairs"][PAIR]["dataset"]["rows"]["fixture_parents"]
+    base_rows = base["pairs"][PAIR]["dataset"]["rows"]["fixture_parents"]
+    assert (new_rows, base_rows) == (1000, 1200)
+    assert len(base["pairs"][PAIR]["trials"]) == len(outcome.run["pairs"][PAIR]["trials"]) == 9
