@@ -189,7 +189,7 @@ def _environment(key: str, wanted: list[str], message: Callable[[str], None]) ->
 
 def _check_imports(interpreter: procs.Interpreter, site: Path) -> None:
     """The baseline's server must import the baseline's targets, not today's."""
-    probe = "import pairbench.targets as t; print(t.__file__)"
+    probe = "import importlib.util as u; print(u.find_spec('pairbench.targets').origin)"
     try:
         done = subprocess.run(
             [interpreter.python, "-c", probe],
