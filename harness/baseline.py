@@ -1,6 +1,6 @@
 """The baseline of an interleaved gate: another commit's targets, built to be served beside today's.
 
-docs/architecture.md, "The interleaved gate". The commit is exported (`git archive`) into the
+docs/architecture.md, "The gate". The commit is exported (`git archive`) into the
 state folder, keyed by its hash, and installed into a folder of its own (`pip install --target`);
 its server then runs on this interpreter with that folder first on its path, when its declared
 dependencies are today's, or on a virtual environment cached under the hash of its dependency

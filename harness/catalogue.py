@@ -35,6 +35,7 @@ class Catalogue:
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
     version: str | None = None
+    slowdown: dict[str, float] = field(default_factory=dict)  # an injected one, "pair/variant"
 
     @classmethod
     def from_document(cls, doc: Any, where: str) -> Catalogue:
@@ -45,7 +46,8 @@ class Catalogue:
         if not isinstance(counters, dict):
             raise InfrastructureError(f"{where}: 'counters' is not an object")
         pairs = {str(p["name"]): p for p in doc["pairs"] if isinstance(p, dict) and "name" in p}
-        return cls(counters, pairs, doc.get("pairbench"))
+        slowdown = {str(k): float(v) for k, v in (doc.get("slowdown") or {}).items()}
+        return cls(counters, pairs, doc.get("pairbench"), slowdown)
 
     def max_connections(self, names: list[str]) -> int | None:
         """The largest PostgreSQL max_connections any of the named pairs declares."""

@@ -34,7 +34,7 @@ _PR_SET_PDEATHSIG = 1
 @dataclass(frozen=True)
 class Interpreter:
     """Which Python runs a version of the targets: this one, or a baseline's (docs/architecture.md,
-    "The interleaved gate"). `env` is added to the environment; `cwd` keeps the interpreter from
+    "The gate"). `env` is added to the environment; `cwd` keeps the interpreter from
     importing `pairbench` out of the folder it was started in."""
 
     python: str = sys.executable

@@ -102,7 +102,7 @@ class Side:
     server describes it, and the pair record its trials are appended to.
 
     A run has one side; an interleaved gate has two, "new" first and "base" second
-    (docs/architecture.md, "The interleaved gate"). With two, every request names its server's
+    (docs/architecture.md, "The gate"). With two, every request names its server's
     URL, so one load generator drives both alike."""
 
     label: str
@@ -110,7 +110,6 @@ class Side:
     client: httpx.Client
     pair: PairInfo
     record: dict[str, Any]
-    absolute: bool = False
 
 
 def measure_pair(
@@ -150,13 +149,14 @@ def measure_sides(
         for v in side.pair.variants
         if side is first or v.name in known
     ]
+    absolute = len(sides) > 1  # two servers: each request names its own
     drivers = {
-        side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, side.absolute)
+        side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, absolute)
         for side in sides
     }
     invalid = 0
     for knob in load.knob_values:
-        paths = {side.label: _paths(side, knob) for side in sides}
+        paths = {side.label: _paths(side, knob, absolute) for side in sides}
         users = spec.users_at(load, knob)
         rate = spec.rate_at(load, knob)
         if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
@@ -166,7 +166,7 @@ def measure_sides(
                     paths[side.label][variant], users, knob, 0.0, load.warmup_seconds, False, rate
                 )
         for round_index in range(load.rounds):
-            order = _round_order(arms, sides, rng)
+            order = _round_order(arms, rng)
             for position, (side, variant) in enumerate(order):
                 who = variant if len(sides) == 1 else f"{variant} ({side.label})"
                 step(
@@ -204,17 +204,10 @@ def measure_sides(
     return invalid
 
 
-def _round_order(
-    arms: list[tuple[Side, str]], sides: list[Side], rng: random.Random
-) -> list[tuple[Side, str]]:
-    """One round's order. One side: the variants shuffled. Two sides: the variants shuffled,
-    and each variant's two versions back to back in a random order (ABAB/BABA blocks), so the
-    pair compared is measured as close together in time as the protocol allows and machine
-    noise between the two halves of a comparison is as small as it can be."""
-    if len(sides) == 1:
-        order = list(arms)
-        rng.shuffle(order)
-        return order
+def _round_order(arms: list[tuple[Side, str]], rng: random.Random) -> list[tuple[Side, str]]:
+    """One round's order: the variants shuffled, and with two sides each variant's two versions
+    back to back in a random order (ABAB/BABA blocks), so the pair compared is measured as close
+    together in time as the protocol allows. One side: blocks of one, the plain shuffle."""
     variants = list(dict.fromkeys(v for _, v in arms))
     rng.shuffle(variants)
     order = []
@@ -225,10 +218,10 @@ def _round_order(
     return order
 
 
-def _paths(side: Side, knob: float) -> dict[str, list[request.Concrete]]:
+def _paths(side: Side, knob: float, absolute: bool) -> dict[str, list[request.Concrete]]:
     """Each variant's concrete steps; with the server's URL in front when two servers share a run."""
     paths = request.for_variants(side.pair, side.client, knob)
-    if not side.absolute:
+    if not absolute:
         return paths
     return {
         v: [{**s, "path": side.target.url + s["path"]} for s in steps] for v, steps in paths.items()

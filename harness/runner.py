@@ -231,7 +231,7 @@ class _Session:
         agent = self.load_agent()
         base = self.base.side(pair, record, load, self) if self.base is not None else None
         if base is not None:
-            new = rounds.Side("new", self.target, self.client, pair, record, absolute=True)
+            new = rounds.Side("new", self.target, self.client, pair, record)
             self.invalid += rounds.measure_sides(
                 [new, base], self.run.save, load, agent, self.rng, self.progress.step
             )
@@ -302,7 +302,7 @@ class _BaseSide:
                 f"{bad.name} for {bad.variant}: {bad.detail}"
             )
             return None
-        return rounds.Side("base", self.target, self.client, base_pair, base_record, absolute=True)
+        return rounds.Side("base", self.target, self.client, base_pair, base_record)
 
 
 def _metrics_url(target: server.TargetServer) -> str:

@@ -12,10 +12,9 @@ import httpx
 
 from pairbench.errors import InfrastructureError
 
-from . import procs
+from . import catalogue, procs
 
 START_TIMEOUT_S = 30.0
-DESCRIBE_TIMEOUT_S = 10.0
 # Read by the app (targets/slowdown.py), which the harness never imports.
 SLOWDOWN_ENV = "PAIRBENCH_SLOWDOWN"
 BIND_HOST_ENV = "PAIRBENCH_BIND_HOST"
@@ -106,7 +105,7 @@ def start(
             try:
                 if httpx.get(server.url + "/healthz", timeout=1.0).status_code == 200:
                     if env.get(SLOWDOWN_ENV):
-                        server.slowdown = _served_slowdown(server.url)
+                        server.slowdown = catalogue.fetch(server.url).slowdown
                     return server
             except httpx.TransportError:
                 pass
@@ -117,12 +116,3 @@ def start(
     except BaseException:
         server.stop()
         raise
-
-
-def _served_slowdown(url: str) -> dict[str, float]:
-    """The slowdown the running app applies, from its /pairs document."""
-    try:
-        described = httpx.get(url + "/pairs", timeout=DESCRIBE_TIMEOUT_S).raise_for_status().json()
-    except (httpx.HTTPError, ValueError) as e:
-        raise InfrastructureError(f"target server at {url}: cannot read /pairs: {e}") from e
-    return {str(k): float(v) for k, v in (described.get("slowdown") or {}).items()}

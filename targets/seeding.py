@@ -76,7 +76,7 @@ def plan(
     """`{"pair", "identity"}` per pair, as `seed` would store it; connects to nothing.
 
     Two versions of the targets whose identities agree seed the same data: the interleaved gate
-    shares one database between them only then (docs/architecture.md, "The interleaved gate").
+    shares one database between them only then (docs/architecture.md, "The gate").
     """
     return [
         {"pair": p.name, "identity": identity(p, p.profile_sizes(profile), seed)}

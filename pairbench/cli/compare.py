@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -31,6 +31,9 @@ from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
 from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 
 from .main import DEFAULT_OUT, main, service_options
+
+if TYPE_CHECKING:  # the harness starts servers: imported only when a gate runs one
+    from pairbench.harness.baseline import Baseline
 
 PIPED_WIDTH = 160  # characters per line when stdout is not a terminal
 VERDICT_STYLES = {SLOWER: "bold red", FASTER: "green"}
@@ -277,7 +280,7 @@ def interleaved_run(
     slowdown: dict[str, float],
     no_progress: bool,
     service_flags: dict[str, str | None],
-    base: Any = None,
+    base: Baseline | None = None,
 ) -> Path:
     """Build REF's targets (or take `base`), run base and new interleaved; the run's folder."""
     from pairbench.harness import baseline as baselines

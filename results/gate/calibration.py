@@ -45,6 +45,7 @@ from .compare import (
     compare_interleaved,
     metric_set,
 )
+from .gate import is_regression  # the gate's own rule, not a copy of it
 
 POWER = 0.90
 RESAMPLES = 2000
@@ -191,8 +192,6 @@ def interleaved_noise(
     """From an interleaved A/A run: per gated comparison the per-round sd of the paired log
     ratio and the slowdown detectable with 90% power; and the gate's false-alarm rate over
     sign-flips of the rounds (`_resampled_alarms`)."""
-    from .gate import is_regression  # the gate's own rule, not a copy of it
-
     comparisons = [c for c in compare_interleaved(run, alpha=alpha) if c.verdict != NO_DATA]
     judged = [c for c in comparisons if c.verdict != NOT_JUDGED]
     family = max(1, len(judged))
@@ -272,8 +271,6 @@ def _resampled_alarms(
     gate's false-alarm rate on this machine's noise, whatever its shape, with no assumption of
     normality (a randomization test of the rule itself).
     """
-    from .gate import is_regression
-
     rounds = sorted({r for logs in logs_by_cell.values() for r in logs})
     if not judged or not rounds:
         return None, 0
