@@ -448,8 +448,13 @@ def _start_baseline(
     for name, seeded in base_datasets.items():
         progress.message("baseline " + _seed_line(name, seeded))
     redis_url = services.redis_database(endpoints.redis_url, 1)
+    # slowdown={}: an exported PAIRBENCH_SLOWDOWN slows the new side only, never the baseline.
     target = server.start(
-        dsn, redis_url, run.logs / f"{run.run_id}-baseline-server.log", interpreter=interpreter
+        dsn,
+        redis_url,
+        run.logs / f"{run.run_id}-baseline-server.log",
+        interpreter=interpreter,
+        slowdown={},
     )
     run.doc["baseline"] = {
         **base.record(),

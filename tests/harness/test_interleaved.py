@@ -120,6 +120,17 @@ def test_a_slowed_variant_fails_the_gate(
     assert "slowdown" not in run["baseline"]["server"]
 
 
+def test_an_exported_slowdown_never_reaches_the_baseline(
+    pairbench: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    done = _gate(pairbench, {**env, "PAIRBENCH_SLOWDOWN": f"{PAIR}/join=300%"}, tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (run_dir,) = tmp_path.iterdir()
+    run = load_run(run_dir)
+    assert run["metadata"]["server"]["slowdown"] == {f"{PAIR}/join": 3.0}
+    assert "slowdown" not in run["baseline"]["server"]
+
+
 def test_a_ref_that_is_no_commit_is_a_usage_error(
     pairbench: list[str], env: dict[str, str], tmp_path: Path
 ) -> None:
