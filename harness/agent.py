@@ -19,8 +19,11 @@ from pairbench.harness import loadgen  # first: it monkey-patches the standard l
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -35,8 +38,11 @@ from pairbench.harness.recorder import merge_parts
 
 SPAWN_RATE = 10_000  # users per second: all of a trial's users start at once
 METRICS_TIMEOUT_S = 5.0
+# How long a master waits for its workers to connect; PAIRBENCH_WORKER_TIMEOUT overrides it.
 WORKER_CONNECT_TIMEOUT_S = 60.0
+WORKER_TIMEOUT_ENV = "PAIRBENCH_WORKER_TIMEOUT"
 REPLY_TIMEOUT_S = 30.0
+POLL_S = 0.1  # how often the master looks at its workers while it waits for them
 
 
 def _fetch(url: str | None) -> str | None:
@@ -88,24 +94,70 @@ def run_local_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]
 
 
 class Master:
-    """Drives the workers through a trial with custom locust messages."""
+    """Drives the workers through a trial with custom locust messages.
 
-    def __init__(self, env: Environment, runner: MasterRunner) -> None:
+    `local` are the worker processes this master started: one that dies fails the trial at
+    once, naming it, instead of leaving the master waiting for its reply.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        runner: MasterRunner,
+        local: list[subprocess.Popen[bytes]],
+        log: str | None,
+    ) -> None:
         self.env, self.runner = env, runner
+        self.local, self.log = local, log
         self.acks: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.results: gevent.queue.Queue[Any] = gevent.queue.Queue()
+        self.expected = 0
         runner.register_message("pb_ack", lambda msg, **_: self.acks.put(msg.data))
         runner.register_message("pb_result", lambda msg, **_: self.results.put(msg.data))
 
-    def wait_for_workers(self, count: int) -> None:
-        deadline = time.monotonic() + WORKER_CONNECT_TIMEOUT_S
+    def check_workers(self) -> None:
+        """Raise naming a local worker that has exited, or the count of workers gone missing."""
+        for worker in self.local:
+            code = worker.poll()
+            if code is not None:
+                where = f"; log: {self.log}" if self.log else ""
+                raise RuntimeError(
+                    f"locust worker (pid {worker.pid}) died: {procs.how_it_ended(code)}{where}"
+                )
+        missing = len(self.runner.clients.missing)
+        if missing:
+            raise RuntimeError(
+                f"{missing} of {self.expected} locust worker(s) stopped answering the master"
+            )
+
+    def wait_for_workers(self, count: int, address: str, timeout: float) -> None:
+        """Wait until `count` workers have connected; raise after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
         while self.runner.worker_count < count:
+            self.check_workers()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {self.runner.worker_count} of {count} workers connected")
+                raise RuntimeError(
+                    f"only {self.runner.worker_count} of {count} locust worker(s) connected to "
+                    f"the master at {address} within {timeout:g} s; start them with "
+                    f"`pairbench worker --master {address} --host URL`"
+                )
             gevent.sleep(0.05)
+        self.expected = count
 
     def _gather(self, queue: gevent.queue.Queue[Any], count: int) -> list[Any]:
-        return [queue.get(timeout=REPLY_TIMEOUT_S) for _ in range(count)]
+        replies: list[Any] = []
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while len(replies) < count:
+            self.check_workers()
+            try:
+                replies.append(queue.get(timeout=POLL_S))
+            except gevent.queue.Empty:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{len(replies)} of {count} locust worker(s) answered within "
+                        f"{REPLY_TIMEOUT_S:g} s"
+                    ) from None
+        return replies
 
     def run_trial(self, command: dict[str, Any]) -> dict[str, Any]:
         workers = sorted(self.runner.clients.keys())
@@ -181,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", default="127.0.0.1", help="master: address workers connect to")
     parser.add_argument("--port", type=int, default=0, help="master: port (default: a free one)")
     parser.add_argument("--master", help="worker: HOST:PORT of the master")
+    parser.add_argument("--log", help="master: the file its local workers write their errors to")
     args = parser.parse_args(argv)
     # All of a trial's users start at once, on purpose: silence locust's ramp-up advice.
     logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate" not in r.getMessage())
@@ -195,8 +248,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     port = args.port or procs.free_port(args.bind)
     master_runner = env.create_master_runner(args.bind, port)
+    # In this agent's process group, so stopping the agent's group ends them too; with the
+    # parent-death signal, so a SIGKILL of the agent ends them as well.
     workers = [
-        procs.spawn(worker_argv(args.host, f"127.0.0.1:{port}")) for _ in range(args.workers)
+        procs.spawn(
+            worker_argv(args.host, f"127.0.0.1:{port}"),
+            log=Path(args.log) if args.log else None,
+            new_session=False,
+        )
+        for _ in range(args.workers)
     ]
 
     def quit_all() -> None:
@@ -204,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         for worker in workers:
             procs.stop_pid(worker.pid, popen=worker)
 
-    master = Master(env, master_runner)
+    master = Master(env, master_runner, workers, args.log)
+    timeout = float(os.environ.get(WORKER_TIMEOUT_ENV) or WORKER_CONNECT_TIMEOUT_S)
     try:
-        master.wait_for_workers(args.workers + args.remote_workers)
+        master.wait_for_workers(args.workers + args.remote_workers, f"{args.bind}:{port}", timeout)
     except RuntimeError as e:
         sys.stdout.write(json.dumps({"ready": False, "error": str(e)}) + "\n")
         quit_all()

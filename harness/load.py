@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import subprocess
@@ -76,6 +77,8 @@ class LoadAgent:
                 bind,
                 "--port",
                 str(port),
+                "--log",
+                str(log),
             ]
         self.popen = procs.spawn(
             argv,
@@ -88,13 +91,20 @@ class LoadAgent:
             self.close()
             raise InfrastructureError(f"load agent did not start: {hello.get('error', hello)}")
         self.locust_version = str(hello.get("locust", "?"))
+        # Watched until close(): a run that loses it says so (docs/architecture.md, "Owning
+        # the process tree").
+        self._watch = contextlib.ExitStack()
+        self._watch.enter_context(procs.watched("the load generator (locust)", self.popen, log))
 
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self.popen.stdout is not None
         ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
         line = self.popen.stdout.readline() if ready else b""
         if not line:
+            dead = procs.dead_watched()
             self.close()
+            if dead is not None:
+                raise procs.ProcessDied(dead)
             tail = (
                 self.log.read_text(errors="replace").strip().splitlines()[-1:]
                 if self.log.exists()
@@ -151,11 +161,17 @@ class LoadAgent:
         self.popen.stdin.flush()
         reply = self._read(warmup_s + duration_s + REPLY_GRACE_S)
         if "error" in reply:
-            raise InfrastructureError(f"load agent failed a trial: {reply['error']}")
+            procs.check_watched()  # a dead server is the cause, not what the agent saw of it
+            raise InfrastructureError(
+                f"load agent failed a trial: {reply['error']}; log: {self.log}"
+            )
         return reply
 
     def close(self) -> None:
-        """Ask the agent to quit; stop it by PID if it does not."""
+        """Ask the agent to quit; stop it (and its process group) by PID if it does not."""
+        watch: contextlib.ExitStack | None = getattr(self, "_watch", None)
+        if watch is not None:
+            watch.close()
         if self.popen.poll() is None and self.popen.stdin is not None:
             try:
                 self.popen.stdin.write(b'{"op": "quit"}\n')

@@ -16,7 +16,7 @@ import httpx
 
 from pairbench.errors import InfrastructureError
 
-from . import metricsclient, request, scenario, server
+from . import metricsclient, procs, request, scenario, server
 from .catalogue import PairInfo
 from .load import LoadAgent
 
@@ -182,6 +182,9 @@ def measure_sides(
                     True,
                     rate,
                 )
+                # A server, the database or the load generator that died during the trial
+                # ends the run here, naming it, before the trial is stored.
+                procs.check_watched(f"{name}/{variant}")
                 for each in sides:
                     if not each.target.alive():
                         raise InfrastructureError(

@@ -8,6 +8,8 @@ round runs every variant once, in a freshly shuffled (seeded, recorded) order.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import random
 import sys
 import time
@@ -21,7 +23,7 @@ import httpx
 
 from pairbench import runmodel
 from pairbench.atomicfile import write_text_atomic
-from pairbench.errors import Interrupted, UsageError
+from pairbench.errors import InfrastructureError, Interrupted, UsageError
 
 from . import (
     baseline,
@@ -29,6 +31,7 @@ from . import (
     catalogue,
     metadata,
     postgres,
+    procs,
     request,
     rounds,
     scenario,
@@ -122,12 +125,36 @@ class Run:
             "metadata": metadata.collect(),
             "pairs": {},
         }
+        self.saved_trials = 0  # trials in the last run.json written
 
     def save(self) -> None:
-        if not self.options.verify_only:
+        """Rewrite run.json; a folder that cannot take it is an infrastructure error naming it.
+
+        The write is atomic, so a failed one leaves the last good run.json as it was.
+        """
+        if self.options.verify_only:
+            return
+        try:
             self.dir.mkdir(parents=True, exist_ok=True)
             # Through the one run model: the writer never stores a run the reader would refuse.
             write_text_atomic(self.dir / runmodel.RUN_FILE, runmodel.dump(self.doc))
+        except OSError as e:
+            code = errno.errorcode.get(e.errno or 0, "")
+            kept = (
+                f"the last good run.json ({self.saved_trials} trial(s)) is kept"
+                if self.saved_trials
+                else "no run.json was written"
+            )
+            reason = e.strerror or str(e)
+            raise InfrastructureError(
+                f"cannot write the results folder {self.dir}: {reason} ({code}); {kept}"
+            ) from e
+        self.saved_trials = self.trials()
+
+    def trials(self) -> int:
+        """Trials measured so far, both sides of a gate."""
+        sides = [self.doc["pairs"], (self.doc.get("baseline") or {}).get("pairs") or {}]
+        return sum(len(p.get("trials", [])) for side in sides for p in side.values())
 
     def finish(self, status: str) -> None:
         self.doc["status"] = status
@@ -348,24 +375,36 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             seeding.check_sizes(described, data_profile, options.expected_sizes)
         connections = postgres.needed_connections(described.max_connections(names))
         with services.provide(options.services, connections) as endpoints:
-            progress.message(_services_line(endpoints))
-            datasets = seeding.seed(
-                endpoints.pg_dsn,
-                data_profile,
-                seeding.seedable(described, names),
-                options.data_seed,
-            )
-            for name, seeded in datasets.items():
-                progress.message(_seed_line(name, seeded))
-            _record_services(run, endpoints)
-            target = server.start(
-                endpoints.pg_dsn,
-                endpoints.redis_url,
-                run.logs / f"{run.run_id}-server.log",
-                slowdown=options.slowdown,
-            )
-            base_target: server.TargetServer | None = None
+            # Every long-lived process of the run is watched until it is stopped on purpose:
+            # one that dies ends the run in one line naming it and its log, whatever error its
+            # death caused first (docs/architecture.md, "Owning the process tree").
+            watching = _watch_services(endpoints)
             try:
+                progress.message(_services_line(endpoints))
+                datasets = seeding.seed(
+                    endpoints.pg_dsn,
+                    data_profile,
+                    seeding.seedable(described, names),
+                    options.data_seed,
+                )
+                for name, seeded in datasets.items():
+                    progress.message(_seed_line(name, seeded))
+                _record_services(run, endpoints)
+                target = server.start(
+                    endpoints.pg_dsn,
+                    endpoints.redis_url,
+                    run.logs / f"{run.run_id}-server.log",
+                    slowdown=options.slowdown,
+                )
+            except Exception as e:
+                procs.blame_dead(e)
+                raise
+            finally:
+                watching.close()
+            base_target: server.TargetServer | None = None
+            watching = _watch_services(endpoints)
+            try:
+                watching.enter_context(procs.watched("the target server", target.popen, target.log))
                 run.doc["metadata"]["server"] = target.describe()
                 served = catalogue.fetch(target.url)
                 pairs = [catalogue.resolve(s, served) for s in scenarios]
@@ -373,6 +412,11 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 if options.baseline is not None:
                     base_target, base_datasets = _start_baseline(
                         options.baseline, run, endpoints, data_profile, names, datasets, progress
+                    )
+                    watching.enter_context(
+                        procs.watched(
+                            "the baseline's target server", base_target.popen, base_target.log
+                        )
                     )
                     sides = 2
                 trials = sum(
@@ -398,7 +442,11 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         )
                     for pair in pairs:
                         session.pair(pair, loads[pair.name])
+            except Exception as e:
+                procs.blame_dead(e)
+                raise
             finally:
+                watching.close()  # nothing is watched while it is being stopped
                 if session is not None:
                     session.close()
                 if base_target is not None:
@@ -409,12 +457,44 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
         status = "interrupted" if isinstance(e, KeyboardInterrupt | Interrupted) else "failed"
         raise
     finally:
-        run.finish(status)
-        if status != "complete" and not options.verify_only:
-            kept = sum(len(p.get("trials", [])) for p in run.doc["pairs"].values())
-            progress.message(f"run {status}: {kept} trial(s) kept in {run.dir / 'run.json'}")
+        _finish(run, status, progress)
     failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def _watch_services(endpoints: services.Endpoints) -> contextlib.ExitStack:
+    """Watch the servers this run started (procs.watched) until the stack is closed."""
+    stack = contextlib.ExitStack()
+    for started in endpoints.started:
+        if started.popen is not None:
+            stack.enter_context(procs.watched(_component(started), started.popen, started.log))
+    return stack
+
+
+def _component(started: Any) -> str:
+    """How a line names a server the run started: PostgreSQL, or the Redis server's binary."""
+    if isinstance(started, postgres.RunningPostgres):
+        return "PostgreSQL"
+    binary = os.path.basename(str(started.popen.args[0])) if started.popen else "redis"
+    return f"Redis ({binary})"
+
+
+def _finish(run: Run, status: str, progress: Progress) -> None:
+    """Store the final status; when the run did not complete, say how many trials run.json kept.
+
+    A run that already failed keeps its own error: a results folder that cannot take the last
+    write is then reported in a line of its own, not in its place.
+    """
+    try:
+        run.finish(status)
+    except InfrastructureError as e:
+        if status == "complete":
+            raise
+        progress.message(str(e))
+    if status != "complete" and not run.options.verify_only:
+        progress.message(
+            f"run {status}: {run.saved_trials} trial(s) kept in {run.dir / runmodel.RUN_FILE}"
+        )
 
 
 def _start_baseline(

@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import select
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -152,10 +154,28 @@ def calibrate(workers: int) -> Calibration:
     )
 
 
-def _ignore_sigint() -> None:
-    # A Ctrl-C reaches the whole process group; the workers leave it to the server, whose
-    # lifespan shuts the pool down in order, instead of each dying with a traceback.
+def _start_worker(server_pid: int) -> None:
+    """The pool's initializer: leave Ctrl-C to the server, and exit when the server is gone.
+
+    A Ctrl-C reaches the whole process group; the workers leave it to the server, whose
+    lifespan shuts the pool down in order, instead of each dying with a traceback. A server
+    killed outright (SIGKILL) runs no shutdown: a worker, child of the fork server and not of
+    the server, would wait for work forever, holding the fork server's "alive" pipe and the
+    resource tracker's open. So each worker watches the server's PID (a pidfd, readable once
+    it has exited) and exits with it; the fork server and the tracker then see their pipes
+    close and exit on their own (docs/architecture.md, "Owning the process tree").
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pidfd = os.pidfd_open(server_pid)
+    except ProcessLookupError:
+        os._exit(1)  # already gone
+
+    def watch() -> None:
+        select.select([pidfd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-server", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -184,7 +204,10 @@ async def process_pool(app: FastAPI) -> AsyncIterator[None]:
     # Imported once in the fork server, so each worker is forked with it already loaded.
     context.set_forkserver_preload([__name__])
     executor = ProcessPoolExecutor(
-        max_workers=PROCESS_WORKERS, mp_context=context, initializer=_ignore_sigint
+        max_workers=PROCESS_WORKERS,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(os.getpid(),),
     )
     try:
         # Start every worker now (they start lazily, one per waiting task), so the first
