@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import select
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pairbench.errors import InfrastructureError
+from pairbench.errors import InfrastructureError, UsageError
 
 from . import procs
 
@@ -48,6 +51,60 @@ def worker_argv(host: str, master: str) -> list[str]:
         "--master",
         master,
     ]
+
+
+MASTER_WAIT_S = 30.0  # how long `pairbench worker` waits for its master to answer
+PROBE_INTERVAL_S = 0.5
+
+
+def master_address(master: str) -> tuple[str, int]:
+    """HOST and PORT of `--master HOST:PORT`; a UsageError naming what is wrong."""
+    host, sep, port_text = master.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host:
+        raise UsageError(f"--master {master}: expected HOST:PORT")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise UsageError(f"--master {master}: the port must be a number from 1 to 65535")
+    return host, port
+
+
+def target_url(url: str) -> str:
+    """The `--host` URL of a worker's target, checked: http(s) with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--host {url}: expected the target's base URL, e.g. http://HOST:8000")
+    return url
+
+
+def wait_for_master(master: str, timeout: float = MASTER_WAIT_S) -> None:
+    """Check that the master's address resolves (else a UsageError) and that something accepts
+    TCP connections there within `timeout` seconds (else an InfrastructureError)."""
+    host, port = master_address(master)
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise UsageError(
+            f"--master {master}: the host {host} does not resolve ({e.strerror})"
+        ) from e
+    deadline = time.monotonic() + timeout
+    reason = "no answer"
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection((host, port), timeout=max(0.1, min(left, 2.0))):
+                return
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+        if time.monotonic() + PROBE_INTERVAL_S > deadline:
+            raise InfrastructureError(
+                f"no locust master answers at {host}:{port} (--master) after {timeout:g} s: "
+                f"{reason}; is `pairbench run --remote-workers` running there?"
+            )
+        time.sleep(PROBE_INTERVAL_S)
 
 
 class LoadAgent:

@@ -17,7 +17,7 @@ from rich.table import Table
 from pairbench import errors
 from pairbench.errors import UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
-from pairbench.harness.load import worker_argv
+from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 
 from . import replay
 from .analysis import store_analysis
@@ -347,12 +347,21 @@ def serve(
 @click.option(
     "--host", "target", required=True, help="base URL of the target, as reachable from here"
 )
-def worker(master: str, target: str) -> None:
+@click.option(
+    "--wait",
+    type=click.FloatRange(0.5, 3600),
+    default=MASTER_WAIT_S,
+    show_default=True,
+    help="seconds to wait for the master to answer before giving up",
+)
+def worker(master: str, target: str, wait: float) -> None:
     """Generate load for a master on another machine until it finishes (locust worker)."""
     import os
 
-    if ":" not in master:
-        raise UsageError(f"--master {master}: expected HOST:PORT")
+    # Before anything starts: a wrong address is the user's (exit 2), a master that does not
+    # answer within `wait` is the infrastructure's (exit 3), never a silent hang.
+    target_url(target)
+    wait_for_master(master, wait)
     os.execv(
         sys.executable, worker_argv(target, master)
     )  # become the worker: signals reach it directly
