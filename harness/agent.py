@@ -194,6 +194,8 @@ def _serve(run_trial: Any, on_quit: Any) -> None:
                 break
             try:
                 reply = run_trial(command)
+            except RuntimeError as e:  # the master's own one-line reports
+                reply = {"error": str(e)}
             except Exception as e:  # report, keep serving: the orchestrator decides
                 reply = {"error": f"{type(e).__name__}: {e}"}
             out.write(json.dumps(reply) + "\n")

@@ -219,9 +219,9 @@ class LoadAgent:
         reply = self._read(warmup_s + duration_s + REPLY_GRACE_S)
         if "error" in reply:
             procs.check_watched()  # a dead server is the cause, not what the agent saw of it
-            raise InfrastructureError(
-                f"load agent failed a trial: {reply['error']}; log: {self.log}"
-            )
+            error = str(reply["error"])
+            where = "" if "log: " in error else f"; log: {self.log}"
+            raise InfrastructureError(f"load agent failed a trial: {error}{where}")
         return reply
 
     def close(self) -> None:
