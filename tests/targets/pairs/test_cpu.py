@@ -147,3 +147,25 @@ def test_worker_processes_end_with_the_server(servers: services.Endpoints, tmp_p
     while not all(_gone(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [c.pid for c in children if not _gone(c)] == []
+
+
+def test_the_pool_ends_when_the_server_is_killed(
+    servers: services.Endpoints, tmp_path: Path
+) -> None:
+    """SIGKILL of the server runs no shutdown: the workers watch the server's PID and exit, and
+    the fork server and resource tracker follow (docs/architecture.md, "Owning the process
+    tree"). Nothing here stops the server's process group: the pool ends on its own."""
+    running = server.start(servers.pg_dsn, servers.redis_url, tmp_path / "server.log")
+    try:
+        response = httpx.get(f"{running.url}/cpu/process?ms=1", timeout=30)
+        assert response.status_code == 200
+        children = psutil.Process(running.pid).children(recursive=True)
+        assert len(children) == PROCESS_WORKERS + 2  # the workers, the fork server, the tracker
+        running.popen.kill()
+        running.popen.wait()
+        deadline = time.monotonic() + EXIT_TIMEOUT_S
+        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [c.pid for c in children if not _gone(c)] == []
+    finally:
+        running.stop()
