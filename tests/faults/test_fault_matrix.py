@@ -308,7 +308,7 @@ def runs(
         out = folder / "out"
         out.mkdir()
         mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(out)],
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(out)],
             capture_output=True,
             text=True,
         )
@@ -360,12 +360,13 @@ def test_fault(case: str, runs: dict[str, Run | str]) -> None:
 
 
 def test_results_folder_unwritable_mid_run(runs: dict[str, Run | str]) -> None:
-    """The results folder is a small tmpfs, filled up after the first trial: ENOSPC."""
+    """The results folder is a tmpfs (room for many rewrites of run.json), filled up by the test
+    once the run has stored trials: the next write fails with ENOSPC."""
     run = _run(runs, FULL)
     run.wait_for_trial()
     run_json = run.run_json()
     assert run_json is not None
-    with open(run.out / "filler", "wb") as filler, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), open(run.out / "filler", "wb") as filler:
         while True:
             filler.write(b"\0" * 65536)
             filler.flush()
