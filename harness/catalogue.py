@@ -73,14 +73,21 @@ def _dig(doc: Any, *keys: str) -> Any:
 
 
 _ANSWERS: dict[tuple[Any, ...], Any] = {}
-# Variables the targets' describe and openapi never read: a key without them lets a command's
-# checks and its run, which differ only in these, share one answer.
+# What the targets' describe and openapi depend on besides the command line and the folder:
+# the pairs loaded (PAIRBENCH_PAIRS), an injected slowdown, the interpreter's search path; not
+# where the servers and scenarios are, so a command's checks and its run share one answer.
 _NOT_READ = (
     "PAIRBENCH_PG_DSN",
     "PAIRBENCH_REDIS_URL",
     "PAIRBENCH_STATE_DIR",
     "PAIRBENCH_SCENARIOS",
 )
+
+
+def _read_by_targets(name: str) -> bool:
+    if name in _NOT_READ:
+        return False
+    return name.startswith(("PAIRBENCH_", "PYTHON")) or name in ("PATH", "VIRTUAL_ENV")
 
 
 def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Interpreter) -> Any:
@@ -90,7 +97,7 @@ def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Inter
     environ = dict(env) if env is not None else interpreter.environ()
     key = (
         tuple(argv),
-        tuple(sorted((k, v) for k, v in environ.items() if k not in _NOT_READ)),
+        tuple(sorted((k, v) for k, v in environ.items() if _read_by_targets(k))),
         str(interpreter.cwd),
     )
     if key in _ANSWERS:

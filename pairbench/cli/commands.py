@@ -351,26 +351,27 @@ def serve(
         )
     options = services.ServiceOptions.from_env(**service_flags)
     given = services.parse_given(options)
-    described = catalogue.describe()
-    names = list(described.pairs)
-    data_profile = _data_profile(profile, described)
-    variants = {n: [v["name"] for v in p.get("variants", [])] for n, p in described.pairs.items()}
-    try:
-        slowed = slowdown.parse(spec, variants, source)
-    except slowdown.SlowdownError as e:
-        raise UsageError(str(e)) from e
-    for address in given:
-        services.reach(address)
-    os.environ[slowdown.BIND_HOST_ENV] = host  # the app in this process reads both
-    if slow_variants:
-        os.environ[slowdown.SLOWDOWN_ENV] = spec
-    connections = postgres.needed_connections(described.max_connections(names))
     sock = preflight.bind(host, port)  # held from here on: no other process can take the port
     try:
+        described = catalogue.describe()
+        names = list(described.pairs)
+        data_profile = _data_profile(profile, described)
+        variants = {
+            n: [v["name"] for v in p.get("variants", [])] for n, p in described.pairs.items()
+        }
+        try:
+            slowed = slowdown.parse(spec, variants, source)
+        except slowdown.SlowdownError as e:
+            raise UsageError(str(e)) from e
+        for address in given:
+            services.reach(address)
+        os.environ[slowdown.BIND_HOST_ENV] = host  # the app in this process reads both
+        if slow_variants:
+            os.environ[slowdown.SLOWDOWN_ENV] = spec
+        connections = postgres.needed_connections(described.max_connections(names))
         with services.provide(options, connections) as endpoints:
-            datasets = seeding.seed(
-                endpoints.pg_dsn, data_profile, seeding.seedable(described, names)
-            )
+            seedable = seeding.seedable(described, names)
+            datasets = seeding.seed(endpoints.pg_dsn, data_profile, seedable)
             seconds = sum(d.seconds for d in datasets.values())
             console.print(
                 f"datasets ready in {seconds:.2f} s; serving on http://{host}:{port}/docs"
@@ -378,8 +379,7 @@ def serve(
             for key, fraction in slowed.items():
                 console.print(f"slowdown: {key} {fraction * 100:g}% slower (X-Pairbench-Slowdown)")
             app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
-            config = uvicorn.Config(app, **SERVE_ARGS)  # type: ignore[arg-type]
-            server = uvicorn.Server(config)
+            server = uvicorn.Server(uvicorn.Config(app, **SERVE_ARGS))  # type: ignore[arg-type]
             server.run(sockets=[sock])
             if not server.started:
                 raise errors.InfrastructureError(

@@ -311,6 +311,8 @@ def interleaved_run(
 
     options = run_options(tuple(pairs), profile, runs, seed, False, **service_flags)
     # Bad input of any kind fails before the baseline is built or anything starts.
+    if base is None:
+        preflight.commit(ref)
     preflight.before_run(options, {"--runs": runs})
     if base is None:
         base = baselines.build(ref, lambda text: err.print(text))

@@ -88,10 +88,22 @@ def before_run(options: runner.RunOptions, folders: Mapping[str, Path | None]) -
         services.reach(address)
 
 
-def port_free(host: str, port: int, flag: str = "--port") -> None:
-    """Nothing listens on host:port yet (bound as uvicorn binds it, SO_REUSEADDR)."""
-    sock = bind(host, port, flag)
-    sock.close()
+def commit(ref: str) -> None:
+    """`ref` names a commit of the checkout pairbench runs from (`--baseline-ref`)."""
+    import subprocess
+
+    from pairbench.harness import baseline
+
+    root = baseline.source_root()
+    found = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    if found.returncode != 0:
+        raise UsageError(f"--baseline-ref {ref!r}: not a commit of {root}")
 
 
 def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
