@@ -291,3 +291,20 @@ def test_bad_input(name: str, place: Place, monkeypatch: pytest.MonkeyPatch) -> 
     assert files_under(place.state) == []
     assert {p.name for p in place.root.iterdir()} == before
     assert not Path("/proc/pairbench-out").exists()
+
+
+def test_a_crash_report_lands_in_the_state_folder(
+    place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pairbench.cli.main import _save_traceback
+
+    monkeypatch.setenv("PAIRBENCH_STATE_DIR", str(place.state))
+    try:
+        raise RuntimeError("an unforeseen failure")
+    except RuntimeError:
+        written = Path(_save_traceback())
+    try:
+        assert written.parent == place.state / "crashes"
+        assert "RuntimeError: an unforeseen failure" in written.read_text()
+    finally:
+        shutil.rmtree(place.state / "crashes")
