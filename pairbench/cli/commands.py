@@ -206,6 +206,8 @@ def run(
         )
     options.processes, options.remote_workers = processes, remote_workers
     options.master_bind, options.master_port = master_bind, master_port
+    if remote_workers:  # the master's address must be ours to listen on before anything starts
+        preflight.bind(master_bind, master_port, "--master-port", "--master-bind").close()
     preflight.before_run(options, {"--out": out})
     t0 = time.perf_counter()
     with progress_display(not no_progress and console.is_terminal) as progress:

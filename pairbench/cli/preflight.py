@@ -106,12 +106,13 @@ def commit(ref: str) -> None:
         raise UsageError(f"--baseline-ref {ref!r}: not a commit of {root}")
 
 
-def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
-    """A listening-ready socket bound to host:port, or a usage error naming `flag`."""
+def bind(host: str, port: int, flag: str = "--port", host_flag: str = "--host") -> socket.socket:
+    """A socket bound to host:port (SO_REUSEADDR, as uvicorn and locust bind), or a usage error
+    naming the flags."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise UsageError(f"--host {host}: name does not resolve") from e
+        raise UsageError(f"{host_flag} {host}: name does not resolve") from e
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -121,5 +122,5 @@ def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
         sock.close()
         if e.errno == errno.EADDRINUSE:
             raise UsageError(f"{flag} {port}: port {port} is in use on {host}") from e
-        raise UsageError(f"--host {host} {flag} {port}: cannot bind ({e.strerror})") from e
+        raise UsageError(f"{host_flag} {host} {flag} {port}: cannot bind ({e.strerror})") from e
     return sock

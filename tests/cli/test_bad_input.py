@@ -247,6 +247,16 @@ CASES = {
     "serve on a taken port": Case(
         "serve --port {taken}", 2, r"--port \d+: port \d+ is in use on 127\.0\.0\.1"
     ),
+    "master port taken": Case(
+        "run --remote-workers 1 --master-port {taken}",
+        2,
+        r"--master-port \d+: port \d+ is in use on 127\.0\.0\.1",
+    ),
+    "master address does not resolve": Case(
+        "run --remote-workers 1 --master-port {closed} --master-bind nohost.invalid",
+        2,
+        r"--master-bind nohost\.invalid: name does not resolve",
+    ),
     "serve an unknown profile": Case(
         "serve --profile huge --port {closed}", 2, r"--profile huge: unknown profile"
     ),
