@@ -102,16 +102,17 @@ MISSES = pair.counter(
     "cache_misses", "Cache misses (recomputations)", label="cache misses", unit="misses"
 )
 
+NOT_FOUND = {404: "no customer with that id"}
 CustomerId = Annotated[int, Query(ge=1, le=MAX_CUSTOMER_ID, description="customer id")]
 
 
-@pair.variant("bad")
+@pair.variant("bad", responses=NOT_FOUND)
 async def uncached(pool: Pool, customer: CustomerId) -> Response:
     """Uncached: every read recomputes the summary in Postgres."""
     return _json(await _summary(pool, customer))
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def cache_aside(
     pool: Pool, redis: RedisClient, metrics: AppMetrics, customer: CustomerId
 ) -> Response:
@@ -125,7 +126,7 @@ async def cache_aside(
     return _json(await _fill(redis, key, pool, customer))
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def single_flight(
     pool: Pool, redis: RedisClient, metrics: AppMetrics, customer: CustomerId
 ) -> Response:

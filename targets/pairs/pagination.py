@@ -85,7 +85,7 @@ async def offset(pool: Pool, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT) -
     return _page(rows, limit)
 
 
-@pair.variant("good")
+@pair.variant("good", responses={400: "`after` is not a cursor this feed issued"})
 async def keyset(pool: Pool, after: After = None, limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
     """Keyset: seek past the last (created_at, id) on the index (O(page), any depth)."""
     # Decode before acquiring a connection: a bad cursor never costs a database round trip.

@@ -61,6 +61,7 @@ pair = Pair(
     ),
 )
 
+NOT_FOUND = {404: "no author with that id"}
 AuthorId = Annotated[int, Query(alias="id", ge=1, le=MAX_AUTHOR_ID, description="author id")]
 
 # One statement for both drivers; only the placeholder syntax differs ($1 vs %s).
@@ -85,7 +86,7 @@ def _connection_kwargs(variant: str) -> dict[str, Any]:
     return {"autocommit": True, "application_name": application_name(variant)}
 
 
-@pair.variant("bad")
+@pair.variant("bad", responses=NOT_FOUND)
 async def asyncpg_connect(author_id: AuthorId, dsn: Dsn, metrics: AppMetrics) -> dict[str, Any]:
     """asyncpg.connect() per request: TCP, scram handshake and a new backend every time."""
     conn = await asyncpg.connect(
@@ -102,7 +103,7 @@ async def asyncpg_connect(author_id: AuthorId, dsn: Dsn, metrics: AppMetrics) ->
     return _author(row, author_id)
 
 
-@pair.variant("bad")
+@pair.variant("bad", responses=NOT_FOUND)
 async def psycopg_null_pool(
     author_id: AuthorId, pools: Psycopg, metrics: AppMetrics
 ) -> dict[str, Any]:
@@ -112,7 +113,7 @@ async def psycopg_null_pool(
     return _author(row, author_id)
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def asyncpg_pool(author_id: AuthorId, pool: Pool) -> dict[str, Any]:
     """asyncpg pool from the app's lifespan: connections opened once, borrowed per request."""
     async with pool.acquire() as conn:
@@ -120,7 +121,7 @@ async def asyncpg_pool(author_id: AuthorId, pool: Pool) -> dict[str, Any]:
     return _author(row, author_id)
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def psycopg_pool(author_id: AuthorId, pools: Psycopg, metrics: AppMetrics) -> dict[str, Any]:
     """psycopg AsyncConnectionPool from the pair's lifespan: opened once, borrowed per request."""
     async with pools.pooled.connection() as conn:
