@@ -24,7 +24,7 @@ from .config import Settings
 from .explain import ExplainMiddleware
 from .introspect import Introspection
 from .metrics import Metrics
-from .openapi import PrometheusResponse, error_responses
+from .openapi import PrometheusResponse, exact_bodies, responses
 from .registry import INTERNAL_PREFIX, document, load_pairs
 from .wire import ResponseBytesMiddleware
 
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         last: list[dict[str, Any]] = request.app.state.plans
         return last
 
+    bodies: list[tuple[str, str]] = []  # operations whose 200 body is declared
     for pair in pairs.values():
         for route in pair.routes.values():
             app.add_api_route(
@@ -128,8 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 methods=list(route.methods),
                 name=f"{pair.name}.{route.subpath}",
                 tags=[pair.name],
-                responses=error_responses(route.responses),
+                responses=responses(route.responses, route.body),
             )
+            if route.body is not None:
+                bodies += [(pair.path(route.subpath), m.lower()) for m in route.methods]
         for variant in pair.variants.values():
             app.add_api_route(
                 pair.path(variant.name),
@@ -138,8 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 name=f"{pair.name}.{variant.name}",
                 summary=f"{pair.title}: {variant.label}",
                 tags=[pair.name],
-                responses=error_responses(variant.responses),
+                responses=responses(variant.responses, pair.body),
             )
+            if pair.body is not None:
+                bodies.append((pair.path(variant.name), variant.method.lower()))
         if pair.reset_handler is not None and pair.reset_path is not None:
             app.add_api_route(
                 pair.reset_path, pair.reset_handler, methods=["POST"], tags=[pair.name]
@@ -148,6 +153,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.add_api_route(
                 pair.state_path, pair.state_handler, methods=["GET"], tags=[pair.name]
             )
+    inferred = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, built once, with every declared body exactly as declared."""
+        if app.openapi_schema is None:
+            exact_bodies(inferred(), bodies)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -88,6 +88,7 @@ class Route:
     handler: Handler
     methods: tuple[Method, ...] = ("GET",)
     responses: Responses = field(default_factory=dict)
+    body: Any = None  # the 200's JSON body, for the OpenAPI document (targets/openapi.py)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,9 @@ class Pair:
     server: ServerNeeds = field(default_factory=ServerNeeds)
     equivalence: Equivalence = "json"
     reference: Reference | None = None
+    # The 200 body every variant returns (the same for all: the equivalence rule compares them),
+    # a targets.openapi.Body model or a type of them; documented, never validated at run time.
+    body: Any = None
     dataset_version: int = 1  # bump when a row generator changes (DDL is fingerprinted)
     variants: dict[str, Variant] = field(default_factory=dict)
     lifespans: list[Lifespan] = field(default_factory=list)
@@ -163,13 +167,17 @@ class Pair:
         methods: Sequence[Method] = ("GET",),
         *,
         responses: Responses | None = None,
+        body: Any = None,
     ) -> Callable[[Handler], Handler]:
-        """Register a helper endpoint at /{pair}/{subpath}, not a variant (`responses`: as `variant`)."""
+        """Register a helper endpoint at /{pair}/{subpath}, not a variant (`responses`: as
+        `variant`; `body`: its 200 body, as `Pair.body`)."""
 
         def register(handler: Handler) -> Handler:
             if subpath in self.routes or subpath in self.variants:
                 raise PairError(f"pair {self.name!r}: {subpath!r} registered twice")
-            self.routes[subpath] = Route(subpath, handler, tuple(methods), dict(responses or {}))
+            self.routes[subpath] = Route(
+                subpath, handler, tuple(methods), dict(responses or {}), body
+            )
             return handler
 
         return register

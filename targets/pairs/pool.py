@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, AsyncNullConnectionPool
 from ..data import COUNTRIES, Size, person
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
+from ..openapi import Body
 from ..registry import Knob, Pair, Reference, ServerNeeds
 
 MAX_AUTHOR_ID = 2**31 - 1  # pool_authors.id is an integer column: a larger id cannot exist
@@ -41,6 +42,17 @@ APPLICATION_NAME_PREFIX = "pairbench-pool-"  # pg_stat_activity tells the varian
 # the other pairs' connections: at the profiles' highest user counts 100 would be refused.
 MAX_CONNECTIONS = 400
 
+
+class Author(Body):
+    """One author with their book count: every variant's body."""
+
+    id: int
+    name: str
+    country: str
+    born: int
+    book_count: int
+
+
 pair = Pair(
     name="pool",
     title="Connection per request vs pool",
@@ -54,6 +66,7 @@ pair = Pair(
     },
     counters=["db_connections_opened", "queries"],
     server=ServerNeeds(max_connections=MAX_CONNECTIONS),
+    body=Author,
     reference=Reference(
         figure="about 65x fewer transactions per second",
         ratio=65.0,

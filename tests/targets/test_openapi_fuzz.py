@@ -8,9 +8,10 @@ and a fixed seed: zero failures is the contract (docs/architecture.md, "The Open
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,22 +210,41 @@ def test_work_parameters_are_capped_only_within_their_bound() -> None:
 # The document itself: what the issue found missing stays declared.
 
 
+def _declared() -> Iterator[tuple[str, str, Mapping[int, str], Any]]:
+    """(path, method, error responses, 200 body) of every pair's variants and routes."""
+    for pair in load_pairs().values():
+        for v in pair.variants.values():
+            yield pair.path(v.name), v.method.lower(), v.responses, pair.body
+        for r in pair.routes.values():
+            for method in r.methods:
+                yield pair.path(r.subpath), method.lower(), r.responses, r.body
+
+
 def test_every_declared_error_is_documented_with_its_body(openapi: dict[str, Any]) -> None:
     documented = 0
-    for pair in load_pairs().values():
-        declared = [(pair.path(v.name), v.method, v.responses) for v in pair.variants.values()]
-        declared += [
-            (pair.path(r.subpath), m, r.responses) for r in pair.routes.values() for m in r.methods
-        ]
-        for path, method, responses in declared:
-            operation = openapi["paths"][path][method.lower()]
-            for status in responses:
-                response = operation["responses"][str(status)]
-                schema = response["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
-                documented += 1
+    for path, method, errors, _ in _declared():
+        for status in errors:
+            response = openapi["paths"][path][method]["responses"][str(status)]
+            schema = response["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
+            documented += 1
     assert documented, "no pair declares an error response: the mechanism is untested"
-    assert openapi["components"]["schemas"]["ErrorBody"]["required"] == ["detail"]
+    error_body = openapi["components"]["schemas"]["ErrorBody"]
+    assert error_body["required"] == ["detail"] and error_body["additionalProperties"] is False
+
+
+def test_every_declared_body_is_the_200_schema_exactly(openapi: dict[str, Any]) -> None:
+    documented = 0
+    for path, method, _, body in _declared():
+        if body is None:
+            continue
+        schema = openapi["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+        # Only references to the declared model, none of FastAPI's looser inferred siblings.
+        refs = json.dumps(schema["schema"])
+        assert '"additionalProperties": true' not in refs, (path, refs)
+        assert "#/components/schemas/" in refs, (path, refs)
+        documented += 1
+    assert documented, "no pair declares a body: the mechanism is untested"
 
 
 def test_every_operation_with_parameters_documents_their_validation(
