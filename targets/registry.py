@@ -5,8 +5,8 @@ A pair module creates a module-level `pair = Pair(...)`, decorates each variant'
 to best) and is found by `load_pairs()`: adding a pair is adding one module and one scenario
 file. The pair owns everything that is its own (docs/architecture.md, "The pair contract"): its
 tables and sizes per profile (`@pair.table`), helper routes of any method (`@pair.route`),
-lifespan resources (`@pair.lifespan`), the error statuses its handlers return (`responses=`,
-documented in the OpenAPI schema), its counters (`pair.counter`), what it needs of the
+lifespan resources (`@pair.lifespan`), what its handlers return for the OpenAPI document
+(`body=`, `responses=`), its counters (`pair.counter`), what it needs of the
 servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
 (`@pair.reset`, `@pair.state`) and the published figure it is compared with (`Reference`).
 
