@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from pairbench.errors import InfrastructureError, UsageError
+from pairbench.errors import EXIT_USAGE, InfrastructureError, UsageError
 
 from .procs import CURRENT, Interpreter
 from .scenario import KnobSpec, Scenario
@@ -72,32 +72,79 @@ def _dig(doc: Any, *keys: str) -> Any:
     return doc
 
 
-def describe(env: Mapping[str, str] | None = None, interpreter: Interpreter = CURRENT) -> Catalogue:
-    """Run `python -m pairbench.targets describe` (this interpreter by default) and parse its JSON.
+_ANSWERS: dict[tuple[Any, ...], Any] = {}
+# What the targets' describe and openapi depend on besides the command line and the folder:
+# the pairs loaded (PAIRBENCH_PAIRS), an injected slowdown, the interpreter's search path; not
+# where the servers and scenarios are, so a command's checks and its run share one answer.
+_NOT_READ = (
+    "PAIRBENCH_PG_DSN",
+    "PAIRBENCH_REDIS_URL",
+    "PAIRBENCH_STATE_DIR",
+    "PAIRBENCH_SCENARIOS",
+)
 
-    `env` replaces the environment (a test's PAIRBENCH_PAIRS); else the interpreter's is used.
-    """
-    argv = interpreter.module(TARGETS_MODULE, "describe")
+
+def _read_by_targets(name: str) -> bool:
+    if name in _NOT_READ:
+        return False
+    return name.startswith(("PAIRBENCH_", "PYTHON")) or name in ("PATH", "VIRTUAL_ENV")
+
+
+def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Interpreter) -> Any:
+    """`python -m pairbench.targets COMMAND`'s JSON, asked once per (command line, environment,
+    folder): the targets do not change while a command runs."""
+    argv = interpreter.module(TARGETS_MODULE, command)
+    environ = dict(env) if env is not None else interpreter.environ()
+    key = (
+        tuple(argv),
+        tuple(sorted((k, v) for k, v in environ.items() if _read_by_targets(k))),
+        str(interpreter.cwd),
+    )
+    if key in _ANSWERS:
+        return _ANSWERS[key]
     try:
         done = subprocess.run(
             argv,
             capture_output=True,
             text=True,
             timeout=DESCRIBE_TIMEOUT_S,
-            env=dict(env) if env is not None else interpreter.environ(),
+            env=environ,
             cwd=interpreter.cwd,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise InfrastructureError(f"{TARGETS_MODULE} describe: {e}") from e
+        raise InfrastructureError(f"{TARGETS_MODULE} {command}: {e}") from e
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InfrastructureError(f"{TARGETS_MODULE} describe exited {done.returncode}: {last}")
+        error = UsageError if done.returncode == EXIT_USAGE else InfrastructureError
+        raise error(f"{TARGETS_MODULE} {command} exited {done.returncode}: {last}")
     try:
-        doc = json.loads(done.stdout)
+        _ANSWERS[key] = json.loads(done.stdout)
     except ValueError as e:
-        raise InfrastructureError(f"{TARGETS_MODULE} describe: not JSON ({e})") from e
+        raise InfrastructureError(f"{TARGETS_MODULE} {command}: not JSON ({e})") from e
+    return _ANSWERS[key]
+
+
+def describe(env: Mapping[str, str] | None = None, interpreter: Interpreter = CURRENT) -> Catalogue:
+    """Run `python -m pairbench.targets describe` (this interpreter by default) and parse its JSON.
+
+    `env` replaces the environment (a test's PAIRBENCH_PAIRS); else the interpreter's is used.
+    A command's checks before it starts anything and its run share one answer.
+    """
+    doc = _run_targets("describe", env, interpreter)
     return Catalogue.from_document(doc, f"{TARGETS_MODULE} describe")
+
+
+def openapi(env: Mapping[str, str] | None = None, interpreter: Interpreter = CURRENT) -> Any:
+    """The targets app's OpenAPI document (`python -m pairbench.targets openapi`, no database).
+
+    What each endpoint accepts (parameters and their bounds) is declared once, in the pairs'
+    FastAPI parameters; the harness reads it here and never imports the targets.
+    """
+    doc = _run_targets("openapi", env, interpreter)
+    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
+        raise InfrastructureError(f"{TARGETS_MODULE} openapi: not an OpenAPI document (no paths)")
+    return doc
 
 
 def fetch(base_url: str) -> Catalogue:

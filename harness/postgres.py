@@ -53,14 +53,14 @@ def needed_connections(declared: int | None) -> int:
     return max(MAX_CONNECTIONS_FLOOR, (declared or 0) + MAX_CONNECTIONS_MARGIN)
 
 
-def max_connections(dsn: str) -> int:
-    """The running server's max_connections."""
+def max_connections(dsn: str, where: str = "PostgreSQL") -> int:
+    """The running server's max_connections; `where` names the server in an error."""
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:
             row = conn.execute("SHOW max_connections").fetchone()
     except psycopg.Error as e:
         first = (str(e).strip().splitlines() or [repr(e)])[0]
-        raise InfrastructureError(f"PostgreSQL unreachable: {first}") from e
+        raise InfrastructureError(f"{where}: {first}") from e
     return int(row[0]) if row else 0
 
 

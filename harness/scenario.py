@@ -411,6 +411,10 @@ def knob_text(knob: float) -> str:
 def scenario_dirs() -> list[Path]:
     """Built-in scenarios, then PAIRBENCH_SCENARIOS (colon-separated folders) which override."""
     extra = [Path(p) for p in os.environ.get("PAIRBENCH_SCENARIOS", "").split(os.pathsep) if p]
+    for folder in extra:
+        if not folder.is_dir():
+            problem = "is not a folder" if folder.exists() else "does not exist"
+            raise UsageError(f"PAIRBENCH_SCENARIOS: {folder} {problem}")
     return [SCENARIO_DIR, *extra]
 
 

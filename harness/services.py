@@ -68,16 +68,173 @@ class ServiceOptions:
     redis_url: str | None = None
     pg_bin: str | None = None
     redis_bin: str | None = None
+    # Where each given value came from, for messages: {"pg_dsn": "--pg-dsn"} or the variable.
+    origins: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **flags: str | None) -> ServiceOptions:
         """Flags win over PAIRBENCH_PG_DSN / PAIRBENCH_REDIS_URL / PAIRBENCH_PG_BIN."""
-        return cls(
-            pg_dsn=flags.get("pg_dsn") or os.environ.get("PAIRBENCH_PG_DSN"),
-            redis_url=flags.get("redis_url") or os.environ.get("PAIRBENCH_REDIS_URL"),
-            pg_bin=flags.get("pg_bin") or os.environ.get("PAIRBENCH_PG_BIN"),
-            redis_bin=flags.get("redis_bin") or os.environ.get("PAIRBENCH_REDIS_BIN"),
+        values: dict[str, str | None] = {}
+        origins: dict[str, str] = {}
+        for name, variable in _ENVIRONMENT.items():
+            if flags.get(name):
+                values[name], origins[name] = flags[name], "--" + name.replace("_", "-")
+            elif os.environ.get(variable):
+                values[name], origins[name] = os.environ[variable], variable
+        return cls(**values, origins=origins)
+
+    def origin(self, name: str) -> str:
+        """Where the value of `name` came from ("--pg-dsn", "PAIRBENCH_PG_DSN")."""
+        return self.origins.get(name, "--" + name.replace("_", "-"))
+
+
+_ENVIRONMENT = {
+    "pg_dsn": "PAIRBENCH_PG_DSN",
+    "redis_url": "PAIRBENCH_REDIS_URL",
+    "pg_bin": "PAIRBENCH_PG_BIN",
+    "redis_bin": "PAIRBENCH_REDIS_BIN",
+}
+REACH_TIMEOUT_S = 3.0  # how long a given server may take to accept a TCP connection
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a given server listens: a host and port, or a Unix socket's path."""
+
+    component: str  # "PostgreSQL", "Redis"
+    origin: str  # "--pg-dsn", "PAIRBENCH_PG_DSN"
+    host: str | None = None
+    port: int = 0
+    socket: str | None = None
+
+    def __str__(self) -> str:
+        return self.socket or f"{self.host}:{self.port}"
+
+
+def pg_address(dsn: str, origin: str) -> Address | None:
+    """Parse a PostgreSQL DSN (URL or key=value); a usage error naming `origin` when malformed.
+
+    None when it names no host (libpq's default socket): nothing to probe beforehand.
+    """
+    from psycopg import conninfo
+
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except Exception as e:  # psycopg.ProgrammingError: libpq could not parse it
+        reason = (str(e).strip().splitlines() or ["not a connection string"])[0]
+        raise UsageError(
+            f"{origin}: not a PostgreSQL DSN ({reason}); expected"
+            " postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from e
+    host = str(params.get("host") or params.get("hostaddr") or "").split(",")[0]
+    try:
+        port = int(str(params.get("port") or 5432).split(",")[0])
+    except ValueError as e:
+        raise UsageError(f"{origin}: port {params.get('port')!r} is not a number") from e
+    if not 0 < port < 65536:
+        raise UsageError(f"{origin}: port {port} is not between 1 and 65535")
+    if not host:
+        return None
+    if host.startswith("/"):
+        return Address("PostgreSQL", origin, socket=f"{host}/.s.PGSQL.{port}")
+    return Address("PostgreSQL", origin, host, port)
+
+
+def redis_address(url: str, origin: str) -> Address:
+    """Parse a Redis URL; a usage error naming `origin` when malformed."""
+    expected = "expected redis://HOST:PORT/DB, rediss://... or unix:///path/to/socket"
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise UsageError(f"{origin}: {redact_url(url)} is not a Redis URL ({expected})")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise UsageError(f"{origin}: {redact_url(url)} names no socket ({expected})")
+        return Address("Redis", origin, socket=parts.path)
+    try:
+        port = parts.port or 6379
+    except ValueError as e:
+        raise UsageError(
+            f"{origin}: {redact_url(url)}: the port is not a number ({expected})"
+        ) from e
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise UsageError(
+            f"{origin}: {redact_url(url)}: database {database!r} is not a number ({expected})"
         )
+    return Address("Redis", origin, parts.hostname or "localhost", port)
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def reach(address: Address, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Open and close a connection to `address`; an infrastructure error naming it if that fails."""
+    import socket
+
+    where = f"{address.component} at {address} (from {address.origin})"
+    if address.socket is not None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(address.socket)
+            except OSError as e:
+                raise InfrastructureError(f"{where}: cannot connect ({e.strerror or e})") from e
+        return
+    assert address.host is not None
+    try:
+        found = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise InfrastructureError(f"{where}: name {address.host!r} does not resolve") from e
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in found:
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(sockaddr)
+                return
+            except ConnectionRefusedError as e:
+                last = e
+            except TimeoutError as e:
+                raise InfrastructureError(f"{where} did not answer within {timeout:g} s") from e
+            except OSError as e:
+                last = e
+    if isinstance(last, ConnectionRefusedError):
+        raise InfrastructureError(f"{where} refused the connection")
+    reason = last.strerror if last is not None and last.strerror else str(last)
+    raise InfrastructureError(f"{where} cannot be reached ({reason})")
+
+
+def parse_given(options: ServiceOptions) -> list[Address]:
+    """The addresses of the servers the user gave, parsed (usage errors for malformed ones)."""
+    found: list[Address] = []
+    if options.pg_dsn:
+        pg = pg_address(options.pg_dsn, options.origin("pg_dsn"))
+        if pg is not None:
+            found.append(pg)
+    if options.redis_url:
+        found.append(redis_address(options.redis_url, options.origin("redis_url")))
+    for name in ("pg_bin", "redis_bin"):
+        given = getattr(options, name)
+        if given and not Path(given).exists():
+            raise UsageError(f"{options.origin(name)}: {given} does not exist")
+    return found
+
+
+def check_given(options: ServiceOptions) -> None:
+    """Parse (exit 2) and reach (exit 3, a short timeout) the servers the user gave.
+
+    Run before anything starts, so a typo in a DSN is one line naming it, not a failure after
+    the embedded servers and the target came up.
+    """
+    for address in parse_given(options):
+        reach(address)
 
 
 def _read_state(folder: Path) -> dict[str, Any]:
@@ -110,13 +267,13 @@ def every_pair_connections() -> int:
     return postgres.needed_connections(described.max_connections(list(described.pairs)))
 
 
-def _check_connections(dsn: str, source: str, needed: int) -> None:
+def _check_connections(dsn: str, source: str, needed: int, where: str = "PostgreSQL") -> None:
     """A server pairbench did not start now must allow the connections the pairs declare.
 
     It is not restarted: `--pg-dsn` names a server that is not ours to restart, and one of
     `services up` may be serving another run right now; one line says what to do instead.
     """
-    have = postgres.max_connections(dsn)
+    have = postgres.max_connections(dsn, where)
     if have < needed:
         fix = (
             "run `pairbench services down` then `pairbench services up` to restart it"
@@ -137,6 +294,7 @@ def provide(options: ServiceOptions, connections: int | None = None) -> Iterator
     """
     if connections is None:
         connections = every_pair_connections()
+    check_given(options)
     folder = state_dir()
     running = _read_state(folder)
     started: list[Any] = []
@@ -144,10 +302,16 @@ def provide(options: ServiceOptions, connections: int | None = None) -> Iterator
     try:
         if options.pg_dsn:
             pg_dsn, pg_source = options.pg_dsn, "dsn"
-            _check_connections(pg_dsn, pg_source, connections)
+            given = pg_address(pg_dsn, options.origin("pg_dsn"))
+            where = (
+                f"PostgreSQL at {given or 'the default socket'} (from {options.origin('pg_dsn')})"
+            )
+            _check_connections(pg_dsn, pg_source, connections, where)
         elif "postgres" in running:
             pg_dsn, pg_source = running["postgres"]["dsn"], "services-up"
-            _check_connections(pg_dsn, pg_source, connections)
+            _check_connections(
+                pg_dsn, pg_source, connections, "PostgreSQL (from `pairbench services up`)"
+            )
         else:
             pg = postgres.start(folder, pg_bin=options.pg_bin, connections=connections)
             started.append(pg)
@@ -168,14 +332,19 @@ def provide(options: ServiceOptions, connections: int | None = None) -> Iterator
                 server.stop()
 
 
-def up(options: ServiceOptions, connections: int | None = None) -> tuple[dict[str, Any], float]:
+def up(
+    options: ServiceOptions, connections: int | None = None
+) -> tuple[dict[str, Any], float, list[str]]:
     """Start whichever of the two is not running yet; they outlive this process.
 
     They may serve any pair later, so by default PostgreSQL allows what every described pair
-    needs (the targets' `describe`, run as a subprocess).
+    needs (the targets' `describe`, run as a subprocess). Returns the state, the seconds spent
+    and the names of the servers that were already running (reused, not started).
     """
+    check_given(options)
     folder = state_dir()
     state = _read_state(folder)
+    reused: list[str] = [name for name in ("postgres", "redis") if name in state]
     t0 = time.perf_counter()
     if "postgres" not in state and not options.pg_dsn:
         if connections is None:
@@ -189,6 +358,7 @@ def up(options: ServiceOptions, connections: int | None = None) -> tuple[dict[st
             "dsn": pg.dsn,
             "source": pg.source,
             "log": str(pg.log),
+            "data": str(pg.data_dir),
         }
         _write_state(folder, state)
     if "redis" not in state and not options.redis_url:
@@ -199,9 +369,10 @@ def up(options: ServiceOptions, connections: int | None = None) -> tuple[dict[st
             "url": rs.url,
             "source": rs.source,
             "log": str(rs.log),
+            "data": str(folder / "redis"),
         }
         _write_state(folder, state)
-    return state, time.perf_counter() - t0
+    return state, time.perf_counter() - t0, reused
 
 
 def down() -> list[str]:

@@ -1,4 +1,4 @@
-"""The targets' entry point: `python -m pairbench.targets describe | seed`.
+"""The targets' entry point: `python -m pairbench.targets describe | openapi | seed`.
 
 The harness learns the pairs and seeds their tables through this command (a subprocess
 printing JSON), never by importing the targets, so it drives a target on another host, or a
@@ -6,6 +6,8 @@ user's own service, the same way (docs/architecture.md, "Layers").
 
     describe                                     the describe document, as GET /pairs serves it
                                                  (with "slowdown" when PAIRBENCH_SLOWDOWN is set)
+    openapi                                      the app's OpenAPI document, built with no database:
+                                                 the harness checks scenarios against its bounds
     seed --profile P [--pair NAME ...] [--seed N]  one JSON line per pair (PAIRBENCH_PG_DSN)
     seed --plan ...                              each pair's dataset identity, touching nothing
 
@@ -58,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Describe the pairs, or seed their tables.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("describe", help="print the describe document (JSON)")
+    commands.add_parser("openapi", help="print the app's OpenAPI document (JSON), no database")
     seeding = commands.add_parser("seed", help="create and fill the pairs' tables")
     seeding.add_argument("--profile", required=True, help=f"one of {', '.join(PROFILES)}")
     seeding.add_argument(
@@ -88,6 +91,18 @@ def _seed(profile: str, pairs: Sequence[str] | None, seed_value: int) -> None:
         print(json.dumps(result.json()), flush=True)
 
 
+def _openapi() -> dict[str, object]:
+    """The app's OpenAPI document; the app is built but never started, so nothing connects."""
+    from .app import create_app
+    from .config import Settings
+
+    unused = Settings(
+        pg_dsn="postgresql://unused@127.0.0.1/unused", redis_url="redis://unused", pool_size=1
+    )
+    schema: dict[str, object] = create_app(unused).openapi()
+    return schema
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and run the command."""
     args = _parser().parse_args(argv)
@@ -98,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if slowed := slowdown_from_env(pairs):
                 described["slowdown"] = slowed
             print(json.dumps(described, indent=2))
+        elif args.command == "openapi":
+            print(json.dumps(_openapi(), indent=2))
         elif args.plan:
             for line in plan(args.profile, args.pairs, args.seed):
                 print(json.dumps(line), flush=True)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import asyncpg
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from pairbench.errors import EXIT_USAGE
 
@@ -24,6 +24,7 @@ from .config import Settings
 from .explain import ExplainMiddleware
 from .introspect import Introspection
 from .metrics import Metrics
+from .openapi import PrometheusResponse, exact_bodies, responses
 from .registry import INTERNAL_PREFIX, document, load_pairs
 from .wire import ResponseBytesMiddleware
 
@@ -104,14 +105,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The describe document (docs/architecture.md, "What the targets describe")."""
         return described
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PrometheusResponse)
     async def prometheus_metrics(
         request: Request, reset_peak: Annotated[int, Query(ge=0, le=1)] = 0
     ) -> Response:
         """Prometheus text; `reset_peak=1` starts a new peak-memory window."""
         metrics.peak_rss_bytes(reset=bool(reset_peak))
         metrics.set_scraped(await _scrape_servers(request))
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PrometheusResponse(generate_latest(metrics.registry))
 
     @app.get(f"{INTERNAL_PREFIX}/plans")
     async def plans(request: Request) -> list[dict[str, Any]]:
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         last: list[dict[str, Any]] = request.app.state.plans
         return last
 
+    bodies: list[tuple[str, str]] = []  # operations whose 200 body is declared
     for pair in pairs.values():
         for route in pair.routes.values():
             app.add_api_route(
@@ -127,7 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 methods=list(route.methods),
                 name=f"{pair.name}.{route.subpath}",
                 tags=[pair.name],
+                responses=responses(route.responses, route.body),
             )
+            if route.body is not None:
+                bodies += [(pair.path(route.subpath), m.lower()) for m in route.methods]
         for variant in pair.variants.values():
             app.add_api_route(
                 pair.path(variant.name),
@@ -136,7 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 name=f"{pair.name}.{variant.name}",
                 summary=f"{pair.title}: {variant.label}",
                 tags=[pair.name],
+                responses=responses(variant.responses, pair.body),
             )
+            if pair.body is not None:
+                bodies.append((pair.path(variant.name), variant.method.lower()))
         if pair.reset_handler is not None and pair.reset_path is not None:
             app.add_api_route(
                 pair.reset_path, pair.reset_handler, methods=["POST"], tags=[pair.name]
@@ -145,6 +153,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.add_api_route(
                 pair.state_path, pair.state_handler, methods=["GET"], tags=[pair.name]
             )
+    inferred = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, built once, with every declared body exactly as declared."""
+        if app.openapi_schema is None:
+            exact_bodies(inferred(), bodies)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

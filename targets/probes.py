@@ -18,6 +18,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from .openapi import OctetStreamResponse
+
 MAX_SLEEP_MS = 10_000
 MAX_STALL_MS = 5_000
 MAX_ALLOCATE_MB = 512
@@ -64,7 +66,7 @@ async def allocate(mb: Annotated[int, Query(ge=1, le=MAX_ALLOCATE_MB)]) -> dict[
     return {"allocated_mb": touched // MIB}
 
 
-@router.get("/bytes")
+@router.get("/bytes", response_class=OctetStreamResponse)
 async def body_bytes(n: Annotated[int, Query(ge=0, le=MAX_BODY_BYTES)]) -> Response:
     """A body of exactly `n` bytes."""
-    return Response(b"x" * n, media_type="application/octet-stream")
+    return OctetStreamResponse(b"x" * n)

@@ -5,7 +5,8 @@ A pair module creates a module-level `pair = Pair(...)`, decorates each variant'
 to best) and is found by `load_pairs()`: adding a pair is adding one module and one scenario
 file. The pair owns everything that is its own (docs/architecture.md, "The pair contract"): its
 tables and sizes per profile (`@pair.table`), helper routes of any method (`@pair.route`),
-lifespan resources (`@pair.lifespan`), its counters (`pair.counter`), what it needs of the
+lifespan resources (`@pair.lifespan`), what its handlers return for the OpenAPI document
+(`body=`, `responses=`), its counters (`pair.counter`), what it needs of the
 servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
 (`@pair.reset`, `@pair.state`) and the published figure it is compared with (`Reference`).
 
@@ -36,12 +37,16 @@ Role = Literal["bad", "middle", "good"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Equivalence = Literal["json", "bytes", "decoded", "jsonlines", "not_modified", "side_effect"]
 Handler = Callable[..., Any]
+# The error statuses a handler returns, each with when: {404: "no author with that id"}. The app
+# documents each with the error body (targets/openapi.py); 422 is FastAPI's own, always there.
+Responses = Mapping[int, str]
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]  # called with the FastAPI app
 
 ROLE_ORDER: dict[str, int] = {"bad": 0, "middle": 1, "good": 2}
 PAIRS_ENV = "PAIRBENCH_PAIRS"
 # PostgreSQL's own default: enough for the app's pool, a pair's own pool and the harness.
 DEFAULT_MAX_CONNECTIONS = 100
+VALIDATION_STATUS = 422  # FastAPI's answer to a parameter that fails validation
 INTERNAL_PREFIX = "/_pairbench"  # reset, state and plans live here, apart from the pairs' paths
 
 
@@ -67,6 +72,7 @@ class Variant:
     role: Role
     handler: Handler
     method: Method = "GET"
+    responses: Responses = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -81,6 +87,8 @@ class Route:
     subpath: str
     handler: Handler
     methods: tuple[Method, ...] = ("GET",)
+    responses: Responses = field(default_factory=dict)
+    body: Any = None  # the 200's JSON body, for the OpenAPI document (targets/openapi.py)
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,9 @@ class Pair:
     server: ServerNeeds = field(default_factory=ServerNeeds)
     equivalence: Equivalence = "json"
     reference: Reference | None = None
+    # The 200 body every variant returns (the same for all: the equivalence rule compares them),
+    # a targets.openapi.Body model or a type of them; documented, never validated at run time.
+    body: Any = None
     dataset_version: int = 1  # bump when a row generator changes (DDL is fingerprinted)
     variants: dict[str, Variant] = field(default_factory=dict)
     lifespans: list[Lifespan] = field(default_factory=list)
@@ -131,8 +142,13 @@ class Pair:
 
     # -- decorators a pair module uses --------------------------------------------------
 
-    def variant(self, role: Role, method: Method = "GET") -> Callable[[Handler], Handler]:
-        """Register the decorated handler as a variant named after the function."""
+    def variant(
+        self, role: Role, method: Method = "GET", *, responses: Responses | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated handler as a variant named after the function.
+
+        `responses`: the error statuses it returns besides 200 and 422, e.g. {404: "no such id"}.
+        """
         if role not in ROLE_ORDER:
             raise PairError(f"pair {self.name!r}: unknown role {role!r}")
 
@@ -140,20 +156,28 @@ class Pair:
             name = handler.__name__
             if name in self.variants or name in self.routes:
                 raise PairError(f"pair {self.name!r}: {name!r} registered twice")
-            self.variants[name] = Variant(name, role, handler, method)
+            self.variants[name] = Variant(name, role, handler, method, dict(responses or {}))
             return handler
 
         return register
 
     def route(
-        self, subpath: str, methods: Sequence[Method] = ("GET",)
+        self,
+        subpath: str,
+        methods: Sequence[Method] = ("GET",),
+        *,
+        responses: Responses | None = None,
+        body: Any = None,
     ) -> Callable[[Handler], Handler]:
-        """Register a helper endpoint at /{pair}/{subpath} that is not a variant."""
+        """Register a helper endpoint at /{pair}/{subpath}, not a variant (`responses`: as
+        `variant`; `body`: its 200 body, as `Pair.body`)."""
 
         def register(handler: Handler) -> Handler:
             if subpath in self.routes or subpath in self.variants:
                 raise PairError(f"pair {self.name!r}: {subpath!r} registered twice")
-            self.routes[subpath] = Route(subpath, handler, tuple(methods))
+            self.routes[subpath] = Route(
+                subpath, handler, tuple(methods), dict(responses or {}), body
+            )
             return handler
 
         return register
@@ -253,6 +277,16 @@ class Pair:
                     raise DatasetError(
                         f"pair {self.name!r}, profile {profile!r}: sizes differ from"
                         f" {PROFILES[0]!r} in {missing}"
+                    )
+        declared = [(v.name, v.responses) for v in self.variants.values()]
+        declared += [(r.subpath, r.responses) for r in self.routes.values()]
+        for where, responses in declared:
+            for status in responses:
+                # 422 is FastAPI's (every parameter's validation); a 5xx is a bug, not a contract.
+                if not 400 <= status < 500 or status == VALIDATION_STATUS:
+                    raise PairError(
+                        f"pair {self.name!r}, {where!r}: responses may declare 4xx statuses"
+                        f" other than {VALIDATION_STATUS}, not {status}"
                     )
         for name in self.counters:
             if name not in catalogue:

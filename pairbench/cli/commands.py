@@ -19,7 +19,7 @@ from pairbench.errors import UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 
-from . import replay
+from . import preflight, replay
 from .analysis import store_analysis
 from .main import DEFAULT_OUT, main, service_options
 
@@ -140,7 +140,11 @@ def run_options(
     show_default=True,
     help="folder that receives <run-id>/run.json, plots and report",
 )
-@click.option("--seed", type=int, help="seed of the round shuffles (default: fresh, recorded)")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    help="seed of the round shuffles (default: fresh, recorded)",
+)
 @click.option("--no-progress", is_flag=True, help="plain lines instead of a progress bar")
 @click.option(
     "--from",
@@ -202,6 +206,9 @@ def run(
         )
     options.processes, options.remote_workers = processes, remote_workers
     options.master_bind, options.master_port = master_bind, master_port
+    if remote_workers:  # the master's address must be ours to listen on before anything starts
+        preflight.bind(master_bind, master_port, "--master-port", "--master-bind").close()
+    preflight.before_run(options, {"--out": out})
     t0 = time.perf_counter()
     with progress_display(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
@@ -230,6 +237,7 @@ def run(
 def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None) -> None:
     """Only the equivalence and mechanism checks of PAIRS (all when none is named)."""
     options = run_options(pairs, profile, DEFAULT_OUT, 0, True, **service_flags)
+    preflight.before_run(options, {})
     outcome = runner.execute(options, runner.Progress(message=lambda text: console.print(text)))
     if outcome.failed_verification:
         raise errors.VerificationError(
@@ -241,9 +249,14 @@ def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Re-render plots and reports from a stored run, running nothing."""
-    from pairbench.results.io.runfile import RunFileError
+    from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
     from pairbench.results.report import render as results_report
 
+    try:
+        load_run(run_dir)
+    except RunFileError as e:
+        raise UsageError(str(e)) from e
+    preflight.output_folder(run_file_path(run_dir).parent, "")
     try:
         written = results_report.render(run_dir)
     except RunFileError as e:
@@ -260,8 +273,16 @@ def services_cmd(action: str, **service_flags: str | None) -> None:
     from pairbench.harness.metadata import redact
 
     if action == "up":
-        state, seconds = services.up(services.ServiceOptions.from_env(**service_flags))
-        click.echo(f"services up in {seconds:.2f} s (state: {services.state_dir()})")
+        options = services.ServiceOptions.from_env(**service_flags)
+        state, seconds, reused = services.up(options)
+        if reused and len(reused) == len(state):
+            running = ", ".join(f"{name} pid {state[name]['pid']}" for name in reused)
+            click.echo(
+                f"services already running (state: {services.state_dir()}): reusing {running}"
+            )
+        else:
+            also = f"; already running: {', '.join(reused)}" if reused else ""
+            click.echo(f"services up in {seconds:.2f} s (state: {services.state_dir()}){also}")
     elif action == "down":
         stopped = services.down()
         click.echo("stopped " + ", ".join(stopped) if stopped else "nothing was running")
@@ -271,9 +292,17 @@ def services_cmd(action: str, **service_flags: str | None) -> None:
         click.echo("no services running (pairbench services up starts them)")
         return
     if "postgres" in state:
-        click.echo(f"postgres  pid {state['postgres']['pid']}  {state['postgres']['dsn']}")
+        pg = state["postgres"]
+        click.echo(
+            f"postgres  pid {pg['pid']}  {redact(pg['dsn'])}  data {pg.get('data', '?')}"
+            f"  log {pg.get('log', '?')}"
+        )
     if "redis" in state:
-        click.echo(f"redis     pid {state['redis']['pid']}  {redact(state['redis']['url'])}")
+        rs = state["redis"]
+        click.echo(
+            f"redis     pid {rs['pid']}  {redact(rs['url'])}  data {rs.get('data', '?')}"
+            f"  log {rs.get('log', '?')}"
+        )
     click.echo("`pairbench run` and `serve` use them; from another shell:")
     if "postgres" in state:
         click.echo(f"  export PAIRBENCH_PG_DSN='{state['postgres']['dsn']}'")
@@ -302,7 +331,11 @@ def serve(
     slow_variants: tuple[str, ...],
     **service_flags: str | None,
 ) -> None:
-    """The targets app alone, for exploring with curl or a browser (Ctrl-C stops everything)."""
+    """The targets app alone, for exploring with curl or a browser (Ctrl-C stops everything).
+
+    It is served as `run` serves it (uvloop, httptools, no access log); the port is bound before
+    PostgreSQL and Valkey start, so a taken port is one line and nothing started.
+    """
     import os
 
     import uvicorn
@@ -318,26 +351,60 @@ def serve(
             f"{source} needs a loopback --host (127.0.0.1, ::1, localhost), not {host}:"
             " a slowed target is for testing the gate"
         )
-    described = catalogue.describe()
-    names = list(described.pairs)
-    variants = {n: [v["name"] for v in p.get("variants", [])] for n, p in described.pairs.items()}
-    try:
-        slowed = slowdown.parse(spec, variants, source)
-    except slowdown.SlowdownError as e:
-        raise UsageError(str(e)) from e
-    os.environ[slowdown.BIND_HOST_ENV] = host  # the app in this process reads both
-    if slow_variants:
-        os.environ[slowdown.SLOWDOWN_ENV] = spec
-    connections = postgres.needed_connections(described.max_connections(names))
     options = services.ServiceOptions.from_env(**service_flags)
-    with services.provide(options, connections) as endpoints:
-        datasets = seeding.seed(endpoints.pg_dsn, profile, seeding.seedable(described, names))
-        seconds = sum(d.seconds for d in datasets.values())
-        console.print(f"datasets ready in {seconds:.2f} s; serving on http://{host}:{port}/docs")
-        for key, fraction in slowed.items():
-            console.print(f"slowdown: {key} {fraction * 100:g}% slower (X-Pairbench-Slowdown)")
-        app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
-        uvicorn.run(app, host=host, port=port, log_level="info")
+    given = services.parse_given(options)
+    sock = preflight.bind(host, port)  # held from here on: no other process can take the port
+    try:
+        described = catalogue.describe()
+        names = list(described.pairs)
+        data_profile = _data_profile(profile, described)
+        variants = {
+            n: [v["name"] for v in p.get("variants", [])] for n, p in described.pairs.items()
+        }
+        try:
+            slowed = slowdown.parse(spec, variants, source)
+        except slowdown.SlowdownError as e:
+            raise UsageError(str(e)) from e
+        for address in given:
+            services.reach(address)
+        os.environ[slowdown.BIND_HOST_ENV] = host  # the app in this process reads both
+        if slow_variants:
+            os.environ[slowdown.SLOWDOWN_ENV] = spec
+        connections = postgres.needed_connections(described.max_connections(names))
+        with services.provide(options, connections) as endpoints:
+            seedable = seeding.seedable(described, names)
+            datasets = seeding.seed(endpoints.pg_dsn, data_profile, seedable)
+            seconds = sum(d.seconds for d in datasets.values())
+            console.print(
+                f"datasets ready in {seconds:.2f} s; serving on http://{host}:{port}/docs"
+            )
+            for key, fraction in slowed.items():
+                console.print(f"slowdown: {key} {fraction * 100:g}% slower (X-Pairbench-Slowdown)")
+            app = create_app(Settings(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url))
+            server = uvicorn.Server(uvicorn.Config(app, **SERVE_ARGS))  # type: ignore[arg-type]
+            server.run(sockets=[sock])
+            if not server.started:
+                raise errors.InfrastructureError(
+                    f"the target did not start serving on {host}:{port}; see the lines above"
+                )
+    finally:
+        sock.close()
+
+
+# The server `run` starts (harness/server.py UVICORN_ARGS), as uvicorn.Config keywords.
+SERVE_ARGS = {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "warning"}
+
+
+def _data_profile(profile: str, described: catalogue.Catalogue) -> str:
+    """The data sizes `serve --profile` seeds: a pair's size profile, or a suite profile's data."""
+    sized = {name for pair in described.pairs.values() for name in (pair.get("sizes") or {})}
+    if profile in sized:
+        return profile
+    suites = scenario.load_profiles()
+    if profile in suites:
+        return str(suites[profile].data_profile(profile))
+    known = ", ".join(sorted(sized | set(suites)))
+    raise UsageError(f"--profile {profile}: unknown profile (known: {known})")
 
 
 @main.command()
@@ -371,7 +438,11 @@ def worker(master: str, target: str, wait: float) -> None:
 @click.argument("pairs", nargs=-1)
 @click.option("--profile", default="quick", show_default=True, help="dataset size and knob values")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
-@click.option("--seed", type=int, help="seed of the variant order (default: fresh, recorded)")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    help="seed of the variant order (default: fresh, recorded)",
+)
 @click.option(
     "--processes",
     type=click.IntRange(1, 64),
@@ -391,6 +462,7 @@ def capacity_cmd(
     """Find each variant's capacity: the highest arrival rate that still meets the SLO."""
     options = run_options(pairs, profile, out, seed, False, **service_flags)
     options.capacity, options.processes = True, processes
+    preflight.before_run(options, {"--out": out})
     with progress_display(console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     table = Table(

@@ -30,6 +30,7 @@ from pairbench.results.gate.report import write_gate_files
 from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
 from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 
+from . import preflight
 from .main import DEFAULT_OUT, main, service_options
 
 if TYPE_CHECKING:  # the harness starts servers: imported only when a gate runs one
@@ -57,6 +58,16 @@ class Inconclusive(PairbenchError):
     exit_code = EXIT_UNTRUSTED
 
 
+def share_a_pair(base: Path, base_run: dict[str, Any], new: Path, new_run: dict[str, Any]) -> None:
+    """Two runs to compare measured at least one pair in common, or a usage error naming both."""
+    base_pairs, new_pairs = list(base_run.get("pairs") or {}), list(new_run.get("pairs") or {})
+    if not set(base_pairs) & set(new_pairs):
+        raise UsageError(
+            f"{base} and {new} share no pair: {base} has {', '.join(base_pairs) or 'none'};"
+            f" {new} has {', '.join(new_pairs) or 'none'}"
+        )
+
+
 def load(path: Path) -> dict[str, Any]:
     """A stored run, or a usage error (exit 2) naming the file and the problem in one line."""
     try:
@@ -79,6 +90,7 @@ def load(path: Path) -> dict[str, Any]:
 def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     """Per pair, variant, knob value and metric: NEW / BASE, 95% CI and a verdict."""
     base_run, new_run = load(base), load(new)
+    share_a_pair(base, base_run, new, new_run)
     comparisons = compare(
         base_run,
         new_run,
@@ -87,8 +99,7 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     )
     console = _console()
     if not comparisons:
-        console.print(f"no pair and variant in common between {base} and {new}")
-        return
+        raise UsageError(f"{base} and {new} have no variant of a pair in common to compare")
     for name in dict.fromkeys(c.pair for c in comparisons):
         console.print(comparison_table(name, [c for c in comparisons if c.pair == name]))
     counts = {v: sum(1 for c in comparisons if c.verdict == v) for v in (SLOWER, FASTER)}
@@ -193,6 +204,8 @@ def gate_cmd(
     if slow and baseline_ref is None:
         raise UsageError("--slow-variant needs --baseline-ref: it slows the new side of a gate run")
     slowdown = parse_slowdowns(slow)
+    if out is not None and (baseline_ref is not None or args):
+        preflight.output_folder(out, "--out")
     if baseline_ref is not None:
         run_dir = interleaved_run(
             baseline_ref, args, profile, seed, runs, slowdown, no_progress, service_flags
@@ -203,8 +216,14 @@ def gate_cmd(
         if len(args) > 1:
             raise UsageError(f"--baseline takes at most one NEW_RUN, got {len(args)} arguments")
         base_run = load(baseline)
-        new = Path(args[0]) if args else rerun(baseline, runs)
+        if args:
+            new = Path(args[0])
+        else:
+            if out is not None:
+                preflight.output_folder(out, "--out")
+            new = rerun(baseline, runs)
         new_run = load(new)
+        share_a_pair(baseline, base_run, new, new_run)
         known = calibration.lookup(new_run, calibration_folder())
         result = gate(
             base_run,
@@ -284,17 +303,19 @@ def interleaved_run(
 ) -> Path:
     """Build REF's targets (or take `base`), run base and new interleaved; the run's folder."""
     from pairbench.harness import baseline as baselines
-    from pairbench.harness import runner, scenario
+    from pairbench.harness import runner
 
     from .analysis import store_analysis
     from .commands import console as err
     from .commands import progress_display, run_options
 
-    scenario.select(list(pairs))  # unknown pairs and profiles fail before anything is built
-    scenario.profile(profile)
+    options = run_options(tuple(pairs), profile, runs, seed, False, **service_flags)
+    # Bad input of any kind fails before the baseline is built or anything starts.
+    if base is None:
+        preflight.commit(ref)
+    preflight.before_run(options, {"--runs": runs})
     if base is None:
         base = baselines.build(ref, lambda text: err.print(text))
-    options = run_options(tuple(pairs), profile, runs, seed, False, **service_flags)
     options.baseline, options.slowdown = base, slowdown or None
     with progress_display(not no_progress and err.is_terminal) as progress:
         outcome = runner.execute(options, progress)

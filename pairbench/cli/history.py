@@ -36,6 +36,7 @@ from pairbench.results.report.formatting import MISSING, fmt_number
 
 from .compare import _console
 from .main import main
+from .preflight import output_folder
 
 DEFAULT_HISTORY_OUT = Path("runs") / "history"
 UP, DOWN = "▲", "▼"
@@ -59,6 +60,7 @@ UP, DOWN = "▲", "▼"
 def history_cmd(runs: Sequence[Path], out: Path, pairs: Sequence[str]) -> None:
     """Headline ratio and good variants' latency over RUNS (run folders or folders of them),
     per machine and profile, with change points."""
+    output_folder(out, "--out")
     try:
         stored = load_runs(find_run_files(runs))
     except RunFileError as error:

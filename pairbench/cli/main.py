@@ -51,11 +51,21 @@ class Cli(click.Group):
 
 
 def _save_traceback() -> str:
+    """Write the current traceback to `<state folder>/crashes/` (else the temp folder); its path."""
     import tempfile
     import traceback
+    from datetime import UTC, datetime
 
+    try:
+        from pairbench.harness import services
+
+        folder = services.state_dir() / "crashes"
+        folder.mkdir(parents=True, exist_ok=True)
+    except Exception:  # the state folder itself is the problem: the temp folder still works
+        folder = Path(tempfile.gettempdir())
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     with tempfile.NamedTemporaryFile(
-        "w", prefix="pairbench-error-", suffix=".txt", delete=False
+        "w", dir=folder, prefix=f"pairbench-error-{stamp}-", suffix=".txt", delete=False
     ) as f:
         traceback.print_exc(file=f)
         return f.name

@@ -21,6 +21,7 @@ from pairbench.errors import UsageError
 from pairbench.harness.scenario import SCENARIO_DIR
 
 from .main import main
+from .preflight import output_folder
 
 NAME = re.compile(r"[a-z][a-z0-9_]{1,39}")
 TEMPLATES = "templates"
@@ -49,6 +50,8 @@ def write_pair(name: str, into: Path | None) -> tuple[Path, Path]:
         (into / "pairs", into / "scenarios") if into else (_pairs_dir(), SCENARIO_DIR)
     )
     module, scenario = pairs_dir / f"{name}.py", scenarios_dir / f"{name}.toml"
+    for folder in (pairs_dir, scenarios_dir):
+        output_folder(folder, "--into" if into else "")
     for path in (module, scenario):
         if path.exists():
             raise UsageError(f"{path} already exists; choose another name or remove it")

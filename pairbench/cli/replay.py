@@ -55,7 +55,11 @@ def options_from(base_dir: Path, out: Path, service_options: services.ServiceOpt
 
 def rerun(base_dir: Path, out: Path, progress: Progress | None = None) -> Path:
     """Run again with a stored run's exact configuration; returns the new run's folder."""
-    outcome = execute(options_from(base_dir, out, services.ServiceOptions.from_env()), progress)
+    from . import preflight
+
+    options = options_from(base_dir, out, services.ServiceOptions.from_env())
+    preflight.before_run(options, {"--runs": out})
+    outcome = execute(options, progress)
     run_dir: Path | None = outcome.run_dir
     assert run_dir is not None
     store_analysis(run_dir, outcome.run)

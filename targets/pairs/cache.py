@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import date, datetime
 from typing import Annotated
 
 import asyncpg
@@ -33,6 +34,7 @@ from fastapi import HTTPException, Query, Response
 from ..counters import PERCENT, per_sum_of
 from ..deps import AppMetrics, Pool, RedisClient
 from ..metrics import Metrics
+from ..openapi import Body
 from ..registry import Knob, Pair, Reference
 from ._cache_data import (
     CUSTOMERS_DDL,
@@ -72,6 +74,48 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0
 """
 
+
+class Customer(Body):
+    id: int
+    name: str
+    email: str
+    country: str
+    signed_up: date
+
+
+class Month(Body):
+    month: str  # YYYY-MM, in UTC
+    orders: int
+    spent_cents: int
+
+
+class Product(Body):
+    sku: str
+    quantity: int
+    spent_cents: int
+
+
+class Summary(Body):
+    """A customer's order summary (encode's output); the statistics are null with no orders."""
+
+    customer: Customer
+    orders: int
+    spent_cents: int
+    average_cents: int
+    median_cents: int | None
+    largest_cents: int | None
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    by_status: dict[str, int]
+    top_month: Month | None
+    active_months: int
+    median_days_between_orders: float | None
+    items_bought: int
+    distinct_products: int
+    top_products: list[Product]
+    recent_order_ids: list[int]
+
+
 pair = Pair(
     name="cache",
     title="Uncached vs cache-aside",
@@ -84,6 +128,7 @@ pair = Pair(
         "talk": {"customers": 10_000, "orders_per_customer": 100},
     },
     counters=["cache_hits", "queries", "redis_commands"],
+    body=Summary,
     reference=Reference(
         figure="expected latency ≈ get + (1 - hit ratio) · (db + set)",
         source="the cache-aside cost model",
@@ -102,16 +147,17 @@ MISSES = pair.counter(
     "cache_misses", "Cache misses (recomputations)", label="cache misses", unit="misses"
 )
 
+NOT_FOUND = {404: "no customer with that id"}
 CustomerId = Annotated[int, Query(ge=1, le=MAX_CUSTOMER_ID, description="customer id")]
 
 
-@pair.variant("bad")
+@pair.variant("bad", responses=NOT_FOUND)
 async def uncached(pool: Pool, customer: CustomerId) -> Response:
     """Uncached: every read recomputes the summary in Postgres."""
     return _json(await _summary(pool, customer))
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def cache_aside(
     pool: Pool, redis: RedisClient, metrics: AppMetrics, customer: CustomerId
 ) -> Response:
@@ -125,7 +171,7 @@ async def cache_aside(
     return _json(await _fill(redis, key, pool, customer))
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def single_flight(
     pool: Pool, redis: RedisClient, metrics: AppMetrics, customer: CustomerId
 ) -> Response:

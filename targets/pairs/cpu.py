@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 
+from ..openapi import Body
 from ..registry import Knob, Pair
 
 MAX_MS = 1000  # bounded: CPU time is user input, and one request must not hold a core for long
@@ -53,6 +54,31 @@ CALIBRATION_START_ITERATIONS = 10_000
 CALIBRATION_MIN_MS = 50.0  # long enough that timer resolution and call overhead are noise
 CALIBRATION_RUNS = 5  # the fastest run wins: interference only ever makes a run slower
 
+
+class Reply(Body):
+    """Every variant's body: the same iterations give the same result."""
+
+    ms: int
+    iterations: int
+    result: int
+
+
+class Status(Body):
+    status: str
+
+
+class CalibrationBody(Body):
+    """/cpu/calibration's body: the Calibration below, as JSON (the fuzz test checks they agree)."""
+
+    iterations_per_ms: float
+    sample_iterations: int
+    sample_ms: float
+    runs: int
+    pid: int
+    workers: int
+    start_method: str
+
+
 pair = Pair(
     name="cpu",
     title="CPU work on the event loop vs offloaded",
@@ -60,6 +86,7 @@ pair = Pair(
     knob=Knob("ms", "CPU time per request", "ms"),
     counters=["loop_lag_seconds_sum"],  # mean event-loop lag: what the bystanders wait for
     reference=None,  # no published figure for this setup is known
+    body=Reply,
 )
 
 CpuMs = Annotated[int, Query(ge=1, le=MAX_MS, description="CPU milliseconds per request")]
@@ -98,13 +125,13 @@ async def process(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
     return _reply(ms, iterations, result)
 
 
-@pair.route("ping")
+@pair.route("ping", body=Status)
 async def ping() -> dict[str, str]:
     """A trivial endpoint on the same event loop: its latency shows what the CPU work costs others."""
     return {"status": "ok"}
 
 
-@pair.route("calibration")
+@pair.route("calibration", body=CalibrationBody)
 async def calibration(cpu: Cpu) -> dict[str, Any]:
     """The startup calibration: iterations per ms, measured in the server process."""
     return asdict(cpu.calibration)

@@ -20,9 +20,25 @@ from fastapi import Query
 
 from ..data import COUNTRIES, Size, person, title
 from ..deps import Pool
+from ..openapi import Body
 from ..registry import Knob, Pair, Reference
 
 MAX_AUTHORS = 500  # bounded: a page size is user input
+
+
+class Book(Body):
+    id: int
+    title: str
+    published: int
+    pages: int
+
+
+class AuthorWithBooks(Body):
+    id: int
+    name: str
+    country: str
+    books: list[Book]
+
 
 pair = Pair(
     name="n_plus_one",
@@ -36,6 +52,7 @@ pair = Pair(
         "talk": {"authors": 20_000, "books_per_author": 4},
     },
     counters=["queries"],
+    body=list[AuthorWithBooks],  # a page: authors by id, each one's books by id
     reference=Reference(
         figure="about 4x",
         ratio=4.0,

@@ -27,6 +27,7 @@ from fastapi import HTTPException, Query
 
 from ..data import WORDS, Size, title
 from ..deps import Pool
+from ..openapi import Body
 from ..registry import Knob, Pair, Reference
 
 DEFAULT_LIMIT = 20
@@ -34,6 +35,26 @@ MAX_LIMIT = 100  # bounded: a page size is user input
 MAX_OFFSET = 10_000_000  # bounded too: an unbounded OFFSET is a denial-of-service knob
 MAX_CURSOR_CHARS = 200  # a real cursor is under 80 characters; refuse to decode megabytes
 MAX_BIGINT = 2**63 - 1
+
+
+class Item(Body):
+    id: int
+    created_at: datetime
+    author: str
+    body: str
+    likes: int
+
+
+class Page(Body):
+    """A page of the feed, newest first; next_cursor is null on the last page."""
+
+    items: list[Item]
+    next_cursor: str | None
+
+
+class Cursor(Body):
+    cursor: str | None
+
 
 pair = Pair(
     name="pagination",
@@ -49,6 +70,7 @@ pair = Pair(
     # The mechanism: OFFSET's buffers (and rows) per request grow with the depth while keyset's
     # stay flat; both send the same single statement.
     counters=["db_buffers", "db_rows", "queries"],
+    body=Page,
     reference=Reference(
         figure="5,524 ms at offset ~1M vs 0.224 ms keyset",
         ratio=24_660.0,
@@ -85,7 +107,7 @@ async def offset(pool: Pool, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT) -
     return _page(rows, limit)
 
 
-@pair.variant("good")
+@pair.variant("good", responses={400: "`after` is not a cursor this feed issued"})
 async def keyset(pool: Pool, after: After = None, limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
     """Keyset: seek past the last (created_at, id) on the index (O(page), any depth)."""
     # Decode before acquiring a connection: a bad cursor never costs a database round trip.
@@ -99,7 +121,7 @@ async def keyset(pool: Pool, after: After = None, limit: Limit = DEFAULT_LIMIT) 
     return _page(rows, limit)
 
 
-@pair.route("cursor")
+@pair.route("cursor", body=Cursor)
 async def cursor(pool: Pool, offset: Offset = 0) -> dict[str, str | None]:
     """The cursor after which keyset serves the page that offset=K serves (null for K=0).
 

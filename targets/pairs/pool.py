@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, AsyncNullConnectionPool
 from ..data import COUNTRIES, Size, person
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
+from ..openapi import Body
 from ..registry import Knob, Pair, Reference, ServerNeeds
 
 MAX_AUTHOR_ID = 2**31 - 1  # pool_authors.id is an integer column: a larger id cannot exist
@@ -41,6 +42,17 @@ APPLICATION_NAME_PREFIX = "pairbench-pool-"  # pg_stat_activity tells the varian
 # the other pairs' connections: at the profiles' highest user counts 100 would be refused.
 MAX_CONNECTIONS = 400
 
+
+class Author(Body):
+    """One author with their book count: every variant's body."""
+
+    id: int
+    name: str
+    country: str
+    born: int
+    book_count: int
+
+
 pair = Pair(
     name="pool",
     title="Connection per request vs pool",
@@ -54,6 +66,7 @@ pair = Pair(
     },
     counters=["db_connections_opened", "queries"],
     server=ServerNeeds(max_connections=MAX_CONNECTIONS),
+    body=Author,
     reference=Reference(
         figure="about 65x fewer transactions per second",
         ratio=65.0,
@@ -61,6 +74,7 @@ pair = Pair(
     ),
 )
 
+NOT_FOUND = {404: "no author with that id"}
 AuthorId = Annotated[int, Query(alias="id", ge=1, le=MAX_AUTHOR_ID, description="author id")]
 
 # One statement for both drivers; only the placeholder syntax differs ($1 vs %s).
@@ -85,7 +99,7 @@ def _connection_kwargs(variant: str) -> dict[str, Any]:
     return {"autocommit": True, "application_name": application_name(variant)}
 
 
-@pair.variant("bad")
+@pair.variant("bad", responses=NOT_FOUND)
 async def asyncpg_connect(author_id: AuthorId, dsn: Dsn, metrics: AppMetrics) -> dict[str, Any]:
     """asyncpg.connect() per request: TCP, scram handshake and a new backend every time."""
     conn = await asyncpg.connect(
@@ -102,7 +116,7 @@ async def asyncpg_connect(author_id: AuthorId, dsn: Dsn, metrics: AppMetrics) ->
     return _author(row, author_id)
 
 
-@pair.variant("bad")
+@pair.variant("bad", responses=NOT_FOUND)
 async def psycopg_null_pool(
     author_id: AuthorId, pools: Psycopg, metrics: AppMetrics
 ) -> dict[str, Any]:
@@ -112,7 +126,7 @@ async def psycopg_null_pool(
     return _author(row, author_id)
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def asyncpg_pool(author_id: AuthorId, pool: Pool) -> dict[str, Any]:
     """asyncpg pool from the app's lifespan: connections opened once, borrowed per request."""
     async with pool.acquire() as conn:
@@ -120,7 +134,7 @@ async def asyncpg_pool(author_id: AuthorId, pool: Pool) -> dict[str, Any]:
     return _author(row, author_id)
 
 
-@pair.variant("good")
+@pair.variant("good", responses=NOT_FOUND)
 async def psycopg_pool(author_id: AuthorId, pools: Psycopg, metrics: AppMetrics) -> dict[str, Any]:
     """psycopg AsyncConnectionPool from the pair's lifespan: opened once, borrowed per request."""
     async with pools.pooled.connection() as conn:

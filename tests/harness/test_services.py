@@ -70,6 +70,14 @@ def test_services_up_down_with_system_binaries_hidden(
         and state_file["redis"]["source"] == "embedded"
     )
     assert all(procs.pid_alive(p) for p in pids)  # they outlive the `up` command
+    for pid, folder in zip(pids, ("pgdata", "redis"), strict=True):
+        assert f"pid {pid}" in status.stdout and str(isolated_state / folder) in status.stdout
+    again = subprocess.run(
+        [*pairbench, "services", "up"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    assert "services already running" in again.stdout and str(isolated_state) in again.stdout
+    assert services._read_state(isolated_state) == state_file  # reused, nothing new started
     down = subprocess.run(
         [*pairbench, "services", "down"], env=env, capture_output=True, text=True, timeout=60
     )

@@ -199,3 +199,20 @@ def test_fixture_pairs_serve_writes_reset_state_and_etags(
                 assert again.headers["etag"] == etag and again.content == b""
     finally:
         running.stop()
+
+
+def test_openapi_is_printed_with_no_database_and_carries_the_bounds() -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pairbench.targets", "openapi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS)},
+    )
+    assert result.returncode == 0, result.stderr
+    operation = json.loads(result.stdout)["paths"]["/fixture_rows/join"]["get"]
+    (n,) = [p for p in operation["parameters"] if p["name"] == "n"]
+    assert n["in"] == "query" and n["schema"]["minimum"] == 1 and n["schema"]["maximum"] > 1

@@ -275,3 +275,16 @@ def test_a_customer_without_orders_summarises_to_zeros(servers: services.Endpoin
     assert summary["by_status"] == dict.fromkeys(STATUSES, 0)
     assert summary["top_month"] is None and summary["last_order_at"] is None
     assert summary["top_products"] == [] and summary["recent_order_ids"] == []
+
+
+def test_the_404_is_documented_on_every_variant_with_the_error_body(
+    target: httpx.Client,
+) -> None:
+    paths = target.get("/openapi.json").json()["paths"]
+    for variant in VARIANTS:
+        responses = paths[pair.path(variant)]["get"]["responses"]
+        schema = responses["404"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, variant
+        assert set(responses) == {"200", "404", "422"}, variant
+        body = responses["200"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/Summary"}, variant

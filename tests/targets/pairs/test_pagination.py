@@ -328,3 +328,14 @@ def test_buffers_grow_with_the_offset_and_not_with_keyset(
     assert deltas[10_000]["db_rows"] == deltas[0]["db_rows"]
     assert deltas[10_000]["db_buffers"] > 10 * deltas[0]["db_buffers"]
     assert keyset["db_buffers"] < deltas[10_000]["db_buffers"] / 10
+
+
+def test_the_400_is_documented_on_keyset_only(target: httpx.Client) -> None:
+    paths = target.get("/openapi.json").json()["paths"]
+    keyset = paths[pair.path("keyset")]["get"]["responses"]
+    assert keyset["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+    # OFFSET and the cursor route decode nothing: every bad value is FastAPI's 422.
+    for name in ("offset", "cursor"):
+        assert set(paths[pair.path(name)]["get"]["responses"]) == {"200", "422"}, name

@@ -173,3 +173,14 @@ def test_stats_report_every_pool_back_to_idle(target: httpx.Client) -> None:
     null = stats["psycopg_null_pool"]
     assert null["pool_size"] == 0  # a null pool keeps nothing between requests
     assert null["connections_num"] >= 1
+
+
+def test_the_404_is_documented_on_every_variant_with_the_error_body(
+    target: httpx.Client,
+) -> None:
+    paths = target.get("/openapi.json").json()["paths"]
+    for variant in VARIANTS:
+        responses = paths[pair.path(variant)]["get"]["responses"]
+        schema = responses["404"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, variant
+        assert set(responses) == {"200", "404", "422"}, variant
