@@ -158,7 +158,7 @@ class LoadAgent:
         ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
         line = self.popen.stdout.readline() if ready else b""
         if not line:
-            dead = procs.dead_watched()
+            dead = procs.dead_watched(grace=procs.BLAME_GRACE_S)
             self.close()
             if dead is not None:
                 raise procs.ProcessDied(dead)

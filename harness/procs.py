@@ -33,6 +33,7 @@ from pairbench.errors import InfrastructureError, Interrupted
 STOP_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
+BLAME_GRACE_S = 1.0  # after an error, how long a watched process gets to be seen dead
 
 
 @dataclass(frozen=True)
@@ -275,15 +276,24 @@ def how_it_ended(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
-def dead_watched(during: str | None = None) -> str | None:
-    """One line naming the first watched process that has exited, how, and its log; or None."""
-    for entry in _WATCHED:
-        code = entry.popen.poll()
-        if code is not None:
-            when = f" during {during}" if during else ""
-            where = f"; log: {entry.log}" if entry.log is not None else ""
-            return f"{entry.name} (pid {entry.popen.pid}) died{when}: {how_it_ended(code)}{where}"
-    return None
+def dead_watched(during: str | None = None, grace: float = 0.0) -> str | None:
+    """One line naming the first watched process that has exited, how, and its log; or None.
+
+    `grace`: look again for this long. What a death causes (a closed pipe, a refused
+    connection) can be seen a moment before the process can be reaped.
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        for entry in _WATCHED:
+            code = entry.popen.poll()
+            if code is not None:
+                when = f" during {during}" if during else ""
+                where = f"; log: {entry.log}" if entry.log is not None else ""
+                ended = how_it_ended(code)
+                return f"{entry.name} (pid {entry.popen.pid}) died{when}: {ended}{where}"
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
 
 
 def check_watched(during: str | None = None) -> None:
@@ -301,6 +311,6 @@ def blame_dead(error: BaseException, during: str | None = None) -> None:
     """If a watched process has died, raise ProcessDied naming it (the cause) from `error`."""
     if isinstance(error, ProcessDied | Interrupted | KeyboardInterrupt):
         return
-    dead = dead_watched(during)
+    dead = dead_watched(during, grace=BLAME_GRACE_S)
     if dead is not None:
         raise ProcessDied(dead) from error
