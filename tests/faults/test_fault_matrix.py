@@ -47,9 +47,9 @@ knob_values = [1]
 users = 1
 warmup_seconds = 0
 trial_warmup_seconds = 0.05
-round_seconds = 0.25
+round_seconds = 1.0
 rounds = 1000
-think_ms = 20
+think_ms = 50
 """
 SETTLE_S = 10.0  # how long the run's processes get to end after pairbench exits
 RUN_TIMEOUT_S = 120.0  # generous: every run starts at once on a small machine
