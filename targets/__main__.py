@@ -92,9 +92,16 @@ def _seed(profile: str, pairs: Sequence[str] | None, seed_value: int) -> None:
 
 
 def _openapi() -> dict[str, object]:
-    """The app's OpenAPI document; the app is built but never started, so nothing connects."""
+    """The app's OpenAPI document; the app is built but never started, so nothing connects.
+
+    Built without an injected slowdown: it adds no route and no parameter, and an exported
+    PAIRBENCH_SLOWDOWN must not stop a harness that only reads the bounds (describe checks it).
+    """
     from .app import create_app
     from .config import Settings
+    from .slowdown import SLOWDOWN_ENV
+
+    os.environ.pop(SLOWDOWN_ENV, None)
 
     unused = Settings(
         pg_dsn="postgresql://unused@127.0.0.1/unused", redis_url="redis://unused", pool_size=1
