@@ -199,9 +199,9 @@ def _env(scenarios: Path, base: dict[str, str], own: str | None, state: Path) ->
         "PAIRBENCH_SCENARIOS": str(scenarios),
         "PAIRBENCH_STATE_DIR": str(state),
     }
-    if own == "postgres":
+    if own in ("postgres", "both"):
         env.pop("PAIRBENCH_PG_DSN")
-    if own == "redis":
+    if own in ("redis", "both"):
         env.pop("PAIRBENCH_REDIS_URL")
     return env
 
@@ -213,7 +213,8 @@ class Case:
     kill: Callable[[Run], None]
     code: int
     line: str  # a regex on stderr's last line
-    own: str | None = None  # "postgres" or "redis": the run starts its own, to lose it
+    # "postgres", "redis" or "both": the run starts its own (to lose it, or to stop it)
+    own: str | None = None
     args: tuple[str, ...] = ()
 
 
@@ -233,11 +234,12 @@ def _kill_postmaster(run: Run) -> None:
 
 
 CASES = {
+    # Ctrl-C and SIGTERM with servers the run started: they must be stopped with it.
     "SIGINT pairbench": Case(
-        _signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$"
+        _signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$", own="both"
     ),
     "SIGTERM pairbench": Case(
-        _signal_pairbench(signal.SIGTERM), 130, r"pairbench: error: interrupted$"
+        _signal_pairbench(signal.SIGTERM), 130, r"pairbench: error: interrupted$", own="both"
     ),
     "SIGKILL pairbench": Case(_signal_pairbench(signal.SIGKILL), -9, r".*"),
     "SIGKILL target server": Case(
@@ -348,6 +350,11 @@ def test_fault(case: str, runs: dict[str, Run | str]) -> None:
     run = _run(runs, case)
     run.wait_for_trial()
     assert any("forkserver" in c for c in run.commands.values())  # the grandchildren exist
+    names = {c.split()[0].rsplit("/", 1)[-1] for c in run.commands.values() if c.strip()}
+    if spec.own in ("postgres", "both"):
+        assert "postgres" in names, names  # the run's own server, among what must end
+    if spec.own in ("redis", "both"):
+        assert "valkey-server" in names, names
     spec.kill(run)
     outcome = run.finish(case)
     assert outcome.code == spec.code, outcome.line

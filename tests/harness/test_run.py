@@ -1,4 +1,6 @@
-"""End to end: a tiny `pairbench run` writes a valid run.json and plots; Ctrl-C loses nothing.
+"""End to end: a tiny `pairbench run` writes a valid run.json and plots, and replays one.
+
+Interrupts, kills and a full results folder are in tests/faults/test_fault_matrix.py.
 
 The runs use a fixture pair (tests/fixtures/pairs/, loaded through PAIRBENCH_PAIRS) with a
 scenario in a folder of the test's own: adding or removing a built-in pair never breaks them.
@@ -7,14 +9,9 @@ scenario in a folder of the test's own: adding or removing a built-in pair never
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
-import psutil
-import pytest
 from hdrh.histogram import HdrHistogram
 
 from pairbench import runmodel
@@ -108,51 +105,6 @@ def test_tiny_run_writes_run_json_and_plots(
     # Every key the run wrote, as stored (not upgraded), is documented.
     stored = json.loads((run_dir / "run.json").read_text())
     assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_keeps_trials_and_stops_every_process(
-    pairbench: list[str], isolated_state: Path, tmp_path: Path, sig: signal.Signals
-) -> None:
-    env = {**os.environ, **_scenarios(tmp_path / "scenarios", 0.5, 50)}
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [*pairbench, "run", PAIR, "--out", str(out), "--no-progress"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    seen: dict[int, psutil.Process] = {}
-    deadline = time.monotonic() + 120
-    run_json: Path | None = None
-    while time.monotonic() < deadline:
-        seen.update({p.pid: p for p in _descendants(proc.pid)})
-        found = list(out.glob("*/run.json"))
-        if found and json.loads(found[0].read_text())["pairs"].get(PAIR, {}).get("trials"):
-            run_json = found[0]
-            break
-        time.sleep(0.1)
-    assert run_json is not None, "no trial was written in time"
-    seen.update({p.pid: p for p in _descendants(proc.pid)})
-    names = {p.name() for p in seen.values() if p.is_running()}
-    assert {"postgres", "valkey-server"} <= names or any("postgres" in n for n in names), names
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    run = json.loads(run_json.read_text())
-    assert run["status"] == "interrupted"
-    assert len(run["pairs"][PAIR]["trials"]) >= 1
-    _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
-    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
 
 
 def test_from_replays_the_stored_configuration(
