@@ -87,9 +87,9 @@ def wait_for_master(master: str, timeout: float = MASTER_WAIT_S) -> None:
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise UsageError(
-            f"--master {master}: the host {host} does not resolve ({e.strerror})"
-        ) from e
+        # As services.reach: no such name is exit 2, a resolver failing for now exit 3.
+        error = UsageError if e.errno == socket.EAI_NONAME else InfrastructureError
+        raise error(f"--master {master}: the host {host} does not resolve ({e.strerror})") from e
     deadline = time.monotonic() + timeout
     reason = "no answer"
     while True:

@@ -191,7 +191,10 @@ def reach(address: Address, timeout: float = REACH_TIMEOUT_S) -> None:
     try:
         found = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise InfrastructureError(f"{where}: name {address.host!r} does not resolve") from e
+        # No such name is the address given wrong (exit 2, as for `pairbench worker --master`);
+        # a resolver that fails for now is the infrastructure (exit 3).
+        error = UsageError if e.errno == socket.EAI_NONAME else InfrastructureError
+        raise error(f"{where}: name {address.host!r} does not resolve ({e.strerror})") from e
     last: OSError | None = None
     for family, kind, proto, _, sockaddr in found:
         with socket.socket(family, kind, proto) as sock:

@@ -193,7 +193,7 @@ CASES = {
     ),
     "pg name does not resolve": Case(
         "run --pg-dsn postgresql://u@nohost.invalid:5432/db",
-        3,
+        2,
         r"PostgreSQL at nohost\.invalid:5432 \(from --pg-dsn\): name 'nohost\.invalid' does not",
     ),
     "malformed redis url": Case(
