@@ -8,7 +8,9 @@ tables and sizes per profile (`@pair.table`), helper routes of any method (`@pai
 lifespan resources (`@pair.lifespan`), what its handlers return for the OpenAPI document
 (`body=`, `responses=`), its counters (`pair.counter`), what it needs of the
 servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
-(`@pair.reset`, `@pair.state`) and the published figure it is compared with (`Reference`).
+(`@pair.reset`, `@pair.state`), the published figure it is compared with (`Reference`) and
+its micro benchmark (`@pair.micro`, `@pair.micro_setup`: docs/architecture.md, "The micro
+suite").
 
 Modules are loaded from the built-in package first, then from the folders named by
 PAIRBENCH_PAIRS (os.pathsep-separated): a user's own pairs need no edit of this package.
@@ -23,15 +25,21 @@ import importlib.util
 import os
 import pkgutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .counters import GENERIC, PER_REQUEST, CounterSpec, Per
 from .data import PROFILES, DatasetError, Rows, Sizes, Table
+
+if TYPE_CHECKING:
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    from .metrics import Metrics
 
 Role = Literal["bad", "middle", "good"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -48,10 +56,65 @@ PAIRS_ENV = "PAIRBENCH_PAIRS"
 DEFAULT_MAX_CONNECTIONS = 100
 VALIDATION_STATUS = 422  # FastAPI's answer to a parameter that fails validation
 INTERNAL_PREFIX = "/_pairbench"  # reset, state and plans live here, apart from the pairs' paths
+# The Redis logical database micro cores use: the app's is 0, the gate's baseline 1.
+MICRO_REDIS_DATABASE = 2
 
 
 class PairError(ValueError):
     """A pair module breaks the contract; the message names the pair."""
+
+
+@dataclass(frozen=True)
+class MicroServers:
+    """What a micro core runs on: the servers reached directly, as a handler reaches them."""
+
+    dsn: str
+    pool: asyncpg.Pool  # like the app's: DEFAULT_POOL_SIZE connections, opened at once
+    redis: aioredis.Redis  # on MICRO_REDIS_DATABASE, emptied when opened
+    metrics: Metrics  # counters for handlers that count (their values are not read)
+    resource: Any = None  # what the pair's `@pair.micro_setup` yielded
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, dsn: str, redis_url: str, pairs: Mapping[str, Pair] | None = None
+    ) -> AsyncIterator[MicroServers]:
+        """Connect to the servers for the block; `redis_url`'s database is emptied first."""
+        import asyncpg
+        import redis.asyncio as aioredis
+
+        from .config import DEFAULT_POOL_SIZE
+        from .metrics import Metrics
+
+        pairs = PAIRS if pairs is None else pairs
+        metrics = Metrics(declared=[s for p in pairs.values() for s in p.declared.values()])
+        pool = await asyncpg.create_pool(
+            dsn, min_size=DEFAULT_POOL_SIZE, max_size=DEFAULT_POOL_SIZE
+        )
+        try:
+            redis = aioredis.Redis.from_url(redis_url)
+            try:
+                await redis.flushdb()  # a value cached from another dataset is never served
+                yield cls(dsn, pool, redis, metrics)
+            finally:
+                await redis.aclose()
+        finally:
+            await pool.close()
+
+
+MicroCore = Callable[[MicroServers], Awaitable[Any]]
+MicroSetup = Callable[[MicroServers], AbstractAsyncContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class Micro:
+    """A variant's core work without HTTP, run by the micro suite (benchmarks/micro)."""
+
+    variant: str  # the variant whose core it is
+    core: MicroCore
+    # The knob value it runs at; None where the knob is a property of the load (concurrent
+    # users, key skew), not of one call.
+    knob: float | None
 
 
 @dataclass(frozen=True)
@@ -135,6 +198,8 @@ class Pair:
     declared: dict[str, CounterSpec] = field(default_factory=dict)  # counters of its own
     reset_handler: Handler | None = None
     state_handler: Handler | None = None
+    micros: dict[str, Micro] = field(default_factory=dict)  # variant name -> its micro core
+    micro_setup_factory: MicroSetup | None = None
 
     def __post_init__(self) -> None:
         if self.equivalence not in get_args(Equivalence):
@@ -227,6 +292,36 @@ class Pair:
         self.state_handler = handler
         return handler
 
+    def micro(self, variant: str, *, knob: float | None) -> Callable[[MicroCore], MicroCore]:
+        """Register the decorated `async def core(on: MicroServers)` as `variant`'s micro core.
+
+        It does the variant's work once on `on` and returns what the variant would (the suite
+        checks that every core of a pair returns the same); `knob`: the value it runs at.
+        """
+
+        def register(core: MicroCore) -> MicroCore:
+            if variant in self.micros:
+                raise PairError(f"pair {self.name!r}: micro core for {variant!r} registered twice")
+            self.micros[variant] = Micro(variant, core, knob)
+            return core
+
+        return register
+
+    def micro_setup(self, factory: MicroSetup) -> MicroSetup:
+        """Register what the micro cores share: an async context manager taking the servers,
+        entered once around them; what it yields is `MicroServers.resource`."""
+        self.micro_setup_factory = factory
+        return factory
+
+    @asynccontextmanager
+    async def micro_servers(self, servers: MicroServers) -> AsyncIterator[MicroServers]:
+        """`servers` with the pair's micro setup entered for the block (its resource attached)."""
+        if self.micro_setup_factory is None:
+            yield servers
+            return
+        async with self.micro_setup_factory(servers) as resource:
+            yield replace(servers, resource=resource)
+
     # -- what the app, seeding and describe read -----------------------------------------
 
     @property
@@ -298,6 +393,22 @@ class Pair:
             raise PairError(
                 f"pair {self.name!r}: equivalence side_effect needs @pair.state and @pair.reset"
             )
+        self._check_micro()
+
+    def _check_micro(self) -> None:
+        """Micro cores belong to variants, include a bad and a good one, and share one knob."""
+        if self.micro_setup_factory is not None and not self.micros:
+            raise PairError(f"pair {self.name!r}: @pair.micro_setup without any @pair.micro")
+        if not self.micros:
+            return
+        if unknown := [v for v in self.micros if v not in self.variants]:
+            raise PairError(f"pair {self.name!r}: micro core for unknown variant(s) {unknown}")
+        roles = {self.variants[v].role for v in self.micros}
+        if not {"bad", "good"} <= roles:
+            raise PairError(f"pair {self.name!r}: micro cores need a bad and a good variant")
+        if len({m.knob for m in self.micros.values()}) > 1:
+            knobs = {v: m.knob for v, m in self.micros.items()}
+            raise PairError(f"pair {self.name!r}: micro cores run at different knob values {knobs}")
 
     def describe(self) -> dict[str, Any]:
         """The pair's entry in the describe document (exactly the documented keys)."""

@@ -35,7 +35,7 @@ from ..counters import PERCENT, per_sum_of
 from ..deps import AppMetrics, Pool, RedisClient
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference
 from ._cache_data import (
     CUSTOMERS_DDL,
     ORDERS_DDL,
@@ -258,3 +258,20 @@ async def _fill(redis: aioredis.Redis, key: str, pool: asyncpg.Pool, customer: i
 # Seed data (rows, DDL and the summary's SQL are in _cache_data.py).
 pair.table("customers", CUSTOMERS_DDL)(customers)
 pair.table("orders", ORDERS_DDL, indexes=ORDERS_INDEXES)(orders)
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): the summary recomputed against
+# the cache read path (a hit once the first call filled it), no HTTP, for one customer. The knob
+# (key skew) is the load's, not a call's.
+MICRO_CUSTOMER = 1
+
+
+@pair.micro("uncached", knob=None)
+async def _micro_uncached(on: MicroServers) -> bytes:
+    return bytes((await uncached(on.pool, MICRO_CUSTOMER)).body)
+
+
+@pair.micro("cache_aside", knob=None)
+async def _micro_cache_aside(on: MicroServers) -> bytes:
+    response = await cache_aside(on.pool, on.redis, on.metrics, MICRO_CUSTOMER)
+    return bytes(response.body)

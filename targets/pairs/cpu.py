@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 
 from ..openapi import Body
-from ..registry import Knob, Pair
+from ..registry import Knob, MicroServers, Pair
 
 MAX_MS = 1000  # bounded: CPU time is user input, and one request must not hold a core for long
 # Leave one core to the event loop (and, on a 2-core box, to Postgres and the load generator
@@ -225,6 +225,15 @@ Cpu = Annotated[CpuResources, Depends(_resources)]
 @contextlib.asynccontextmanager
 async def process_pool(app: FastAPI) -> AsyncIterator[None]:
     """Calibrate, start the worker processes, and shut them down at app shutdown."""
+    async with _cpu_resources() as resources:
+        app.state.cpu_pair = resources
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _cpu_resources() -> AsyncIterator[CpuResources]:
+    """The calibration and a started process pool, shut down when the block exits (the app's
+    lifespan and the micro suite's setup share it)."""
     # Calibrate first, on a quiet machine: before the workers exist to compete for the CPU.
     calibration = calibrate(PROCESS_WORKERS)
     context = multiprocessing.get_context(START_METHOD)
@@ -243,8 +252,7 @@ async def process_pool(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(
             *(loop.run_in_executor(executor, spin, 1, 0) for _ in range(PROCESS_WORKERS))
         )
-        app.state.cpu_pair = CpuResources(calibration, executor)
-        yield
+        yield CpuResources(calibration, executor)
     finally:
         # Blocking is fine here: uvicorn has finished in-flight requests before shutdown, and
         # waiting is what guarantees no worker outlives the server.
@@ -253,3 +261,24 @@ async def process_pool(app: FastAPI) -> AsyncIterator[None]:
 
 def _reply(ms: int, iterations: int, result: int) -> dict[str, int]:
     return {"ms": ms, "iterations": iterations, "result": result}
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): the CPU work inline against a
+# process pool round trip, no HTTP. One call alone: what offloading costs, not what it buys
+# under load (the bystander's latency shows that).
+MICRO_MS = 10
+
+
+@pair.micro_setup
+def _micro_resources(on: MicroServers) -> contextlib.AbstractAsyncContextManager[CpuResources]:
+    return _cpu_resources()
+
+
+@pair.micro("inline", knob=MICRO_MS)
+async def _micro_inline(on: MicroServers) -> Any:
+    return await inline(MICRO_MS, on.resource)
+
+
+@pair.micro("process", knob=MICRO_MS)
+async def _micro_process(on: MicroServers) -> Any:
+    return await process(MICRO_MS, on.resource)

@@ -21,7 +21,7 @@ from fastapi import Query
 from ..data import COUNTRIES, Size, person, title
 from ..deps import Pool
 from ..openapi import Body
-from ..registry import Knob, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference
 
 MAX_AUTHORS = 500  # bounded: a page size is user input
 
@@ -199,3 +199,18 @@ def _books(size: Size, rng: random.Random) -> Iterator[tuple[int, int, str, int,
         for _ in range(rng.randint(0, 2 * mean)):
             book_id += 1
             yield book_id, author_id, title(rng), rng.randint(1950, 2025), rng.randint(80, 900)
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): the loop against the JOIN on
+# asyncpg directly, no HTTP, at the quick profile's largest page.
+MICRO_AUTHORS = 200
+
+
+@pair.micro("lazy", knob=MICRO_AUTHORS)
+async def _micro_lazy(on: MicroServers) -> Any:
+    return await lazy(on.pool, MICRO_AUTHORS)
+
+
+@pair.micro("join", knob=MICRO_AUTHORS)
+async def _micro_join(on: MicroServers) -> Any:
+    return await join(on.pool, MICRO_AUTHORS)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from fastapi import HTTPException, Query
 from ..data import WORDS, Size, title
 from ..deps import Pool
 from ..openapi import Body
-from ..registry import Knob, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100  # bounded: a page size is user input
@@ -233,3 +234,25 @@ def _feed_items(size: Size, rng: random.Random) -> Iterator[tuple[int, datetime,
             f"{title(rng)}: {body}",
             rng.randint(0, 500),
         )
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): OFFSET against keyset SQL on
+# asyncpg directly, no HTTP, at one depth that the test profile's feed holds too.
+MICRO_DEPTH = 10_000
+
+
+@pair.micro_setup
+@contextlib.asynccontextmanager
+async def _micro_cursor(on: MicroServers) -> AsyncIterator[str | None]:
+    """The cursor of the page at MICRO_DEPTH, looked up once (as the load's [prepare] does)."""
+    yield (await cursor(on.pool, offset=MICRO_DEPTH))["cursor"]
+
+
+@pair.micro("offset", knob=MICRO_DEPTH)
+async def _micro_offset(on: MicroServers) -> Any:
+    return await offset(on.pool, offset=MICRO_DEPTH, limit=DEFAULT_LIMIT)
+
+
+@pair.micro("keyset", knob=MICRO_DEPTH)
+async def _micro_keyset(on: MicroServers) -> Any:
+    return await keyset(on.pool, after=on.resource, limit=DEFAULT_LIMIT)

@@ -28,7 +28,7 @@ from ..data import COUNTRIES, Size, person
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, Pair, Reference, ServerNeeds
+from ..registry import Knob, MicroServers, Pair, Reference, ServerNeeds
 
 MAX_AUTHOR_ID = 2**31 - 1  # pool_authors.id is an integer column: a larger id cannot exist
 # Equal sizes, opened in full at startup: a trial never pays for pool growth mid-measurement.
@@ -290,3 +290,18 @@ def _pool_books(size: Size, rng: random.Random) -> Iterator[tuple[int, int]]:
         for _ in range(rng.randint(0, 2 * size["books_per_author"])):
             book_id += 1
             yield book_id, author_id
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): asyncpg's connect against a
+# pool acquire, no HTTP, for one author. The knob (concurrent users) is the load's, not a call's.
+MICRO_AUTHOR_ID = 1
+
+
+@pair.micro("asyncpg_connect", knob=None)
+async def _micro_connect(on: MicroServers) -> Any:
+    return await asyncpg_connect(author_id=MICRO_AUTHOR_ID, dsn=on.dsn, metrics=on.metrics)
+
+
+@pair.micro("asyncpg_pool", knob=None)
+async def _micro_pool(on: MicroServers) -> Any:
+    return await asyncpg_pool(author_id=MICRO_AUTHOR_ID, pool=on.pool)
