@@ -3,7 +3,9 @@
 Runs `pairbench run --profile P PAIR` once per pair (a fresh run each, as a user runs one pair),
 times it from the outside, and reads the run.json it leaves. Prints per pair: the wall time, the
 time under load (the warm-ups and every trial's warm-up and window), the rest (start-up,
-verification, per-trial overhead, analysis and plots) and the widest relative 95% interval of
+verification, per-trial overhead, analysis and plots), the trials' recorded overhead, the
+median gap between one trial's window and the next one's beyond the trial warm-up (read from
+the windows' start times, so old runs show it too) and the widest relative 95% interval of
 the pair's judged ratios (bad / good at the expectation's knob value, every good variant):
 `+-x%` is the interval's larger half-width over the ratio. Runs written by a pairbench that
 records its own timing (trial `load_s`, pair `timing`, `metadata.timing`) show those phases
@@ -17,6 +19,7 @@ Run it with the interpreter of the pairbench being measured; PAIRBENCH_STATE_DIR
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -55,6 +58,19 @@ def _load_seconds(record: dict[str, Any]) -> tuple[float, str]:
     warmups = len(load["knob_values"]) * len(record["variants"]) * load["warmup_seconds"]
     per_trial = load.get("trial_warmup_seconds", 0.2)
     return warmups + sum(per_trial + t["elapsed_s"] for t in trials), "estimated"
+
+
+def _median_gap(record: dict[str, Any]) -> float | None:
+    """The median time between one trial's window closing and the next one's opening, less the
+    trial warm-up: each trial's overhead as the windows show it, for runs old and new alike."""
+    trials = record.get("trials") or []
+    warmup = record["load"].get("trial_warmup_seconds", 0.2)
+    gaps = sorted(
+        b["started_at"] - a["started_at"] - a["elapsed_s"] - warmup
+        for a, b in itertools.pairwise(trials)
+        if a["knob"] == b["knob"]
+    )
+    return gaps[len(gaps) // 2] if gaps else None
 
 
 def _widest_interval(record: dict[str, Any]) -> tuple[float | None, str]:
@@ -124,12 +140,13 @@ def run_pair(pair: str, profile: str, out: Path) -> dict[str, Any]:
         "trial_overhead_s": sum(t.get("overhead_s", 0.0) for t in trials)
         if trials and "overhead_s" in trials[0]
         else None,
+        "median_gap_s": _median_gap(record),
         "timing": record.get("timing"),
         "startup": run["metadata"].get("timing"),
         "widest_interval": widest,
         "widest_at": where,
         "run": str(new[-1]),
-        "log": done.stdout.strip().splitlines(),
+        "log": (done.stderr + done.stdout).strip().splitlines(),
     }
 
 
@@ -147,18 +164,19 @@ def main() -> int:
     print(f"profile {args.profile}, runs in {out}")
     header = (
         f"{'pair':<14}{'exit':>5}{'wall s':>9}{'load s':>9}{'outside s':>11}{'trials':>8}"
-        f"{'trial ovh s':>13}  widest judged interval"
+        f"{'trial ovh s':>13}{'gap s':>8}  widest judged interval"
     )
     print(header)
     for pair in pairs:
         row = run_pair(pair, args.profile, out)
         rows.append(row)
         ovh = row["trial_overhead_s"]
-        widest = row["widest_interval"]
+        widest, gap = row["widest_interval"], row["median_gap_s"]
         print(
             f"{pair:<14}{row['exit']:>5}{row['wall_s']:>9.1f}{row['load_s']:>9.1f}"
             f"{row['outside_s']:>11.1f}{row['trials']:>8}"
-            f"{(f'{ovh:.1f}' if ovh is not None else '-'):>13}  "
+            f"{(f'{ovh:.1f}' if ovh is not None else '-'):>13}"
+            f"{(f'{gap:.3f}' if gap is not None else '-'):>8}  "
             f"{(f'+-{widest:.1%}' if widest is not None else '-')} ({row['widest_at']})",
             flush=True,
         )

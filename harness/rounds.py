@@ -8,6 +8,7 @@ numbers, and stored with its raw histogram the moment it finishes.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +156,12 @@ def measure_sides(
         for side in sides
     }
     invalid = 0
+    # Where the time goes (docs/run-format.md, `timing`): each side's record carries the
+    # totals, each trial its own load and overhead.
+    totals = {"warmup_s": 0.0, "load_s": 0.0, "overhead_s": 0.0, "trials": 0}
+    for side in sides:
+        side.record.setdefault("timing", {}).update(totals)
+    measuring = time.perf_counter()
     for knob in load.knob_values:
         paths = {side.label: _paths(side, knob, absolute) for side in sides}
         users = spec.users_at(load, knob)
@@ -162,9 +169,11 @@ def measure_sides(
         if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
             for side, variant in arms:
                 reset(side.client, side.pair)
-                drivers[side.label].trial(
+                warm = drivers[side.label].trial(
                     paths[side.label][variant], users, knob, 0.0, load.warmup_seconds, False, rate
                 )
+                totals["warmup_s"] += _load_seconds(warm, 0.0, load.warmup_seconds)
+        mark = time.perf_counter()  # the end of the last trial's record: its save counts next
         for round_index in range(load.rounds):
             order = _round_order(arms, rng)
             for position, (side, variant) in enumerate(order):
@@ -194,17 +203,38 @@ def measure_sides(
                 reasons = _trial_validity(load, reply)
                 invalid += bool(reasons)
                 stats = _read_stats(side.client, spec.stats_request)
+                counters = metricsclient.delta(
+                    reply["metrics_before"], reply["metrics_after"], side.pair.counters
+                )
+                loaded = _load_seconds(reply, load.trial_warmup_seconds, load.round_seconds)
+                now = time.perf_counter()
+                overhead = max(0.0, now - mark - loaded)
+                mark = now
                 side.record["trials"].append(
                     _trial_record(knob, round_index, position, variant, users, reply, reasons)
                     | {
-                        "counters": metricsclient.delta(
-                            reply["metrics_before"], reply["metrics_after"], side.pair.counters
-                        ),
+                        "counters": counters,
                         **({"stats": stats} if stats is not None else {}),
+                        "load_s": round(loaded, 4),
+                        "overhead_s": round(overhead, 4),
                     }
                 )
+                totals["load_s"] += loaded
+                totals["trials"] += 1
+                totals["overhead_s"] = time.perf_counter() - measuring - totals["load_s"]
+                totals["overhead_s"] -= totals["warmup_s"]
+                for each in sides:
+                    each.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
                 save()
+    totals["overhead_s"] = time.perf_counter() - measuring - totals["load_s"] - totals["warmup_s"]
+    for side in sides:
+        side.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
     return invalid
+
+
+def _load_seconds(reply: dict[str, Any], warmup_s: float, duration_s: float) -> float:
+    """Time the agent had users loading the target in a trial (an older agent: as asked)."""
+    return float(reply.get("load_s", warmup_s + duration_s))
 
 
 def _round_order(arms: list[tuple[Side, str]], rng: random.Random) -> list[tuple[Side, str]]:
