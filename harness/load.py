@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -212,8 +213,12 @@ class LoadAgent:
         think_s: float = 0.0,
         metrics_before_url: str | None = None,
         ttfb: bool = False,
+        meanwhile: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply.
+
+        `meanwhile` runs once the command is sent, while the agent starts its users and warms
+        up: the caller's short bookkeeping (saving run.json) overlaps the unmeasured warm-up.
 
         `steps` are the variant's concrete requests (harness/request.py). `keys` ({count,
         exponent, seed}) fills `{key}` per request from a Zipf distribution; `bystander` ({path,
@@ -243,6 +248,8 @@ class LoadAgent:
         }
         self.popen.stdin.write((json.dumps(command) + "\n").encode())
         self.popen.stdin.flush()
+        if meanwhile is not None:
+            meanwhile()
         reply = self._read(warmup_s + duration_s + REPLY_GRACE_S)
         if "error" in reply:
             procs.check_watched()  # a dead server is the cause, not what the agent saw of it
