@@ -331,8 +331,10 @@ class _BaseSide:
             "trials": [],
         }
         base_record["knob"]["values"] = load.knob_values
+        verifying = time.perf_counter()
         outcome = verify.verify_pair(self.client, base_pair, load.knob_values)
         base_record["verification"] = outcome.record()
+        base_record["timing"] = {"verify_s": round(time.perf_counter() - verifying, 3)}
         self.records[pair.name] = base_record
         session.run.save()
         bad = outcome.first_failure
