@@ -67,12 +67,15 @@ def _finish(
     started_at: float,
     before: str | None,
     after: str | None,
+    load_s: float,
 ) -> dict[str, Any]:
+    """The reply: merged parts, the window's start, both scrapes, and the time under load."""
     return {
         **merge_parts(parts),
         "started_at": started_at,
         "metrics_before": before,
         "metrics_after": after,
+        "load_s": load_s,
     }
 
 
@@ -81,16 +84,18 @@ def run_local_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]
     assert env.runner is not None
     classes = loadgen.configure(command)
     env.runner.start(_users(command), spawn_rate=SPAWN_RATE, user_classes=classes)
-    gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.OPEN_START_DELAY_S)
+    loading = time.perf_counter()  # users started: warm-up, scrape, window (docs/run-format.md)
+    gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.start_delay(command))
     before = _fetch(command.get("metrics_before_url") or command.get("metrics_url"))
     started_at = time.time()
     loadgen.open_window()
     gevent.sleep(float(command["duration_s"]))
     loadgen.close_window()
+    load_s = time.perf_counter() - loading
     after = _fetch(command.get("metrics_url"))
     env.runner.stop()
     part = loadgen.collect()
-    return _finish(command, [part], started_at, before, after)
+    return _finish(command, [part], started_at, before, after, load_s)
 
 
 class Master:
@@ -171,16 +176,18 @@ class Master:
         self.runner.start(
             _users(command), spawn_rate=SPAWN_RATE, user_classes=loadgen.configure(command)
         )
-        gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.OPEN_START_DELAY_S)
+        loading = time.perf_counter()
+        gevent.sleep(float(command.get("warmup_s", 0.0)) + loadgen.start_delay(command))
         before = _fetch(command.get("metrics_before_url") or command.get("metrics_url"))
         started_at = time.time()
         self.runner.send_message("pb_open")
         gevent.sleep(float(command["duration_s"]))
         self.runner.send_message("pb_close")
+        load_s = time.perf_counter() - loading
         parts = self._gather(self.results, len(workers))
         after = _fetch(command.get("metrics_url"))
         self.runner.stop()
-        return _finish(command, parts, started_at, before, after)
+        return _finish(command, parts, started_at, before, after, load_s)
 
 
 def _serve(run_trial: Any, on_quit: Any) -> None:

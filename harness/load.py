@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -118,8 +119,12 @@ class LoadAgent:
         remote_workers: int = 0,
         bind: str = "127.0.0.1",
         port: int = 0,
+        *,
+        wait: bool = True,
     ) -> None:
-        """One process (`processes` 1, no remote workers), else a locust master with workers."""
+        """One process (`processes` 1, no remote workers), else a locust master with workers.
+
+        `wait=False` returns once it is spawned; `wait_ready` (or the first trial) waits."""
         self.log = log
         argv = [sys.executable, "-m", AGENT_MODULE, "--host", host]
         if processes > 1 or remote_workers:
@@ -137,21 +142,43 @@ class LoadAgent:
                 "--log",
                 str(log),
             ]
+        self.spawned = time.perf_counter()
         self.popen = procs.spawn(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             log=log,
         )
-        hello = self._read(READY_TIMEOUT_S)
-        if not hello.get("ready"):
-            self.close()
-            raise InfrastructureError(f"load agent did not start: {hello.get('error', hello)}")
-        self.locust_version = str(hello.get("locust", "?"))
         # Watched until close(): a run that loses it says so (docs/architecture.md, "Owning
         # the process tree").
         self._watch = contextlib.ExitStack()
         self._watch.enter_context(procs.watched("the load generator (locust)", self.popen, log))
+        self._version: str | None = None
+        self.ready_s = 0.0  # from spawn to its hello
+        self.waited_s = 0.0  # how long the caller waited for the hello
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> str:
+        """Wait for the agent's hello (it imports locust meanwhile); its locust version.
+
+        Spawning does not wait, so a run starts the agent early and overlaps its start-up with
+        work that measures nothing (verification): docs/architecture.md, "Measurement protocol".
+        """
+        if self._version is None:
+            waiting = time.perf_counter()
+            hello = self._read(READY_TIMEOUT_S)
+            if not hello.get("ready"):
+                self.close()
+                raise InfrastructureError(f"load agent did not start: {hello.get('error', hello)}")
+            now = time.perf_counter()
+            self.ready_s, self.waited_s = now - self.spawned, now - waiting
+            self._version = str(hello.get("locust", "?"))
+        return self._version
+
+    @property
+    def locust_version(self) -> str:
+        return self.wait_ready()
 
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self.popen.stdout is not None
@@ -186,8 +213,12 @@ class LoadAgent:
         think_s: float = 0.0,
         metrics_before_url: str | None = None,
         ttfb: bool = False,
+        meanwhile: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Run one measurement window and return the agent's raw reply.
+
+        `meanwhile` runs once the command is sent, while the agent starts its users and warms
+        up: the caller's short bookkeeping (saving run.json) overlaps the unmeasured warm-up.
 
         `steps` are the variant's concrete requests (harness/request.py). `keys` ({count,
         exponent, seed}) fills `{key}` per request from a Zipf distribution; `bystander` ({path,
@@ -196,6 +227,7 @@ class LoadAgent:
         the window, `metrics_before_url` (default: the same) before it: a peak counter's
         window starts there. `ttfb` records time to first byte beside full latency.
         """
+        self.wait_ready()
         assert self.popen.stdin is not None
         if isinstance(steps, str):  # a bare path: one GET expecting 200
             steps = [get_step(steps)]
@@ -216,6 +248,8 @@ class LoadAgent:
         }
         self.popen.stdin.write((json.dumps(command) + "\n").encode())
         self.popen.stdin.flush()
+        if meanwhile is not None:
+            meanwhile()
         reply = self._read(warmup_s + duration_s + REPLY_GRACE_S)
         if "error" in reply:
             procs.check_watched()  # a dead server is the cause, not what the agent saw of it

@@ -287,6 +287,11 @@ def configure(
     return classes
 
 
+def start_delay(command: dict[str, Any]) -> float:
+    """Seconds the open schedule waits for its connections' greenlets; the closed model none."""
+    return OPEN_START_DELAY_S if command.get("model", "closed") == "open" else 0.0
+
+
 def open_window() -> None:
     """Start measuring."""
     Trial.cpu_before = psutil.Process().cpu_times()

@@ -8,6 +8,7 @@ numbers, and stored with its raw histogram the moment it finishes.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ class _TrialDriver:
         seconds: float,
         metrics: bool = True,
         rate: float | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         keys = bystander = None
         if self.spec.keys is not None:
@@ -93,7 +95,40 @@ class _TrialDriver:
             self.think_ms / 1000.0,
             before_url if metrics else None,
             self.spec.ttfb,
+            meanwhile,
         )
+
+
+SAVE_MARGIN = 4.0  # a save overlaps a warm-up only when the last one took a quarter of it or less
+
+
+class _Saver:
+    """run.json's rewrite after each trial, done while the next trial's users warm up.
+
+    The agent runs the warm-up on its own once it has the command; the save (validation, JSON,
+    fsync: tens of ms) fits inside it and never reaches the window. A warm-up too short for the
+    last save's duration, and the end of the measurement, save at once instead.
+    """
+
+    def __init__(self, save: Callable[[], None]) -> None:
+        self.save = save
+        self.pending = False
+        self.last_s: float | None = None  # the last save's duration; None before the first
+
+    def flush(self) -> None:
+        if self.pending:
+            started = time.perf_counter()
+            self.save()
+            self.last_s = time.perf_counter() - started
+            self.pending = False
+
+    def before_trial(self, warmup_s: float) -> Callable[[], None] | None:
+        """What the trial runs while warming up: the pending save, if it fits; else None
+        (after saving now)."""
+        if self.pending and self.last_s is not None and self.last_s * SAVE_MARGIN <= warmup_s:
+            return self.flush
+        self.flush()
+        return None
 
 
 @dataclass
@@ -155,6 +190,13 @@ def measure_sides(
         for side in sides
     }
     invalid = 0
+    # Where the time goes (docs/run-format.md, `timing`): each side's record carries the
+    # totals, each trial its own load and overhead.
+    totals = {"warmup_s": 0.0, "load_s": 0.0, "overhead_s": 0.0, "trials": 0}
+    for side in sides:
+        side.record.setdefault("timing", {}).update(totals)
+    measuring = time.perf_counter()
+    saver = _Saver(save)
     for knob in load.knob_values:
         paths = {side.label: _paths(side, knob, absolute) for side in sides}
         users = spec.users_at(load, knob)
@@ -162,9 +204,18 @@ def measure_sides(
         if load.warmup_seconds > 0:  # warm caches, plans and pools; excluded from the data
             for side, variant in arms:
                 reset(side.client, side.pair)
-                drivers[side.label].trial(
-                    paths[side.label][variant], users, knob, 0.0, load.warmup_seconds, False, rate
+                warm = drivers[side.label].trial(
+                    paths[side.label][variant],
+                    users,
+                    knob,
+                    0.0,
+                    load.warmup_seconds,
+                    False,
+                    rate,
+                    saver.before_trial(load.warmup_seconds),
                 )
+                totals["warmup_s"] += _load_seconds(warm, 0.0, load.warmup_seconds)
+        mark = time.perf_counter()  # the end of the last trial's record: its save counts next
         for round_index in range(load.rounds):
             order = _round_order(arms, rng)
             for position, (side, variant) in enumerate(order):
@@ -181,6 +232,7 @@ def measure_sides(
                     load.round_seconds,
                     True,
                     rate,
+                    saver.before_trial(load.trial_warmup_seconds),
                 )
                 # A server, the database or the load generator that died during the trial
                 # ends the run here, naming it, before the trial is stored.
@@ -194,17 +246,40 @@ def measure_sides(
                 reasons = _trial_validity(load, reply)
                 invalid += bool(reasons)
                 stats = _read_stats(side.client, spec.stats_request)
+                counters = metricsclient.delta(
+                    reply["metrics_before"], reply["metrics_after"], side.pair.counters
+                )
+                loaded = _load_seconds(reply, load.trial_warmup_seconds, load.round_seconds)
+                now = time.perf_counter()
+                overhead = max(0.0, now - mark - loaded)
+                mark = now
                 side.record["trials"].append(
                     _trial_record(knob, round_index, position, variant, users, reply, reasons)
                     | {
-                        "counters": metricsclient.delta(
-                            reply["metrics_before"], reply["metrics_after"], side.pair.counters
-                        ),
+                        "counters": counters,
                         **({"stats": stats} if stats is not None else {}),
+                        "load_s": round(loaded, 4),
+                        "overhead_s": round(overhead, 4),
                     }
                 )
-                save()
+                totals["load_s"] += loaded
+                totals["trials"] += 1
+                totals["overhead_s"] = time.perf_counter() - measuring - totals["load_s"]
+                totals["overhead_s"] -= totals["warmup_s"]
+                for each in sides:
+                    each.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
+                saver.pending = True  # saved while the next trial warms up, or below
+    saver.flush()
+    totals["overhead_s"] = time.perf_counter() - measuring - totals["load_s"] - totals["warmup_s"]
+    for side in sides:
+        side.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
+    save()
     return invalid
+
+
+def _load_seconds(reply: dict[str, Any], warmup_s: float, duration_s: float) -> float:
+    """Time the agent had users loading the target in a trial (an older agent: as asked)."""
+    return float(reply.get("load_s", warmup_s + duration_s))
 
 
 def _round_order(arms: list[tuple[Side, str]], rng: random.Random) -> list[tuple[Side, str]]:

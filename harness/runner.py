@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,8 +210,9 @@ class _Session:
         self.invalid = 0
         self.base: _BaseSide | None = None
 
-    def load_agent(self) -> LoadAgent:
-        """The load generator, started with the first pair that gets measured."""
+    def start_agent(self) -> None:
+        """Spawn the load generator without waiting for it: it imports locust (and a master
+        waits for its workers) while the first pair is verified, which measures nothing."""
         if self.agent is None:
             o = self.options
             self.agent = LoadAgent(
@@ -221,12 +222,20 @@ class _Session:
                 o.remote_workers,
                 o.master_bind,
                 o.master_port,
+                wait=False,
             )
-            self.run.doc["metadata"]["load_generator"] = {
-                "processes": o.processes,
-                "remote_workers": o.remote_workers,
-            }
-            self.run.doc["metadata"]["locust"] = self.agent.locust_version
+
+    def load_agent(self) -> LoadAgent:
+        """The load generator, ready; started here if `start_agent` was not called."""
+        self.start_agent()
+        assert self.agent is not None
+        meta = self.run.doc["metadata"]
+        if "locust" not in meta:
+            o = self.options
+            meta["load_generator"] = {"processes": o.processes, "remote_workers": o.remote_workers}
+            meta["locust"] = self.agent.wait_ready()
+            meta["timing"]["agent_ready_s"] = round(self.agent.ready_s, 3)
+            meta["timing"]["agent_wait_s"] = round(self.agent.waited_s, 3)
         return self.agent
 
     def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
@@ -240,8 +249,10 @@ class _Session:
             "trials": [],
         }
         record["knob"]["values"] = load.knob_values
+        verifying = time.perf_counter()
         outcome = verify.verify_pair(self.client, pair, load.knob_values)
         record["verification"] = outcome.record()
+        record["timing"] = {"verify_s": round(time.perf_counter() - verifying, 3)}
         self.run.doc["pairs"][pair.name] = record
         self.run.save()
         bad = outcome.first_failure
@@ -262,6 +273,7 @@ class _Session:
             self.invalid += rounds.measure_sides(
                 [new, base], self.run.save, load, agent, self.rng, self.progress.step
             )
+            self.progress.message(_timing_line(pair.name, record["timing"]))
             return
         if self.options.capacity:
             record["capacity"] = _capacity(
@@ -280,6 +292,7 @@ class _Session:
                 self.rng,
                 self.progress.step,
             )
+            self.progress.message(_timing_line(pair.name, record["timing"]))
 
     def close(self) -> None:
         if self.agent is not None:
@@ -318,8 +331,10 @@ class _BaseSide:
             "trials": [],
         }
         base_record["knob"]["values"] = load.knob_values
+        verifying = time.perf_counter()
         outcome = verify.verify_pair(self.client, base_pair, load.knob_values)
         base_record["verification"] = outcome.record()
+        base_record["timing"] = {"verify_s": round(time.perf_counter() - verifying, 3)}
         self.records[pair.name] = base_record
         session.run.save()
         bad = outcome.first_failure
@@ -330,6 +345,27 @@ class _BaseSide:
             )
             return None
         return rounds.Side("base", self.target, self.client, base_pair, base_record)
+
+
+def _timing_line(name: str, timing: dict[str, Any]) -> str:
+    """The log's line on where a pair's measurement time went (docs/run-format.md, timing)."""
+    trials = timing.get("trials", 0)
+    per = timing.get("overhead_s", 0.0) / trials if trials else 0.0
+    return (
+        f"{name}: {trials} trials, {timing.get('load_s', 0.0):.1f} s under load, "
+        f"{timing.get('overhead_s', 0.0):.1f} s overhead ({per:.3f} s a trial); "
+        f"warm-ups {timing.get('warmup_s', 0.0):.1f} s, verification {timing['verify_s']:.1f} s"
+    )
+
+
+@contextlib.contextmanager
+def _phase(timing: dict[str, float], name: str) -> Iterator[None]:
+    """Add the block's wall time to `timing[name]` (seconds), however it ends."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing[name] = round(timing.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
 def _metrics_url(target: server.TargetServer) -> str:
@@ -367,35 +403,42 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     session: _Session | None = None
     status = "failed"
     names = [s.pair for s in scenarios]
+    # Where start-up time goes (docs/run-format.md, metadata.timing).
+    timing: dict[str, float] = run.doc["metadata"].setdefault("timing", {})
     try:
         # The targets' own description, before any server starts: it says what the servers
         # must allow (max_connections) and which of the run's pairs own tables to seed.
-        described = catalogue.describe()
+        with _phase(timing, "describe_s"):
+            described = catalogue.describe()
         if options.expected_sizes is not None:
             seeding.check_sizes(described, data_profile, options.expected_sizes)
         connections = postgres.needed_connections(described.max_connections(names))
+        starting = time.perf_counter()
         with services.provide(options.services, connections) as endpoints:
+            timing["services_s"] = round(time.perf_counter() - starting, 3)
             # Every long-lived process of the run is watched until it is stopped on purpose:
             # one that dies ends the run in one line naming it and its log, whatever error its
             # death caused first (docs/architecture.md, "Owning the process tree").
             watching = _watch_services(endpoints)
             try:
                 progress.message(_services_line(endpoints))
-                datasets = seeding.seed(
-                    endpoints.pg_dsn,
-                    data_profile,
-                    seeding.seedable(described, names),
-                    options.data_seed,
-                )
+                with _phase(timing, "seeding_s"):
+                    datasets = seeding.seed(
+                        endpoints.pg_dsn,
+                        data_profile,
+                        seeding.seedable(described, names),
+                        options.data_seed,
+                    )
                 for name, seeded in datasets.items():
                     progress.message(_seed_line(name, seeded))
                 _record_services(run, endpoints)
-                target = server.start(
-                    endpoints.pg_dsn,
-                    endpoints.redis_url,
-                    run.logs / f"{run.run_id}-server.log",
-                    slowdown=options.slowdown,
-                )
+                with _phase(timing, "target_s"):
+                    target = server.start(
+                        endpoints.pg_dsn,
+                        endpoints.redis_url,
+                        run.logs / f"{run.run_id}-server.log",
+                        slowdown=options.slowdown,
+                    )
             except Exception as e:
                 procs.blame_dead(e)
                 raise
@@ -429,6 +472,8 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S)
                     )
                     session = _Session(run, options, target, client, rng, progress, datasets)
+                    if not options.verify_only:
+                        session.start_agent()
                     if base_target is not None:
                         base_client = clients.enter_context(
                             httpx.Client(base_url=base_target.url, timeout=verify.REQUEST_TIMEOUT_S)

@@ -55,7 +55,15 @@ class RunFormatError(ValueError):
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
 
+# Encodings already decoded once: the writer validates the whole run after every trial, and
+# decoding every stored histogram again each time made a run's saves grow with its square.
+_DECODED: dict[str, None] = {}
+DECODED_KEPT = 4096
+
+
 def _check_histogram(encoded: str) -> str:
+    if encoded in _DECODED:
+        return encoded
     try:
         HdrHistogram.decode(encoded)
     except Exception as error:  # hdrh raises binascii, zlib and its own errors
@@ -63,6 +71,9 @@ def _check_histogram(encoded: str) -> str:
         raise PydanticCustomError(
             "histogram", "not a valid encoded HdrHistogram ({reason})", {"reason": reason}
         ) from None
+    if len(_DECODED) >= DECODED_KEPT:
+        del _DECODED[next(iter(_DECODED))]  # the oldest first
+    _DECODED[encoded] = None
     return encoded
 
 
@@ -211,6 +222,18 @@ class Trial(_Record):
     stats: Any = None  # the scenario's stats endpoint after the trial, as it answered
     valid: bool
     invalid_reasons: list[str] = Field(default_factory=list)
+    load_s: float | None = None  # users loading the target: warm-up and window
+    overhead_s: float | None = None  # the rest of the trial's cycle
+
+
+class PairTiming(_Record):
+    """Where a pair's time went: verification, warm-ups, trials under load, the rest."""
+
+    verify_s: float
+    warmup_s: float = 0.0
+    load_s: float = 0.0
+    overhead_s: float = 0.0
+    trials: int = 0
 
 
 class Pair(_Record):
@@ -230,6 +253,7 @@ class Pair(_Record):
     reference: Reference | None = None  # v2
     equivalence: Equivalence | None = None  # v2
     dataset: PairDataset | None = None  # v2
+    timing: PairTiming | None = None
     analysis: dict[str, Any] | None = None
 
     @model_validator(mode="after")

@@ -88,7 +88,24 @@ def _v2() -> dict[str, Any]:
         "skipped": False,
         "rows": {"parents": 300, "children": 1200},
     }
+    pair["timing"] = {
+        "verify_s": 1.2,
+        "warmup_s": 8.0,
+        "load_s": 48.0,
+        "overhead_s": 3.5,
+        "trials": 48,
+    }
+    run["metadata"]["timing"] = {
+        "describe_s": 0.0,
+        "services_s": 2.1,
+        "seeding_s": 0.9,
+        "target_s": 1.1,
+        "agent_ready_s": 1.4,
+        "agent_wait_s": 0.2,
+    }
     trial = pair["trials"][0]
+    trial["load_s"] = 1.01
+    trial["overhead_s"] = 0.08
     trial["ttfb_histogram"] = _histogram((800, 900, 1000, 4000))
     trial["service_histogram"] = _histogram()
     trial["open"] = {

@@ -3,6 +3,7 @@ expected statuses, time to first byte and peak counters, checked on the server's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,16 @@ def test_peak_counter_is_the_window_peak_not_a_difference(
     # The before-scrape reset the peak: the quiet window does not remember the allocations.
     assert counters["peak_rss"] - after["peak_rss"] >= ALLOCATE_MB * MIB / 2
     assert after["peak_rss"] > 0
+
+
+def test_work_given_to_meanwhile_runs_before_the_window_and_load_covers_it(
+    agent: LoadAgent, fixture_target: server.TargetServer
+) -> None:
+    """The run saves run.json while the next trial warms up: that work ends before the
+    window opens, and the reply's load time spans the warm-up and the window."""
+    done: list[float] = []
+    reply = agent.trial(
+        "/healthz", USERS, WARMUP_S, WINDOW_S, meanwhile=lambda: done.append(time.time())
+    )
+    assert len(done) == 1 and done[0] < reply["started_at"]
+    assert reply["load_s"] >= WARMUP_S + reply["elapsed_s"]

@@ -102,6 +102,18 @@ def test_tiny_run_writes_run_json_and_plots(
         dataset["identity"]["seed"],
         {PAIR: dataset["sizes"]},
     )
+    # Where the time went: each trial's load covers its window, the pair's totals add up, and
+    # the log says it in one line (docs/architecture.md, "Measurement protocol").
+    timing = pair["timing"]
+    assert timing["trials"] == len(trials)
+    assert all(t["load_s"] >= t["elapsed_s"] and t["overhead_s"] >= 0 for t in trials)
+    assert timing["load_s"] == pytest.approx(sum(t["load_s"] for t in trials), abs=0.01)
+    assert timing["warmup_s"] > 0 and timing["verify_s"] > 0 and timing["overhead_s"] > 0
+    assert f"{PAIR}: {len(trials)} trials, {timing['load_s']:.1f} s under load" in result.stderr
+    startup = run["metadata"]["timing"]
+    assert {"describe_s", "services_s", "seeding_s", "target_s"} <= set(startup)
+    # The agent started beside the verification: the run waited for less than its start took.
+    assert 0 <= startup["agent_wait_s"] < startup["agent_ready_s"]
     # Every key the run wrote, as stored (not upgraded), is documented.
     stored = json.loads((run_dir / "run.json").read_text())
     assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
