@@ -12,6 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from hdrh.histogram import HdrHistogram
 
 from pairbench import runmodel
