@@ -28,11 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-BUILT_IN = ["n_plus_one", "pagination", "pool", "cpu", "cache"]
-
 
 def _pairs_available() -> list[str]:
-    """The pairs `pairbench list --json` names, in its order (the built-in five as a fallback)."""
+    """The pairs `pairbench list --json` names, in its order; a failed listing stops here."""
     done = subprocess.run(
         [sys.executable, "-m", "pairbench", "list", "--json"],
         capture_output=True,
@@ -42,10 +40,9 @@ def _pairs_available() -> list[str]:
     try:
         listed = json.loads(done.stdout)
     except ValueError:
-        return BUILT_IN
+        sys.exit(f"suite_time: `pairbench list --json` failed: {done.stderr.strip()[-300:]}")
     items = listed.get("pairs", listed) if isinstance(listed, dict) else listed
-    names = [p["name"] if isinstance(p, dict) else str(p) for p in items]
-    return names or BUILT_IN
+    return [p["name"] if isinstance(p, dict) else str(p) for p in items]
 
 
 def _load_seconds(record: dict[str, Any]) -> tuple[float, str]:
