@@ -79,8 +79,8 @@ def before_run(options: runner.RunOptions, folders: Mapping[str, Path | None]) -
         if folder is not None:
             output_folder(folder, flag)
     scenarios = options.scenarios or scenario.select(options.pairs)
-    suite = options.suite or scenario.profile(options.profile)
-    del suite  # an unknown profile is refused above; each scenario must have it too
+    if options.suite is None:
+        scenario.profile(options.profile)  # refuses an unknown profile; each scenario checks too
     for each in scenarios:
         each.load(options.profile)
     scenarios_fit(scenarios, options.profile)
