@@ -7,15 +7,17 @@ numbers, and stored with its raw histogram the moment it finishes.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from pairbench.errors import InfrastructureError
+from pairbench.results.analysis import stopping
+from pairbench.results.analysis.knobs import knob_key
 
 from . import metricsclient, procs, request, scenario, server
 from .catalogue import PairInfo
@@ -47,7 +49,7 @@ def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[s
     return reasons
 
 
-@dataclass
+@dataclasses.dataclass
 class _TrialDriver:
     """Turns a scenario's extras (keys, bystander) into the agent's trial commands."""
 
@@ -131,7 +133,7 @@ class _Saver:
         return None
 
 
-@dataclass
+@dataclasses.dataclass
 class Side:
     """One version of the targets in a measurement: its server, a client, the pair as that
     server describes it, and the pair record its trials are appended to.
@@ -157,11 +159,23 @@ def measure_pair(
     client: httpx.Client,
     rng: random.Random,
     step: Callable[[str], None],
+    skip: Callable[[int], None] = lambda n: None,
 ) -> int:
-    """Warm up and run all rounds at every knob value, appending each trial to `record` and
+    """Warm up and run the rounds at every knob value, appending each trial to `record` and
     saving it at once; returns the count of invalid trials."""
     side = Side("new", target, client, pair, record)
-    return measure_sides([side], save, load, agent, rng, step)
+    return measure_sides([side], save, load, agent, rng, step, skip)
+
+
+def stopping_rule(load: scenario.LoadProfile, sides: int) -> stopping.Rule | None:
+    """The adaptive rule of a profile with max_rounds, for a run of one side; None: fixed rounds.
+
+    An interleaved gate (two sides) always runs its profile's most rounds: its verdict is
+    new / base, which the bad / good rule knows nothing about, and its power was calibrated for
+    that count (docs/architecture.md, "The gate")."""
+    if not load.adaptive or sides > 1:
+        return None
+    return stopping.Rule(load.min_rounds, load.most_rounds, load.precision)
 
 
 def measure_sides(
@@ -171,10 +185,12 @@ def measure_sides(
     agent: LoadAgent,
     rng: random.Random,
     step: Callable[[str], None],
+    skip: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Every round runs every (side, variant) once in a fresh shuffled order, so drift hits
     both versions and all variants alike; a base variant the new side lacks is not measured.
-    Returns the count of invalid trials."""
+    An adaptive profile stops a knob value's rounds once the stopping rule is met (`skip` is
+    told how many trials that saved). Returns the count of invalid trials."""
     first = sides[0]
     spec, name = first.pair.scenario, first.pair.name
     known = {v.name for v in first.pair.variants}
@@ -189,6 +205,9 @@ def measure_sides(
         side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, absolute)
         for side in sides
     }
+    rule = stopping_rule(load, len(sides))
+    most = load.most_rounds
+    decisions: dict[str, stopping.Decision] = {}
     invalid = 0
     # Where the time goes (docs/run-format.md, `timing`): each side's record carries the
     # totals, each trial its own load and overhead.
@@ -216,13 +235,13 @@ def measure_sides(
                 )
                 totals["warmup_s"] += _load_seconds(warm, 0.0, load.warmup_seconds)
         mark = time.perf_counter()  # the end of the last trial's record: its save counts next
-        for round_index in range(load.rounds):
+        decision: stopping.Decision | None = None
+        for round_index in range(most):
             order = _round_order(arms, rng)
             for position, (side, variant) in enumerate(order):
                 who = variant if len(sides) == 1 else f"{variant} ({side.label})"
-                step(
-                    f"{name} {first.pair.knob.name}={knob:g} round {round_index + 1}/{load.rounds} {who}"
-                )
+                of = f"{round_index + 1}/{most}" if rule is None else f"{round_index + 1} (<={most})"
+                step(f"{name} {first.pair.knob.name}={knob:g} round {of} {who}")
                 reset(side.client, side.pair)
                 reply = drivers[side.label].trial(
                     paths[side.label][variant],
@@ -269,6 +288,20 @@ def measure_sides(
                 for each in sides:
                     each.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
                 saver.pending = True  # saved while the next trial warms up, or below
+            if rule is not None:
+                # The rule reads the trials stored so far: between rounds, while no load runs;
+                # its few ms count as the next trial's overhead.
+                decision = stopping.judge(first.record, knob, round_index + 1, rule)
+                if decision.stop:
+                    skip((most - round_index - 1) * len(arms))
+                    break
+        if rule is None:  # fixed rounds: what the rule would have seen, for the record
+            seen = stopping.judge(first.record, knob, most, stopping.Rule(most, most, load.precision))
+            decision = dataclasses.replace(seen, stop=True, reason=stopping.FIXED)
+        decisions[knob_key(knob)] = decision
+        for side in sides:
+            side.record["stopping"] = stopping.stop_record(decisions, rule)
+        saver.pending = True
     saver.flush()
     totals["overhead_s"] = time.perf_counter() - measuring - totals["load_s"] - totals["warmup_s"]
     for side in sides:

@@ -73,6 +73,8 @@ class RunOptions:
     baseline: baseline.Baseline | None = None
     # Injected slowdown for testing the gate: {"pair/variant": 0.2} on the new side's server.
     slowdown: dict[str, float] | None = None
+    # `run --rounds N`: a fixed count of rounds for every pair instead of its profile's rule.
+    rounds: int | None = None
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Progress:
     total: Callable[[int], None] = lambda n: None
     step: Callable[[str], None] = lambda text: None
     message: Callable[[str], None] = lambda text: None
+    skip: Callable[[int], None] = lambda n: None  # trials an adaptive stop made unnecessary
 
 
 @dataclass
@@ -271,7 +274,13 @@ class _Session:
         if base is not None:
             new = rounds.Side("new", self.target, self.client, pair, record)
             self.invalid += rounds.measure_sides(
-                [new, base], self.run.save, load, agent, self.rng, self.progress.step
+                [new, base],
+                self.run.save,
+                load,
+                agent,
+                self.rng,
+                self.progress.step,
+                self.progress.skip,
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
             return
@@ -291,8 +300,10 @@ class _Session:
                 self.client,
                 self.rng,
                 self.progress.step,
+                self.progress.skip,
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
+            self.progress.message(_rounds_line(pair.name, record))
 
     def close(self) -> None:
         if self.agent is not None:
@@ -358,6 +369,26 @@ def _timing_line(name: str, timing: dict[str, Any]) -> str:
     )
 
 
+def _rounds_line(name: str, record: dict[str, Any]) -> str:
+    """The log's line on how many rounds each knob value ran and why it stopped."""
+    stopping = record.get("stopping") or {}
+    knob = record["knob"]["name"]
+    parts = []
+    for key, stop in (stopping.get("knobs") or {}).items():
+        widest = stop.get("widest_half_width")
+        width = f" +-{widest:.1%}" if widest is not None else ""
+        parts.append(f"{knob}={key}: {stop['rounds']}{width}")
+    rule = stopping.get("rule")
+    how = (
+        f"adaptive, {rule['min_rounds']}..{rule['max_rounds']} rounds to +-{rule['precision']:.0%}"
+        if rule
+        else "fixed"
+    )
+    stopped_at_max = [k for k, s in (stopping.get("knobs") or {}).items() if s["reason"] == "max_rounds"]
+    tail = f"; at the maximum with something open: {', '.join(stopped_at_max)}" if stopped_at_max else ""
+    return f"{name}: rounds ({how}; widest judged interval): {', '.join(parts)}{tail}"
+
+
 @contextlib.contextmanager
 def _phase(timing: dict[str, float], name: str) -> Iterator[None]:
     """Add the block's wall time to `timing[name]` (seconds), however it ends."""
@@ -396,9 +427,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     suite = options.suite or scenario.profile(options.profile)
     data_profile = suite.data_profile(options.profile)
     loads = {s.pair: s.load(options.profile) for s in scenarios}
+    if options.rounds is not None:
+        loads = {name: load.fixed(options.rounds) for name, load in loads.items()}
     run = Run(options, scenarios)
     run.doc["profile_config"] = suite.model_dump()
     run.doc["reproduces"] = options.reproduces
+    run.doc["rounds"] = options.rounds
     rng = random.Random(options.seed)
     session: _Session | None = None
     status = "failed"
@@ -462,8 +496,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         )
                     )
                     sides = 2
+                # At most: an adaptive knob value that stops early takes its trials off.
                 trials = sum(
-                    len(loads[p.name].knob_values) * loads[p.name].rounds * len(p.variants) * sides
+                    len(loads[p.name].knob_values)
+                    * loads[p.name].most_rounds
+                    * len(p.variants)
+                    * sides
                     for p in pairs
                 )
                 progress.total(0 if options.verify_only or options.capacity else trials)

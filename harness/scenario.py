@@ -106,7 +106,14 @@ class LoadProfile(Strict):
     warmup_seconds: float = Field(0.0, ge=0)
     trial_warmup_seconds: float = Field(0.2, ge=0)
     round_seconds: float = Field(gt=0, le=3600)
-    rounds: int = Field(ge=1, le=1000)
+    # Rounds per knob value: a fixed count (`rounds`), or adaptive (`max_rounds`): rounds are
+    # added until every judged ratio's 95% interval is within +-precision of the ratio and the
+    # expectation is decided, between min_rounds and max_rounds (docs/architecture.md,
+    # "Adaptive rounds").
+    rounds: int | None = Field(None, ge=1, le=1000)
+    min_rounds: int = Field(3, ge=2, le=1000)
+    max_rounds: int | None = Field(None, ge=2, le=1000)
+    precision: float = Field(0.05, gt=0, lt=1)
     max_error_ratio: float = Field(0.01, ge=0, le=1)
     max_generator_cpu_percent: float = Field(90.0, gt=0)
     max_rate_shortfall: float = Field(0.05, ge=0, le=1)  # open model: achieved vs target rate
@@ -118,6 +125,32 @@ class LoadProfile(Strict):
         if self.model == "open" and self.rate is None:
             raise ValueError("the open model needs rate (requests per second)")
         return self
+
+    @model_validator(mode="after")
+    def _one_round_count(self) -> LoadProfile:
+        if (self.rounds is None) == (self.max_rounds is None):
+            raise ValueError(
+                "give either rounds (a fixed count) or max_rounds (adaptive, with min_rounds)"
+            )
+        if self.max_rounds is not None and self.min_rounds > self.max_rounds:
+            raise ValueError(f"min_rounds {self.min_rounds} > max_rounds {self.max_rounds}")
+        return self
+
+    @property
+    def adaptive(self) -> bool:
+        """Rounds are added until the stopping rule is met (max_rounds set)."""
+        return self.max_rounds is not None
+
+    @property
+    def most_rounds(self) -> int:
+        """The rounds a knob value can take at most: the fixed count or max_rounds."""
+        count = self.max_rounds if self.max_rounds is not None else self.rounds
+        assert count is not None  # one of the two, by _one_round_count
+        return count
+
+    def fixed(self, rounds: int) -> LoadProfile:
+        """This profile with a fixed count of rounds (`run --rounds N`)."""
+        return self.model_copy(update={"rounds": rounds, "max_rounds": None})
 
     @model_validator(mode="after")
     def _sorted_knob(self) -> LoadProfile:

@@ -120,7 +120,31 @@ class Load(_Record):
     users: int
     warmup_seconds: float
     round_seconds: float
+    rounds: int | None  # a fixed count; None when adaptive (max_rounds)
+    min_rounds: int | None = None
+    max_rounds: int | None = None
+    precision: float | None = None
+
+
+class StopRule(_Record):
+    min_rounds: int
+    max_rounds: int
+    precision: float
+    decision_confidence: float
+
+
+class KnobStop(_Record):
     rounds: int
+    reason: Literal["precise", "max_rounds", "fixed"]
+    widest_half_width: float | None
+    open: list[str]
+
+
+class Stopping(_Record):
+    """How many rounds each knob value ran and why it stopped (docs/run-format.md)."""
+
+    rule: StopRule | None  # None: a fixed count of rounds
+    knobs: dict[str, KnobStop]
 
 
 class Expectation(_Record):
@@ -254,6 +278,7 @@ class Pair(_Record):
     equivalence: Equivalence | None = None  # v2
     dataset: PairDataset | None = None  # v2
     timing: PairTiming | None = None
+    stopping: Stopping | None = None
     analysis: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -303,6 +328,7 @@ class Run(_Record):
     metadata: dict[str, Any]
     profile_config: dict[str, Any] | None = None
     reproduces: str | None = None
+    rounds: int | None = None  # `run --rounds N`: every pair's fixed count of rounds
     pairs: dict[str, Pair]
     baseline: Baseline | None = None  # an interleaved gate's base side
 
@@ -370,6 +396,7 @@ MAP_PATHS: frozenset[str] = frozenset(
         "pairs.*.analysis.ratios",
         "pairs.*.analysis.ratios.*",
         "pairs.*.analysis.trends",
+        "pairs.*.stopping.knobs",
     }
 )
 # Values stored as given by something else, documented as a whole, not key by key: the

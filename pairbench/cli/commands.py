@@ -103,10 +103,16 @@ def progress_display(enabled: bool) -> Iterator[runner.Progress]:
             state["started"] = True
             bar.update(task, description=text)
 
+        def skip(n: int) -> None:
+            total = bar.tasks[task].total
+            if total:
+                bar.update(task, total=max(total - n, bar.tasks[task].completed))
+
         yield runner.Progress(
             total=lambda n: bar.update(task, total=n or None),
             step=step,
             message=lambda text: bar.console.print(text),
+            skip=skip,
         )
         if state["started"]:
             bar.advance(task)
@@ -144,6 +150,11 @@ def run_options(
     "--seed",
     type=click.IntRange(0, 2**31 - 1),
     help="seed of the round shuffles (default: fresh, recorded)",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 1000),
+    help="a fixed count of rounds per knob value, instead of the profile's stopping rule",
 )
 @click.option("--no-progress", is_flag=True, help="plain lines instead of a progress bar")
 @click.option(
@@ -183,6 +194,7 @@ def run(
     profile: str,
     out: Path,
     seed: int | None,
+    rounds: int | None,
     no_progress: bool,
     from_run: Path | None,
     processes: int,
@@ -193,13 +205,16 @@ def run(
 ) -> None:
     """Verify, measure, store, plot and report PAIRS (all when none is named)."""
     if from_run is not None:
-        if pairs or seed is not None:
-            raise UsageError("--from replays a stored run: give no PAIRS and no --seed with it")
+        if pairs or seed is not None or rounds is not None:
+            raise UsageError(
+                "--from replays a stored run: give no PAIRS, --seed or --rounds with it"
+            )
         options = replay.options_from(
             from_run, out, services.ServiceOptions.from_env(**service_flags)
         )
     else:
         options = run_options(pairs, profile, out, seed, False, **service_flags)
+        options.rounds = rounds
     if remote_workers and not master_port:
         raise UsageError(
             "--remote-workers needs --master-port, so the workers know where to connect"

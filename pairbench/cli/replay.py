@@ -50,6 +50,7 @@ def options_from(base_dir: Path, out: Path, service_options: services.ServiceOpt
         reproduces=base["run_id"],
         data_seed=data_seed,
         expected_sizes=sizes,
+        rounds=base.get("rounds"),  # `--rounds N` then, the same fixed count now
     )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "analyse_pair",
     "cells_of",
     "merged_histograms",
+    "paired_rounds",
     "ratio_metric",
     "ratio_subject",
     "ratio_with_ci",
@@ -118,16 +119,14 @@ def _ratios_at_knob(
     if bad not in present:
         return {}
     metric, subject = ratio_metric(pair), ratio_subject(pair)
-    bad_rounds = per_round(cells[key, bad], metric, subject)
     result: dict[str, Any] = {}
     for name in present:
         if name == bad:
             continue
-        other_rounds = per_round(cells[key, name], metric, subject)
-        common = sorted(bad_rounds.keys() & other_rounds.keys())
-        if not common:
+        bad_values, other_values = paired_rounds(pair, cells, key, name)
+        if not bad_values:
             continue
-        estimate = ratio_with_ci([bad_rounds[r] for r in common], [other_rounds[r] for r in common])
+        estimate = ratio_with_ci(bad_values, other_values)
         result[name] = {
             "metric": metric,
             "subject": subject,
@@ -139,6 +138,18 @@ def _ratios_at_knob(
             **_throughput_ratio(cells[key, bad], cells[key, name]),
         }
     return result
+
+
+def paired_rounds(
+    pair: Mapping[str, Any], cells: Cells, key: str, other: str
+) -> tuple[list[float], list[float]]:
+    """The bad variant's and `other`'s per-round values of the ratio metric at a knob key, for
+    the rounds both have a value in (round r of one beside round r of the other)."""
+    metric, subject = ratio_metric(pair), ratio_subject(pair)
+    bad_rounds = per_round(cells.get((key, pair["bad"]), []), metric, subject)
+    other_rounds = per_round(cells.get((key, other), []), metric, subject)
+    common = sorted(bad_rounds.keys() & other_rounds.keys())
+    return [bad_rounds[r] for r in common], [other_rounds[r] for r in common]
 
 
 def _throughput_ratio(bad: Sequence[Trial], good: Sequence[Trial]) -> dict[str, Any]:

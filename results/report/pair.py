@@ -97,9 +97,18 @@ def trials_line(pair: Pair) -> str:
 def load_line(pair: Pair) -> str:
     """The load model in words."""
     load = pair.get("load") or {}
+    if load.get("max_rounds") is not None:  # adaptive: what ran is in `stopping`
+        ran = sorted({s["rounds"] for s in ((pair.get("stopping") or {}).get("knobs") or {}).values()})
+        counts = f"{ran[0]}-{ran[-1]}" if len(ran) > 1 else (str(ran[0]) if ran else "?")
+        rounds = (
+            f"{counts} rounds (adaptive: {load.get('min_rounds')} to {load['max_rounds']}, until "
+            f"every judged interval is within +-{load.get('precision', 0):.0%})"
+        )
+    else:
+        rounds = f"{load.get('rounds', '?')} rounds"
     return (
         f"Load: {load.get('model', '?')} model, {load.get('users', '?')} users, "
-        f"{load.get('warmup_seconds', '?')} s warm-up, {load.get('rounds', '?')} rounds of "
+        f"{load.get('warmup_seconds', '?')} s warm-up, {rounds} of "
         f"{load.get('round_seconds', '?')} s per variant and knob value"
     )
 

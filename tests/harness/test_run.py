@@ -17,6 +17,7 @@ from hdrh.histogram import HdrHistogram
 
 from pairbench import runmodel
 from pairbench.harness import runner
+from pairbench.results.analysis import stopping
 from pairbench.results.io.runfile import load_run
 
 FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
@@ -123,9 +124,9 @@ def test_tiny_run_writes_run_json_and_plots(
 def test_from_replays_the_stored_configuration(
     pairbench: list[str], server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**server_env, **_scenarios(tmp_path / "scenarios", 0.2, 2)}
+    env = {**server_env, **_scenarios(tmp_path / "scenarios", 0.2, 3)}
     first = subprocess.run(
-        [*pairbench, "run", PAIR, "--out", str(tmp_path / "a"), "--no-progress"],
+        [*pairbench, "run", PAIR, "--rounds", "2", "--out", str(tmp_path / "a"), "--no-progress"],
         env=env,
         capture_output=True,
         text=True,
@@ -146,6 +147,13 @@ def test_from_replays_the_stored_configuration(
     (new_dir,) = (tmp_path / "b").iterdir()
     base, new = load_run(base_dir), load_run(new_dir)
     assert new["reproduces"] == base["run_id"] and new["seed"] == base["seed"]
+    # `--rounds 2` overrode the profile's 3 and the replay keeps it.
+    assert base["rounds"] == new["rounds"] == 2
+    for run in (base, new):
+        stops = run["pairs"][PAIR]["stopping"]
+        assert stops["rule"] is None
+        assert {k: s["rounds"] for k, s in stops["knobs"].items()} == {"1": 2, "40": 2}
+        assert {s["reason"] for s in stops["knobs"].values()} == {"fixed"}
     assert new["profile_config"] == base["profile_config"]
     order = [
         (t["knob"], t["round"], t["position"], t["variant"]) for t in base["pairs"][PAIR]["trials"]
@@ -207,3 +215,34 @@ def test_untrustworthy_trials_exit_3_and_say_why(
     assert trials and all(
         not t["valid"] and "generator CPU" in t["invalid_reasons"][0] for t in trials
     )
+
+
+def test_adaptive_rounds_stop_where_the_rule_says(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each knob value runs between min_rounds and max_rounds, and stops at the first round
+    whose stored trials satisfy the rule: re-judging the stored record gives the same story."""
+    adaptive = TINY.format(seconds=0.2, rounds=1).replace(
+        "rounds = 1\n", "min_rounds = 2\nmax_rounds = 4\nprecision = 0.5\n"
+    )
+    result, run_dir = _run_scenario(pairbench, server_env, tmp_path, adaptive)
+    assert result.returncode == 0, result.stderr
+    pair = load_run(run_dir)["pairs"][PAIR]
+    rule = stopping.Rule(2, 4, 0.5)
+    assert pair["stopping"]["rule"] == rule.as_dict()
+    assert pair["load"]["rounds"] is None and pair["load"]["max_rounds"] == 4
+    for key, stop in pair["stopping"]["knobs"].items():
+        at_knob = [t for t in pair["trials"] if float(t["knob"]) == float(key)]
+        assert len(at_knob) == 3 * stop["rounds"]  # every variant once a round
+        assert 2 <= stop["rounds"] <= 4
+        assert (stop["reason"] == "precise") == (stop["open"] == [])
+        assert stop["reason"] == "precise" or stop["rounds"] == 4
+        # The rule on the stored data: no stop before the recorded round, a stop at it.
+        for rounds in range(2, stop["rounds"] + 1):
+            seen = {**pair, "trials": [t for t in pair["trials"] if t["round"] < rounds]}
+            decision = stopping.judge(seen, float(key), rounds, rule)
+            assert decision.stop == (rounds == stop["rounds"]), (key, rounds, decision)
+        assert decision.reason == stop["reason"] and decision.open == stop["open"]
+    assert f"{PAIR}: rounds (adaptive, 2..4 rounds to +-50%" in result.stderr
+    report = (run_dir / "report.md").read_text()
+    assert "rounds (adaptive: 2 to 4, until every judged interval is within +-50%)" in report
