@@ -33,16 +33,16 @@ SPREADS = (0.02, 0.05, 0.1, 0.2)  # per-round sd of the log ratio; 0.05-0.15 is 
 TRUE_LOG_RATIO = np.log(3.0)
 
 
-def _draws(rng: np.random.Generator, runs: int, rounds: int, sigma: float, tails: str) -> np.ndarray:
+def _draws(
+    rng: np.random.Generator, runs: int, rounds: int, sigma: float, tails: str
+) -> np.ndarray:
     if tails == "normal":
         return rng.normal(0.0, sigma, (runs, rounds))
     df = 4.0  # scaled so the sd is sigma
     return rng.standard_t(df, (runs, rounds)) * sigma / np.sqrt(df / (df - 2.0))
 
 
-def simulate(
-    rule: Rule, sigma: float, runs: int, tails: str, seed: int
-) -> dict[str, float]:
+def simulate(rule: Rule, sigma: float, runs: int, tails: str, seed: int) -> dict[str, float]:
     """Apply the rule to `runs` simulated knob values; the honesty figures."""
     rng = np.random.default_rng(seed)
     logs = TRUE_LOG_RATIO + _draws(rng, runs, rule.max_rounds, sigma, tails)
@@ -90,7 +90,9 @@ def main() -> int:
         f"rule: {rule.min_rounds}..{rule.max_rounds} rounds, +-{rule.precision:.0%}, decided at "
         f"{rule.decision_confidence:.4f} per look; {args.runs} simulated knob values per row"
     )
-    print(f"{'tails':<8}{'sd/round':>9}{'coverage':>10}{'rounds':>8}{'at max':>8}{'false dec.':>11}")
+    print(
+        f"{'tails':<8}{'sd/round':>9}{'coverage':>10}{'rounds':>8}{'at max':>8}{'false dec.':>11}"
+    )
     for tails in ("normal", "t4"):
         for sigma in SPREADS:
             row = simulate(rule, sigma, args.runs, tails, args.seed)

@@ -11,13 +11,12 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from pairbench.errors import InfrastructureError
-from pairbench.results.analysis import stopping
-from pairbench.results.analysis.knobs import knob_key
+from pairbench.runmodel import knob_key
 
 from . import metricsclient, procs, request, scenario, server
 from .catalogue import PairInfo
@@ -160,22 +159,42 @@ def measure_pair(
     rng: random.Random,
     step: Callable[[str], None],
     skip: Callable[[int], None] = lambda n: None,
+    stopper: Stopper | None = None,
 ) -> int:
     """Warm up and run the rounds at every knob value, appending each trial to `record` and
     saving it at once; returns the count of invalid trials."""
     side = Side("new", target, client, pair, record)
-    return measure_sides([side], save, load, agent, rng, step, skip)
+    return measure_sides([side], save, load, agent, rng, step, skip, stopper)
 
 
-def stopping_rule(load: scenario.LoadProfile, sides: int) -> stopping.Rule | None:
-    """The adaptive rule of a profile with max_rounds, for a run of one side; None: fixed rounds.
+class Stopper(Protocol):
+    """The adaptive stopping rule (results/analysis/stopping.py), handed in by the command line:
+    the engine applies the reader's statistics without importing the reader (docs/architecture.md,
+    Layers, and "Adaptive rounds")."""
 
-    An interleaved gate (two sides) always runs its profile's most rounds: its verdict is
-    new / base, which the bad / good rule knows nothing about, and its power was calibrated for
-    that count (docs/architecture.md, "The gate")."""
-    if not load.adaptive or sides > 1:
-        return None
-    return stopping.Rule(load.min_rounds, load.most_rounds, load.precision)
+    def rule_record(self, min_rounds: int, max_rounds: int, precision: float) -> dict[str, Any]:
+        """run.json's `stopping.rule`."""
+        ...
+
+    def judge(
+        self,
+        record: dict[str, Any],
+        knob: float,
+        rounds: int,
+        min_rounds: int,
+        max_rounds: int,
+        precision: float,
+    ) -> dict[str, Any]:
+        """`stopping.knobs[<knob>]` after `rounds` rounds of the pair record, and `stop`."""
+        ...
+
+
+def adaptive(load: scenario.LoadProfile, sides: int) -> bool:
+    """Whether a knob value's rounds follow the stopping rule: a profile with max_rounds, in a
+    run of one side. An interleaved gate (two sides) always runs its profile's most rounds: its
+    verdict is new / base, which the bad / good rule knows nothing about, and its power was
+    calibrated for that count (docs/architecture.md, "The gate")."""
+    return load.adaptive and sides == 1
 
 
 def measure_sides(
@@ -186,6 +205,7 @@ def measure_sides(
     rng: random.Random,
     step: Callable[[str], None],
     skip: Callable[[int], None] = lambda n: None,
+    stopper: Stopper | None = None,
 ) -> int:
     """Every round runs every (side, variant) once in a fresh shuffled order, so drift hits
     both versions and all variants alike; a base variant the new side lacks is not measured.
@@ -205,9 +225,16 @@ def measure_sides(
         side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, absolute)
         for side in sides
     }
-    rule = stopping_rule(load, len(sides))
+    rule = adaptive(load, len(sides))
+    if rule and stopper is None:
+        raise ValueError("an adaptive profile needs the stopping rule (stopper=)")
     most = load.most_rounds
-    decisions: dict[str, stopping.Decision] = {}
+    stops: dict[str, Any] = {
+        "rule": stopper.rule_record(load.min_rounds, most, load.precision)
+        if rule and stopper is not None
+        else None,
+        "knobs": {},
+    }
     invalid = 0
     # Where the time goes (docs/run-format.md, `timing`): each side's record carries the
     # totals, each trial its own load and overhead.
@@ -235,12 +262,19 @@ def measure_sides(
                 )
                 totals["warmup_s"] += _load_seconds(warm, 0.0, load.warmup_seconds)
         mark = time.perf_counter()  # the end of the last trial's record: its save counts next
-        decision: stopping.Decision | None = None
+        decision: dict[str, Any] = {
+            "rounds": most,
+            "reason": "fixed",
+            "widest_half_width": None,
+            "open": [],
+        }
         for round_index in range(most):
             order = _round_order(arms, rng)
             for position, (side, variant) in enumerate(order):
                 who = variant if len(sides) == 1 else f"{variant} ({side.label})"
-                of = f"{round_index + 1}/{most}" if rule is None else f"{round_index + 1} (<={most})"
+                of = (
+                    f"{round_index + 1}/{most}" if rule is None else f"{round_index + 1} (<={most})"
+                )
                 step(f"{name} {first.pair.knob.name}={knob:g} round {of} {who}")
                 reset(side.client, side.pair)
                 reply = drivers[side.label].trial(
@@ -288,19 +322,22 @@ def measure_sides(
                 for each in sides:
                     each.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
                 saver.pending = True  # saved while the next trial warms up, or below
-            if rule is not None:
+            if stopper is not None and rule:
                 # The rule reads the trials stored so far: between rounds, while no load runs;
                 # its few ms count as the next trial's overhead.
-                decision = stopping.judge(first.record, knob, round_index + 1, rule)
-                if decision.stop:
+                decision = stopper.judge(
+                    first.record, knob, round_index + 1, load.min_rounds, most, load.precision
+                )
+                if decision.pop("stop"):
                     skip((most - round_index - 1) * len(arms))
                     break
-        if rule is None:  # fixed rounds: what the rule would have seen, for the record
-            seen = stopping.judge(first.record, knob, most, stopping.Rule(most, most, load.precision))
-            decision = dataclasses.replace(seen, stop=True, reason=stopping.FIXED)
-        decisions[knob_key(knob)] = decision
+        if stopper is not None and not rule:  # fixed: what the rule would see, for the record
+            seen = stopper.judge(first.record, knob, most, most, most, load.precision)
+            decision = {**seen, "reason": "fixed"}
+            decision.pop("stop")
+        stops["knobs"][knob_key(knob)] = decision
         for side in sides:
-            side.record["stopping"] = stopping.stop_record(decisions, rule)
+            side.record["stopping"] = stops
         saver.pending = True
     saver.flush()
     totals["overhead_s"] = time.perf_counter() - measuring - totals["load_s"] - totals["warmup_s"]

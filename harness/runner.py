@@ -42,6 +42,7 @@ from . import (
 )
 from .catalogue import PairInfo
 from .load import LoadAgent
+from .rounds import Stopper
 
 
 @dataclass
@@ -75,6 +76,9 @@ class RunOptions:
     slowdown: dict[str, float] | None = None
     # `run --rounds N`: a fixed count of rounds for every pair instead of its profile's rule.
     rounds: int | None = None
+    # The adaptive stopping rule; the command line hands in results/analysis/stopping.py's,
+    # which the engine may not import (docs/architecture.md, Layers).
+    stopper: Stopper | None = None
 
 
 @dataclass
@@ -281,6 +285,7 @@ class _Session:
                 self.rng,
                 self.progress.step,
                 self.progress.skip,
+                self.options.stopper,
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
             return
@@ -301,6 +306,7 @@ class _Session:
                 self.rng,
                 self.progress.step,
                 self.progress.skip,
+                self.options.stopper,
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
             self.progress.message(_rounds_line(pair.name, record))
@@ -384,8 +390,14 @@ def _rounds_line(name: str, record: dict[str, Any]) -> str:
         if rule
         else "fixed"
     )
-    stopped_at_max = [k for k, s in (stopping.get("knobs") or {}).items() if s["reason"] == "max_rounds"]
-    tail = f"; at the maximum with something open: {', '.join(stopped_at_max)}" if stopped_at_max else ""
+    stopped_at_max = [
+        k for k, s in (stopping.get("knobs") or {}).items() if s["reason"] == "max_rounds"
+    ]
+    tail = (
+        f"; at the maximum with something open: {', '.join(stopped_at_max)}"
+        if stopped_at_max
+        else ""
+    )
     return f"{name}: rounds ({how}; widest judged interval): {', '.join(parts)}{tail}"
 
 

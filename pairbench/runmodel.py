@@ -37,6 +37,16 @@ RUN_FILE = "run.json"
 JSON_INDENT = 2
 
 MAX_KNOB = "max"  # `expectation.knob` may name the largest knob value instead of a number
+
+
+def knob_key(value: float) -> str:
+    """The JSON object key of a knob value: `10` and `10.0` both give "10", 0.5 gives "0.5"."""
+    number = float(value)
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
+
+
 # Metric name -> percentile; the names `expectation.metric` and the ratios use.
 PERCENTILE_METRICS: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 MEAN_METRIC = "mean"

@@ -126,6 +126,9 @@ def run_options(
     verify_only: bool,
     **service_flags: str | None,
 ) -> runner.RunOptions:
+    # The stopping rule's statistics (scipy) load only for commands that run pairs.
+    from pairbench.results.analysis import stopping
+
     return runner.RunOptions(
         pairs=list(pairs),
         profile=profile,
@@ -133,6 +136,7 @@ def run_options(
         seed=seed if seed is not None else runner.now_seed(),
         services=services.ServiceOptions.from_env(**service_flags),
         verify_only=verify_only,
+        stopper=stopping.Stopper(),
     )
 
 

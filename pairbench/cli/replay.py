@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from pairbench.errors import UsageError
 from pairbench.harness import scenario, services
 from pairbench.harness.runner import Progress, RunOptions, execute, replay_dataset
+from pairbench.results.analysis import stopping
 from pairbench.results.io.runfile import RunFileError, load_run
 from pairbench.results.report import render as results_report
 
@@ -51,6 +52,7 @@ def options_from(base_dir: Path, out: Path, service_options: services.ServiceOpt
         data_seed=data_seed,
         expected_sizes=sizes,
         rounds=base.get("rounds"),  # `--rounds N` then, the same fixed count now
+        stopper=stopping.Stopper(),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pairbench.runmodel import MAX_KNOB
+from pairbench.runmodel import MAX_KNOB, knob_key
 
 __all__ = [
     "MAX_KNOB",
@@ -15,14 +15,6 @@ __all__ = [
     "knob_keys",
     "sorted_keys",
 ]
-
-
-def knob_key(value: float) -> str:
-    """The JSON object key of a knob value: `10` and `10.0` both give "10", 0.5 gives "0.5"."""
-    number = float(value)
-    if number.is_integer():
-        return str(int(number))
-    return repr(number)
 
 
 def sorted_keys(keys: Iterable[str]) -> list[str]:

@@ -142,10 +142,24 @@ def _undecided(pair: Mapping[str, Any], cells: Any, key: str, rule: Rule) -> lis
     return [] if below else open_items
 
 
-def stop_record(decisions: Mapping[str, Decision], rule: Rule | None) -> dict[str, Any]:
-    """run.json's `stopping` object of a pair: the rule (None: fixed rounds) and, per knob key,
-    the rounds run and why they stopped."""
-    return {
-        "rule": rule.as_dict() if rule is not None else None,
-        "knobs": {key: d.record() for key, d in decisions.items()},
-    }
+class Stopper:
+    """The rule as the engine calls it (harness/rounds.py's `Stopper` protocol): plain dicts in
+    and out, so the engine applies the reader's statistics without importing the reader
+    (docs/architecture.md, Layers). The command line hands an instance to the run."""
+
+    def rule_record(self, min_rounds: int, max_rounds: int, precision: float) -> dict[str, Any]:
+        """run.json's `stopping.rule`."""
+        return Rule(min_rounds, max_rounds, precision).as_dict()
+
+    def judge(
+        self,
+        record: Mapping[str, Any],
+        knob: float,
+        rounds: int,
+        min_rounds: int,
+        max_rounds: int,
+        precision: float,
+    ) -> dict[str, Any]:
+        """run.json's `stopping.knobs[<knob>]` after `rounds` rounds, with `stop` beside it."""
+        decision = judge(record, knob, rounds, Rule(min_rounds, max_rounds, precision))
+        return {"stop": decision.stop, **decision.record()}

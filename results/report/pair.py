@@ -98,7 +98,9 @@ def load_line(pair: Pair) -> str:
     """The load model in words."""
     load = pair.get("load") or {}
     if load.get("max_rounds") is not None:  # adaptive: what ran is in `stopping`
-        ran = sorted({s["rounds"] for s in ((pair.get("stopping") or {}).get("knobs") or {}).values()})
+        ran = sorted(
+            {s["rounds"] for s in ((pair.get("stopping") or {}).get("knobs") or {}).values()}
+        )
         counts = f"{ran[0]}-{ran[-1]}" if len(ran) > 1 else (str(ran[0]) if ran else "?")
         rounds = (
             f"{counts} rounds (adaptive: {load.get('min_rounds')} to {load['max_rounds']}, until "

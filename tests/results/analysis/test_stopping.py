@@ -95,13 +95,13 @@ def test_invalid_rounds_leave_no_interval(synth: type[Synth]) -> None:
     assert "join: no interval yet" in decision.open
 
 
-def test_the_stored_record_names_rule_and_knobs(synth: type[Synth]) -> None:
+def test_the_engine_gets_plain_records(synth: type[Synth]) -> None:
     pair = _pair(synth, 3, 0.005, min_ratio=5.0)
-    rule = stopping.Rule(3, 8, 0.1)
-    record = stopping.stop_record({"100": stopping.judge(pair, TOP, 3, rule)}, rule)
-    assert record["rule"]["max_rounds"] == 8
-    assert record["knobs"]["100"]["rounds"] == 3 and record["knobs"]["100"]["reason"] == "precise"
-    assert stopping.stop_record({}, None) == {"rule": None, "knobs": {}}
+    stopper = stopping.Stopper()
+    assert stopper.rule_record(3, 8, 0.1) == stopping.Rule(3, 8, 0.1).as_dict()
+    record = stopper.judge(pair, TOP, 3, 3, 8, 0.1)
+    assert record["stop"] is True and record["rounds"] == 3 and record["reason"] == "precise"
+    assert record["open"] == [] and 0 < record["widest_half_width"] <= 0.1
 
 
 def _variants() -> tuple[dict[str, str], ...]:
