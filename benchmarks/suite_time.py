@@ -7,11 +7,15 @@ verification, per-trial overhead, analysis and plots), the trials' recorded over
 median gap between one trial's window and the next one's beyond the trial warm-up (read from
 the windows' start times, so old runs show it too) and the widest relative 95% interval of
 the pair's judged ratios (bad / good at the expectation's knob value, every good variant):
-`+-x%` is the interval's larger half-width over the ratio. Runs written by a pairbench that
+`+-x%` is the interval's larger half-width over the ratio; `rounds` the rounds each knob value
+ran (adaptive profiles record them per knob value). Runs written by a pairbench that
 records its own timing (trial `load_s`, pair `timing`, `metadata.timing`) show those phases
 too; older ones get the load estimated from the profile (docs/run-format.md).
 
-    python benchmarks/suite_time.py [PAIR ...] [--profile quick] [--json FILE]
+    python benchmarks/suite_time.py [PAIR ...] [--profile quick] [--together] [--json FILE]
+
+`--together` runs the suite as one `pairbench run` (start-up, analysis and plots once), which is
+how `pairbench run --profile quick` runs it; each pair's time is then its own share.
 
 Run it with the interpreter of the pairbench being measured; PAIRBENCH_STATE_DIR as for a run.
 """
@@ -94,8 +98,16 @@ def _widest_interval(record: dict[str, Any]) -> tuple[float | None, str]:
     return widest
 
 
-def run_pair(pair: str, profile: str, out: Path) -> dict[str, Any]:
-    """One `pairbench run` of one pair, timed; its figures from the run.json it wrote."""
+def _rounds(record: dict[str, Any]) -> str:
+    """Rounds per knob value as the run recorded them (`stopping`), e.g. `3,5,4`; else fixed."""
+    knobs = (record.get("stopping") or {}).get("knobs") or {}
+    if knobs:
+        return ",".join(str(k["rounds"]) for k in knobs.values())
+    return str(record["load"].get("rounds", "?"))
+
+
+def _pairbench_run(pairs: list[str], profile: str, out: Path) -> tuple[Any, float, Path]:
+    """One `pairbench run` of these pairs, timed from the outside; its result and folder."""
     before = set(out.iterdir())
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -104,7 +116,7 @@ def run_pair(pair: str, profile: str, out: Path) -> dict[str, Any]:
             "-m",
             "pairbench",
             "run",
-            pair,
+            *pairs,
             "--profile",
             profile,
             "--no-progress",
@@ -119,17 +131,30 @@ def run_pair(pair: str, profile: str, out: Path) -> dict[str, Any]:
     new = sorted(set(out.iterdir()) - before)
     if not new:
         raise SystemExit(
-            f"{pair}: no run folder written (exit {done.returncode}): {done.stdout}{done.stderr}"
+            f"{' '.join(pairs)}: no run folder written (exit {done.returncode}): "
+            f"{done.stdout}{done.stderr}"
         )
-    run = json.loads((new[-1] / "run.json").read_text(encoding="utf-8"))
+    return done, wall, new[-1]
+
+
+def run_pair(pair: str, profile: str, out: Path) -> dict[str, Any]:
+    """One `pairbench run` of one pair, timed; its figures from the run.json it wrote."""
+    done, wall, folder = _pairbench_run([pair], profile, out)
+    return _row(pair, done.returncode, wall, folder, done.stderr + done.stdout)
+
+
+def _row(pair: str, code: int, wall: float, folder: Path, log: str) -> dict[str, Any]:
+    """A pair's figures from a run folder; `wall` is the run's (one pair) or the pair's share."""
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     record = run["pairs"][pair]
     load, how = _load_seconds(record)
     widest, where = _widest_interval(record)
     trials = record.get("trials") or []
     return {
         "pair": pair,
-        "exit": done.returncode,
+        "exit": code,
         "wall_s": wall,
+        "rounds": _rounds(record),
         "load_s": load,
         "load_from": how,
         "outside_s": wall - load,
@@ -142,9 +167,23 @@ def run_pair(pair: str, profile: str, out: Path) -> dict[str, Any]:
         "startup": run["metadata"].get("timing"),
         "widest_interval": widest,
         "widest_at": where,
-        "run": str(new[-1]),
-        "log": (done.stderr + done.stdout).strip().splitlines(),
+        "run": str(folder),
+        "log": log.strip().splitlines(),
     }
+
+
+def run_together(pairs: list[str], profile: str, out: Path) -> tuple[float, list[dict[str, Any]]]:
+    """One `pairbench run` of every pair (start-up, analysis and plots once), timed; per pair
+    its load and the rest of its own measurement, with the run's shared part left out."""
+    done, wall, folder = _pairbench_run(pairs, profile, out)
+    rows = []
+    for pair in pairs:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))["pairs"][pair]
+        timing = record.get("timing") or {}
+        own = sum(timing.get(k, 0.0) for k in ("verify_s", "warmup_s", "load_s", "overhead_s"))
+        rows.append(_row(pair, done.returncode, own, folder, ""))
+    rows[0]["log"] = (done.stderr + done.stdout).strip().splitlines()
+    return wall, rows
 
 
 def main() -> int:
@@ -153,38 +192,72 @@ def main() -> int:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--out", type=Path, help="runs folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="one run of every pair (the suite as `pairbench run --profile P` runs it); a pair's "
+        "wall time is then its own verification, warm-ups, load and overhead",
+    )
     args = parser.parse_args()
     pairs = args.pairs or _pairs_available()
     out = args.out or Path(tempfile.mkdtemp(prefix="pairbench-suite-time-"))
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    print(f"profile {args.profile}, runs in {out}")
+    print(
+        f"profile {args.profile}, runs in {out}"
+        + (", one run of every pair" if args.together else "")
+    )
     header = (
         f"{'pair':<14}{'exit':>5}{'wall s':>9}{'load s':>9}{'outside s':>11}{'trials':>8}"
-        f"{'trial ovh s':>13}{'gap s':>8}  widest judged interval"
+        f"{'rounds':>9}{'trial ovh s':>13}{'gap s':>8}  widest judged interval"
     )
     print(header)
-    for pair in pairs:
-        row = run_pair(pair, args.profile, out)
-        rows.append(row)
-        ovh = row["trial_overhead_s"]
-        widest, gap = row["widest_interval"], row["median_gap_s"]
-        print(
-            f"{pair:<14}{row['exit']:>5}{row['wall_s']:>9.1f}{row['load_s']:>9.1f}"
-            f"{row['outside_s']:>11.1f}{row['trials']:>8}"
-            f"{(f'{ovh:.1f}' if ovh is not None else '-'):>13}"
-            f"{(f'{gap:.3f}' if gap is not None else '-'):>8}  "
-            f"{(f'+-{widest:.1%}' if widest is not None else '-')} ({row['widest_at']})",
-            flush=True,
-        )
-        if row["startup"] or row["timing"]:
-            print(f"{'':<14}start-up {row['startup']}; pair {row['timing']}", flush=True)
-    wall = sum(r["wall_s"] for r in rows)
+    if args.together:
+        suite_wall, rows = run_together(pairs, args.profile, out)
+        for row in rows:
+            _print_row(row)
+    else:
+        rows = []
+        for pair in pairs:
+            row = run_pair(pair, args.profile, out)
+            rows.append(row)
+            _print_row(row)
+        suite_wall = sum(r["wall_s"] for r in rows)
     load = sum(r["load_s"] for r in rows)
-    print(f"{'total':<14}{'':>5}{wall:>9.1f}{load:>9.1f}{wall - load:>11.1f}")
+    print(f"{'total':<14}{'':>5}{suite_wall:>9.1f}{load:>9.1f}{suite_wall - load:>11.1f}")
+    if args.together:
+        startup = rows[0]["startup"] if rows else None
+        print(
+            f"{'':<14}the run's start-up {startup}; pairs' own time {sum(r['wall_s'] for r in rows):.1f} s"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"profile": args.profile, "pairs": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "profile": args.profile,
+                    "together": args.together,
+                    "wall_s": suite_wall,
+                    "pairs": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0 if all(r["exit"] == 0 for r in rows) else 1
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    ovh = row["trial_overhead_s"]
+    widest, gap = row["widest_interval"], row["median_gap_s"]
+    print(
+        f"{row['pair']:<14}{row['exit']:>5}{row['wall_s']:>9.1f}{row['load_s']:>9.1f}"
+        f"{row['outside_s']:>11.1f}{row['trials']:>8}{row['rounds']:>9}"
+        f"{(f'{ovh:.1f}' if ovh is not None else '-'):>13}"
+        f"{(f'{gap:.3f}' if gap is not None else '-'):>8}  "
+        f"{(f'+-{widest:.1%}' if widest is not None else '-')} ({row['widest_at']})",
+        flush=True,
+    )
+    if row["timing"]:
+        print(f"{'':<14}pair {row['timing']}", flush=True)
 
 
 if __name__ == "__main__":

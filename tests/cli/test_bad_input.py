@@ -50,6 +50,9 @@ SCENARIOS = {
     "knob_too_big": scenario(f"/{PAIR}/{{variant}}?n={{knob}}", f"[1, {MAX_PARENTS + 1}]"),
     "literal_too_small": scenario(f"/{PAIR}/{{variant}}?n=0", "[1, 2]", 'knob_sets = "users"'),
     "no_such_path": scenario(f"/{PAIR}/{{variant}}/nothing?n={{knob}}"),
+    "min_above_max": scenario(f"/{PAIR}/{{variant}}?n={{knob}}").replace(
+        "rounds = 1\n", "min_rounds = 5\nmax_rounds = 3\n"
+    ),
 }
 
 
@@ -226,6 +229,16 @@ CASES = {
         2,
         rf"{PAIR}\.toml \[profiles\.quick\]: GET /{PAIR}/\{{variant\}}/nothing: the targets serve no",
         scenarios="no_such_path",
+    ),
+    "rounds of zero": Case(f"run {PAIR} --rounds 0", 2, r"'--rounds': 0 is not in the range"),
+    "rounds with a replay": Case(
+        "run --from {root}/run-a --rounds 2", 2, r"--from replays a stored run: give no PAIRS"
+    ),
+    "adaptive rounds the wrong way round": Case(
+        f"run {PAIR}",
+        2,
+        rf"{PAIR}\.toml: profiles\.quick: .*min_rounds 5 > max_rounds 3",
+        scenarios="min_above_max",
     ),
     "scenario folder missing": Case(
         f"run {PAIR}",
