@@ -224,6 +224,10 @@ def main() -> int:
         suite_wall = sum(r["wall_s"] for r in rows)
     load = sum(r["load_s"] for r in rows)
     print(f"{'total':<14}{'':>5}{suite_wall:>9.1f}{load:>9.1f}{suite_wall - load:>11.1f}")
+    if rows:
+        print(
+            f"{'per pair':<14}{'':>5}{suite_wall / len(rows):>9.1f}  (the mean, start-up shared out)"
+        )
     if args.together:
         startup = rows[0]["startup"] if rows else None
         print(
