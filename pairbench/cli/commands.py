@@ -215,8 +215,6 @@ def run(
     with progress_display(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     assert outcome.run_dir is not None
-    from pairbench.results.report import render as results_report
-
     from . import summary
 
     # Figures and reports first, from the run.json the run left (render recomputes the
@@ -224,6 +222,8 @@ def run(
     # (docs/run-format.md, `timing`); a render that fails still leaves the analysis stored.
     rendering = time.perf_counter()
     try:
+        from pairbench.results.report import render as results_report  # matplotlib: seconds
+
         written = results_report.render(outcome.run_dir)
         ended["render_s"] = round(time.perf_counter() - rendering, 3)
     finally:
