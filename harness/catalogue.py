@@ -90,7 +90,9 @@ def _read_by_targets(name: str) -> bool:
     return name.startswith(("PAIRBENCH_", "PYTHON")) or name in ("PATH", "VIRTUAL_ENV")
 
 
-def _answer_key(command: str, environ: Mapping[str, str], interpreter: Interpreter) -> Any:
+def _answer_key(
+    command: str, environ: Mapping[str, str], interpreter: Interpreter
+) -> tuple[Any, ...]:
     """What an answer of `python -m pairbench.targets COMMAND` depends on: the command line, the
     variables the targets read and the folder."""
     return (
@@ -167,8 +169,8 @@ def describe_and_openapi(
 
     Each subprocess starts an interpreter and imports every pair and FastAPI, most of its time:
     a command that checks its scenarios needs both documents, so it asks once. The answers land
-    where describe() and openapi() look, so the run that follows asks nothing again. Only for
-    this interpreter's targets: a baseline's older code may not have `documents`.
+    where describe() and openapi() look, so the run that follows asks nothing again. Asked of
+    this checkout's targets: a baseline's older code may have no `documents` (describe() then).
     """
     environ = _environ(env, interpreter)
     keys = {name: _answer_key(name, environ, interpreter) for name in ("describe", "openapi")}

@@ -222,7 +222,7 @@ def run(
     # (docs/run-format.md, `timing`); a render that fails still leaves the analysis stored.
     rendering = time.perf_counter()
     try:
-        from pairbench.results.report import render as results_report  # matplotlib: seconds
+        from pairbench.results.report import render as results_report
 
         written = results_report.render(outcome.run_dir)
         ended["render_s"] = round(time.perf_counter() - rendering, 3)

@@ -24,17 +24,25 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+PROCESSES_ENV = "PAIRBENCH_FIGURE_PROCESSES"
 
 
 def processes_for(jobs: int) -> int:
-    """How many processes may draw `jobs` figures at once: 1 means this process alone."""
+    """How many processes may draw `jobs` figures at once: 1 means this process alone.
+
+    At most one per core, or PROCESSES_ENV's number (1: draw here, e.g. on a machine whose
+    cores are busy with other work, where extra processes only add their own start).
+    """
     if jobs < 2 or not hasattr(os, "pidfd_open"):  # the parent watch below is Linux's pidfd
         return 1
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if threading.active_count() > 1 or multiprocessing.parent_process() is not None:
         return 1  # other threads (a fork would copy their locks held), or already a worker
-    return max(1, min(jobs, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0))
+    wanted = os.environ.get(PROCESSES_ENV, "").strip()
+    limit = int(wanted) if wanted.isdigit() and int(wanted) > 0 else cores
+    return max(1, min(jobs, cores, limit))
 
 
 def map_in_order(

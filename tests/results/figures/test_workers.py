@@ -111,3 +111,12 @@ def _running(process: psutil.Process) -> bool:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_variable_sets_how_many_processes_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(workers.PROCESSES_ENV, "1")
+    assert workers.processes_for(5) == 1
+    monkeypatch.setenv(workers.PROCESSES_ENV, "2")
+    assert workers.processes_for(5) == 2
+    monkeypatch.setenv(workers.PROCESSES_ENV, "many")  # not a number: one per core
+    assert workers.processes_for(5) == min(5, len(os.sched_getaffinity(0)))
