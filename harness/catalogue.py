@@ -90,25 +90,27 @@ def _read_by_targets(name: str) -> bool:
     return name.startswith(("PAIRBENCH_", "PYTHON")) or name in ("PATH", "VIRTUAL_ENV")
 
 
-def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Interpreter) -> Any:
-    """`python -m pairbench.targets COMMAND`'s JSON, asked once per (command line, environment,
-    folder): the targets do not change while a command runs."""
-    argv = interpreter.module(TARGETS_MODULE, command)
-    environ = dict(env) if env is not None else interpreter.environ()
-    key = (
-        tuple(argv),
+def _answer_key(
+    command: str, environ: Mapping[str, str], interpreter: Interpreter
+) -> tuple[Any, ...]:
+    """What an answer of `python -m pairbench.targets COMMAND` depends on: the command line, the
+    variables the targets read and the folder."""
+    return (
+        tuple(interpreter.module(TARGETS_MODULE, command)),
         tuple(sorted((k, v) for k, v in environ.items() if _read_by_targets(k))),
         str(interpreter.cwd),
     )
-    if key in _ANSWERS:
-        return _ANSWERS[key]
+
+
+def _call_targets(command: str, environ: Mapping[str, str], interpreter: Interpreter) -> Any:
+    """Run `python -m pairbench.targets COMMAND` and parse its JSON; its errors in one line."""
     try:
         done = subprocess.run(
-            argv,
+            interpreter.module(TARGETS_MODULE, command),
             capture_output=True,
             text=True,
             timeout=DESCRIBE_TIMEOUT_S,
-            env=environ,
+            env=dict(environ),
             cwd=interpreter.cwd,
             stdin=subprocess.DEVNULL,
         )
@@ -119,9 +121,22 @@ def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Inter
         error = UsageError if done.returncode == EXIT_USAGE else InfrastructureError
         raise error(f"{TARGETS_MODULE} {command} exited {done.returncode}: {last}")
     try:
-        _ANSWERS[key] = json.loads(done.stdout)
+        return json.loads(done.stdout)
     except ValueError as e:
         raise InfrastructureError(f"{TARGETS_MODULE} {command}: not JSON ({e})") from e
+
+
+def _environ(env: Mapping[str, str] | None, interpreter: Interpreter) -> dict[str, str]:
+    return dict(env) if env is not None else interpreter.environ()
+
+
+def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Interpreter) -> Any:
+    """`python -m pairbench.targets COMMAND`'s JSON, asked once per (command line, environment,
+    folder): the targets do not change while a command runs."""
+    environ = _environ(env, interpreter)
+    key = _answer_key(command, environ, interpreter)
+    if key not in _ANSWERS:
+        _ANSWERS[key] = _call_targets(command, environ, interpreter)
     return _ANSWERS[key]
 
 
@@ -145,6 +160,29 @@ def openapi(env: Mapping[str, str] | None = None, interpreter: Interpreter = CUR
     if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
         raise InfrastructureError(f"{TARGETS_MODULE} openapi: not an OpenAPI document (no paths)")
     return doc
+
+
+def describe_and_openapi(
+    env: Mapping[str, str] | None = None, interpreter: Interpreter = CURRENT
+) -> tuple[Catalogue, Any]:
+    """describe() and openapi() from one subprocess (`python -m pairbench.targets documents`).
+
+    Each subprocess starts an interpreter and imports every pair and FastAPI, most of its time:
+    a command that checks its scenarios needs both documents, so it asks once. The answers land
+    where describe() and openapi() look, so the run that follows asks nothing again. Asked of
+    this checkout's targets: a baseline's older code may have no `documents` (describe() then).
+    """
+    environ = _environ(env, interpreter)
+    keys = {name: _answer_key(name, environ, interpreter) for name in ("describe", "openapi")}
+    if not all(key in _ANSWERS for key in keys.values()):
+        both = _call_targets("documents", environ, interpreter)
+        if not isinstance(both, dict) or not {"describe", "openapi"} <= both.keys():
+            raise InfrastructureError(
+                f"{TARGETS_MODULE} documents: not a describe and an OpenAPI document"
+            )
+        for name, key in keys.items():
+            _ANSWERS.setdefault(key, both[name])
+    return describe(env, interpreter), openapi(env, interpreter)
 
 
 def fetch(base_url: str) -> Catalogue:

@@ -8,6 +8,8 @@ user's own service, the same way (docs/architecture.md, "Layers").
                                                  (with "slowdown" when PAIRBENCH_SLOWDOWN is set)
     openapi                                      the app's OpenAPI document, built with no database:
                                                  the harness checks scenarios against its bounds
+    documents                                    both in one JSON object, {"describe", "openapi"}:
+                                                 what a command's checks need, for one start-up
     seed --profile P [--pair NAME ...] [--seed N]  one JSON line per pair (PAIRBENCH_PG_DSN)
     seed --plan ...                              each pair's dataset identity, touching nothing
 
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("describe", help="print the describe document (JSON)")
     commands.add_parser("openapi", help="print the app's OpenAPI document (JSON), no database")
+    commands.add_parser(
+        "documents", help='print {"describe": ..., "openapi": ...} (JSON): both, one interpreter'
+    )
     seeding = commands.add_parser("seed", help="create and fill the pairs' tables")
     seeding.add_argument("--profile", required=True, help=f"one of {', '.join(PROFILES)}")
     seeding.add_argument(
@@ -110,18 +115,30 @@ def _openapi() -> dict[str, object]:
     return schema
 
 
+def _describe() -> dict[str, object]:
+    """The describe document (with "slowdown" when PAIRBENCH_SLOWDOWN sets one; a bad one is
+    refused here, with exit 2)."""
+    pairs = load_pairs()
+    described: dict[str, object] = document(pairs)
+    if slowed := slowdown_from_env(pairs):
+        described["slowdown"] = slowed
+    return described
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and run the command."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "describe":
-            pairs = load_pairs()
-            described = document(pairs)
-            if slowed := slowdown_from_env(pairs):
-                described["slowdown"] = slowed
-            print(json.dumps(described, indent=2))
+            print(json.dumps(_describe(), indent=2))
         elif args.command == "openapi":
             print(json.dumps(_openapi(), indent=2))
+        elif args.command == "documents":
+            # One interpreter start and one import of every pair instead of two: a command's
+            # checks need both (docs/architecture.md, "Exit codes"). Describe first: it reads
+            # PAIRBENCH_SLOWDOWN, which _openapi then drops.
+            described = _describe()
+            print(json.dumps({"describe": described, "openapi": _openapi()}))
         elif args.plan:
             for line in plan(args.profile, args.pairs, args.seed):
                 print(json.dumps(line), flush=True)

@@ -102,6 +102,9 @@ def _v2() -> dict[str, Any]:
         "target_s": 1.1,
         "agent_ready_s": 1.4,
         "agent_wait_s": 0.2,
+        "checks_s": 1.9,
+        "analysis_s": 0.3,
+        "render_s": 6.0,
     }
     trial = pair["trials"][0]
     trial["load_s"] = 1.01

@@ -225,19 +225,28 @@ def run(
         )
     options.processes, options.remote_workers = processes, remote_workers
     options.master_bind, options.master_port = master_bind, master_port
+    checking = time.perf_counter()
     if remote_workers:  # the master's address must be ours to listen on before anything starts
         preflight.bind(master_bind, master_port, "--master-port", "--master-bind").close()
     preflight.before_run(options, {"--out": out})
     t0 = time.perf_counter()
+    ended = {"checks_s": round(t0 - checking, 3)}
     with progress_display(not no_progress and console.is_terminal) as progress:
         outcome = runner.execute(options, progress)
     assert outcome.run_dir is not None
-    from pairbench.results.report import render as results_report
-
     from . import summary
 
-    store_analysis(outcome.run_dir, outcome.run)
-    written = results_report.render(outcome.run_dir)
+    # Figures and reports first, from the run.json the run left (render recomputes the
+    # analysis anyway), so that run.json's one last write carries how long both took
+    # (docs/run-format.md, `timing`); a render that fails still leaves the analysis stored.
+    rendering = time.perf_counter()
+    try:
+        from pairbench.results.report import render as results_report
+
+        written = results_report.render(outcome.run_dir)
+        ended["render_s"] = round(time.perf_counter() - rendering, 3)
+    finally:
+        store_analysis(outcome.run_dir, outcome.run, ended)
     summary.print_run(console, outcome, time.perf_counter() - t0)
     for path in written:
         if path.suffix in (".md", ".html", ".png"):

@@ -58,13 +58,16 @@ def _remove_empty(path: Path, top: Path) -> None:
 
 def scenarios_fit(scenarios: list[scenario.Scenario], profile: str) -> None:
     """Each scenario resolves against the targets' description, and each request of `profile`
-    fits what its endpoint accepts (bounds from the targets' OpenAPI document)."""
-    described = catalogue.describe()
+    fits what its endpoint accepts (bounds from the targets' OpenAPI document).
+
+    Both documents come from one subprocess (catalogue.describe_and_openapi): starting the
+    targets' interpreter is most of the checks' time, and the run reuses the answers.
+    """
+    described, document = catalogue.describe_and_openapi()
     served = [s for s in scenarios if s.pair in described.pairs]
     infos = [catalogue.resolve(s, described) for s in scenarios]
     if not served:
         return
-    document = catalogue.openapi()
     for info in infos:
         bounds.check(info, [profile], document, served=info.name in described.pairs)
 

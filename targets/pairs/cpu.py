@@ -234,8 +234,13 @@ async def process_pool(app: FastAPI) -> AsyncIterator[None]:
 async def _cpu_resources() -> AsyncIterator[CpuResources]:
     """The calibration and a started process pool, shut down when the block exits (the app's
     lifespan and the micro suite's setup share it)."""
-    # Calibrate first, on a quiet machine: before the workers exist to compete for the CPU.
-    calibration = calibrate(PROCESS_WORKERS)
+    loop = asyncio.get_running_loop()
+    # Calibrate in a thread while the pool starts, not before it: the start is a second or
+    # more (the fork server is a fresh interpreter that imports this module) that the calling
+    # thread spends waiting on a pipe, GIL released. The calibration counts its own thread's
+    # CPU time, so neither that wait nor the fork server's import on another core (or
+    # preempting it on this one) enters its figure; the started workers are idle.
+    calibrating = loop.run_in_executor(None, calibrate, PROCESS_WORKERS)
     context = multiprocessing.get_context(START_METHOD)
     # Imported once in the fork server, so each worker is forked with it already loaded.
     context.set_forkserver_preload([__name__])
@@ -248,11 +253,10 @@ async def _cpu_resources() -> AsyncIterator[CpuResources]:
     try:
         # Start every worker now (they start lazily, one per waiting task), so the first
         # measured request does not pay for a process start, and a broken pool fails startup.
-        loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(loop.run_in_executor(executor, spin, 1, 0) for _ in range(PROCESS_WORKERS))
         )
-        yield CpuResources(calibration, executor)
+        yield CpuResources(await calibrating, executor)
     finally:
         # Blocking is fine here: uvicorn has finished in-flight requests before shutdown, and
         # waiting is what guarantees no worker outlives the server.

@@ -82,6 +82,14 @@ def test_describe_runs_the_entry_point() -> None:
     assert PAIR not in catalogue.describe().pairs  # only through PAIRBENCH_PAIRS
 
 
+def test_describe_and_openapi_are_the_documents_asked_apart() -> None:
+    described, document = catalogue.describe_and_openapi({**os.environ, **PAIRS_ENV})
+    # Another value of a variable the targets read: asked apart, one subprocess each.
+    apart = {**os.environ, **PAIRS_ENV, "PAIRBENCH_TEST_ASKED_APART": "1"}
+    assert catalogue.describe(apart) == described and PAIR in described.pairs
+    assert catalogue.openapi(apart) == document and f"/{PAIR}/join" in document["paths"]
+
+
 def test_seed_errors_are_one_line_usage_errors(
     servers: services.Endpoints, fixture_pairs: catalogue.Catalogue
 ) -> None:

@@ -116,6 +116,12 @@ def test_tiny_run_writes_run_json_and_plots(
     assert {"describe_s", "services_s", "seeding_s", "target_s"} <= set(startup)
     # The agent started beside the verification: the run waited for less than its start took.
     assert 0 <= startup["agent_wait_s"] < startup["agent_ready_s"]
+    # The command's checks and its end: written with the analysis, in run.json's last write.
+    assert startup["checks_s"] > 0 and startup["render_s"] > startup["analysis_s"] >= 0
+    assert (
+        "analysis" in pair
+        and (run_dir / "report.html").stat().st_mtime <= (run_dir / "run.json").stat().st_mtime
+    )
     # Every key the run wrote, as stored (not upgraded), is documented.
     stored = json.loads((run_dir / "run.json").read_text())
     assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []

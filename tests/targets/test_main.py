@@ -216,3 +216,21 @@ def test_openapi_is_printed_with_no_database_and_carries_the_bounds() -> None:
     operation = json.loads(result.stdout)["paths"]["/fixture_rows/join"]["get"]
     (n,) = [p for p in operation["parameters"] if p["name"] == "n"]
     assert n["in"] == "query" and n["schema"]["minimum"] == 1 and n["schema"]["maximum"] > 1
+
+
+def test_documents_prints_describe_and_openapi_as_each_alone() -> None:
+    # One start-up for a command's checks: the same two documents, the slowdown in describe's
+    # only (openapi is built without it), and a bad slowdown refused as describe refuses it.
+    env = {"PAIRBENCH_PAIRS": str(FIXTURE_PAIRS), "PAIRBENCH_SLOWDOWN": "fixture_rows/join=20%"}
+    alone = {name: _targets(name, **env) for name in ("describe", "openapi", "documents")}
+    for result in alone.values():
+        assert result.returncode == 0, result.stderr
+    both = json.loads(alone["documents"].stdout)
+    assert set(both) == {"describe", "openapi"}
+    assert both["describe"] == json.loads(alone["describe"].stdout)
+    assert both["describe"]["slowdown"] == {"fixture_rows/join": 0.2}
+    assert both["openapi"] == json.loads(alone["openapi"].stdout)
+    refused = _targets("documents", **{**env, "PAIRBENCH_SLOWDOWN": "fixture_rows/nope=20%"})
+    assert refused.returncode == 2
+    assert "fixture_rows/nope" in _one_error_line(refused)
+    assert refused.stdout == ""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from pairbench.results.figures.timeline import timeline_figure, timeline_finding
+from pairbench.results.figures.timeline import _band_ms, timeline_figure, timeline_finding
+from pairbench.results.io import histograms
 
 
 def test_one_row_per_variant_with_latency_and_rates(demo_run: dict) -> None:
@@ -32,3 +33,12 @@ def test_no_trials_no_data() -> None:
     pair = {"title": "t", "variants": [{"name": "a", "role": "bad"}], "trials": []}
     assert timeline_finding(pair) == "no valid measurements"
     assert len(timeline_figure(pair, "caption").axes) == 2
+
+
+def test_the_bands_are_the_summarys_percentiles(demo_run: dict) -> None:
+    # The rows read only p50, p90 and p99 of each trial: the same values summary_ms gives.
+    for trial in demo_run["pairs"]["demo"]["trials"]:
+        summary = histograms.summary_ms(histograms.decode(trial["histogram"]))
+        assert _band_ms(trial) == {k: summary[k] for k in ("p50_ms", "p90_ms", "p99_ms")}
+    empty = histograms.new_histogram().encode()
+    assert _band_ms({"histogram": empty}) == dict.fromkeys(("p50_ms", "p90_ms", "p99_ms"))
