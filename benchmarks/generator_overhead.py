@@ -46,12 +46,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from scipy import stats
 
-from pairbench.errors import InfrastructureError, PairbenchError
+from pairbench.errors import EXIT_USAGE, InfrastructureError, PairbenchError
 from pairbench.harness import server, services
 from pairbench.harness.load import LoadAgent
 from pairbench.results.analysis.ratios import ratio_with_ci
@@ -328,8 +328,15 @@ def verdict(figures: dict[str, Any], adjusted: dict[str, Estimate]) -> tuple[lis
     return lines, passed
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line naming what is wrong, and exit code 2 (pairbench/errors.py)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=8, help="connections, every generator")
     parser.add_argument("--seconds", type=int, default=5, help="measurement window (whole s)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured warm-up (whole s)")
