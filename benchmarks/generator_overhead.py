@@ -101,7 +101,58 @@ print(json.dumps({"requests": after_n - before_n, "errors": after_e - before_e, 
                   "elapsed_s": elapsed}))
 """
 
+# The request event's listeners alone, in-process: what each generator does per request beyond
+# the HTTP exchange they share. One real reply from the target, then LISTENER_EVENTS events
+# carrying it, timed in process CPU time (gevent patches on import: its own process).
+LISTENER_EVENTS = 300_000
+LISTENERS = r"""
+import json, sys, time
+from pairbench.harness import agent, loadgen
+import locust
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+
+env = Environment(user_classes=loadgen.USER_CLASSES, host=sys.argv[1], events=locust.events)
+hook = env.events.request
+before = list(hook._handlers)
+env.create_local_runner()
+statistics = [h for h in hook._handlers if h not in before]  # locust's own, as plain locust
+loadgen.configure({"path": sys.argv[2], "users": 1})
+step = loadgen.Trial.steps[0]
+session = FastHttpSession(sys.argv[1], request_event=hook, user=None)
+captured = {}
+hook._handlers[:] = [lambda **meta: captured.update(meta)]
+session.request(step.method, step.path, name=step.name)
+captured["context"] = {}
+loadgen.open_window()
+events = int(sys.argv[3])
+
+def cost(handlers):
+    hook._handlers[:] = handlers
+    started = time.process_time()
+    for _ in range(events):
+        hook.fire(**captured)
+    return (time.process_time() - started) / events * 1e6
+
+print(json.dumps({"plain locust": cost(statistics), "pairbench": cost([loadgen.on_request])}))
+"""
+
 Result = dict[str, float]
+
+
+def listener_cost(url: str) -> dict[str, float]:
+    """CPU microseconds per request event: locust's statistics (plain) and pairbench's."""
+    done = subprocess.run(
+        [sys.executable, "-c", LISTENERS, url, PATH, str(LISTENER_EVENTS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " ".join(done.stderr.strip().splitlines()[-1:]) or "no output"
+        raise InfrastructureError(f"the listener timing exited with code {done.returncode}: {tail}")
+    return {k: float(v) for k, v in json.loads(lines[-1]).items()}
 
 
 def plain_locust(url: str, users: int, warmup: float, seconds: float) -> Result:
@@ -376,6 +427,7 @@ def main() -> int:
                 }
                 if wrk is not None:
                     runs[WRK] = lambda: wrk_window(wrk, target.url, users, warmup, seconds)
+                listeners = listener_cost(target.url)
                 order = list(runs)
                 for repeat in range(args.repeats):
                     shift = repeat % len(order)  # rotate who goes first
@@ -424,6 +476,10 @@ def main() -> int:
             "pairbench against wrk: "
             f"{_spread(figures[PAIRBENCH]['vs_wrk'], '.1%')} of wrk's req per CPU-second"
         )
+    print(
+        "request event listeners alone (in-process CPU per event): plain locust's statistics "
+        f"{listeners[PLAIN]:.2f} us, pairbench's recording {listeners[PAIRBENCH]:.2f} us"
+    )
     if args.json is not None:
         args.json.write_text(
             json.dumps(
@@ -437,6 +493,7 @@ def main() -> int:
                         "wrk": wrk,
                     },
                     "runs": series,
+                    "listener_us_per_event": listeners,
                     "figures": figures,
                     "target": {
                         "share": TARGET_SHARE,
