@@ -23,14 +23,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import gevent.queue
 import locust
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, Runner
 
 from pairbench.harness import procs
 from pairbench.harness.load import worker_argv
@@ -43,6 +44,7 @@ WORKER_CONNECT_TIMEOUT_S = 60.0
 WORKER_TIMEOUT_ENV = "PAIRBENCH_WORKER_TIMEOUT"
 REPLY_TIMEOUT_S = 30.0
 POLL_S = 0.1  # how often the master looks at its workers while it waits for them
+RunnerT = TypeVar("RunnerT", bound=Runner)
 
 
 def _fetch(url: str | None) -> str | None:
@@ -77,6 +79,21 @@ def _finish(
         "metrics_after": after,
         "load_s": load_s,
     }
+
+
+def without_locust_statistics(env: Environment, make_runner: Callable[[], RunnerT]) -> RunnerT:
+    """`make_runner()`, less the request listener it adds: locust's own statistics.
+
+    pairbench records every request in its own histograms (loadgen.on_request) and never reads
+    locust's statistics; keeping both did the bookkeeping twice per request, generator CPU that
+    the saturation rule counts (benchmarks/generator_overhead.py measures it).
+    """
+    hook = env.events.request
+    before = list(hook._handlers)
+    runner = make_runner()
+    for handler in [h for h in hook._handlers if h not in before]:
+        hook.remove_listener(handler)  # type: ignore[no-untyped-call]
+    return runner
 
 
 def run_local_trial(env: Environment, command: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +231,9 @@ def _serve(run_trial: Any, on_quit: Any) -> None:
 def run_worker(env: Environment, master: str) -> None:
     """Serve the master's trials until it quits."""
     host, _, port = master.rpartition(":")
-    runner: WorkerRunner = env.create_worker_runner(host or "127.0.0.1", int(port))
+    runner = without_locust_statistics(
+        env, lambda: env.create_worker_runner(host or "127.0.0.1", int(port))
+    )
 
     def configure(msg: Any, **_: Any) -> None:
         loadgen.configure(msg.data["command"], msg.data["index"], msg.data["count"])
@@ -252,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         run_worker(env, args.master)
         return 0
     if args.mode == "local":
-        runner = env.create_local_runner()
+        runner = without_locust_statistics(env, env.create_local_runner)
         _serve(lambda c: run_local_trial(env, c), runner.quit)
         return 0
     port = args.port or procs.free_port(args.bind)
