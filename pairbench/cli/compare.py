@@ -70,7 +70,7 @@ def share_a_pair(base: Path, base_run: dict[str, Any], new: Path, new_run: dict[
         )
 
 
-def micro_files(base: Path, new: Path) -> tuple[MicroFile, MicroFile] | None:
+def micro_pair(base: Path, new: Path) -> tuple[MicroFile, MicroFile] | None:
     """Both saved micro suite files (judged by content), None when both are runs; a usage
     error when one is and the other is not, or when a file lacks its per-round timings."""
     base_micro, new_micro = is_micro_file(base), is_micro_file(new)
@@ -124,7 +124,7 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
     BASE and NEW are two stored runs, or two micro suite files (pytest-benchmark JSON saved
     with --benchmark-save-data): then per benchmark, its time per call.
     """
-    micro = micro_files(base, new)
+    micro = micro_pair(base, new)
     if micro is not None:
         share_a_benchmark(*micro)
         print_comparisons(compare_micro(*micro, alpha=alpha), micro[0].label, micro[1].label)
@@ -266,7 +266,7 @@ def gate_cmd(
                 f"--baseline {baseline} is a micro benchmark file: give NEW, a micro file saved "
                 "with --benchmark-save-data (micro benchmarks are not re-run by the gate)"
             )
-        micro = micro_files(baseline, Path(args[0])) if args else None
+        micro = micro_pair(baseline, Path(args[0])) if args else None
         if micro is not None:
             share_a_benchmark(*micro)
             result = gate_micro(*micro, min_effect=min_effect, alpha=alpha)

@@ -138,13 +138,14 @@ def load_micro(path: str | os.PathLike[str]) -> MicroFile:
 
 def _machine(info: Any) -> dict[str, Any]:
     """The MACHINE_FIELDS: pairbench's record when the micro suite added it, else mapped from
-    pytest-benchmark's own fields (node, cpu brand, count, release)."""
+    pytest-benchmark's own fields (node, the processor's brand and count, release)."""
     if not isinstance(info, dict):
         return {}
     ours = info.get("pairbench")
     if isinstance(ours, dict):
         return {field: ours.get(field) for field in MACHINE_FIELDS}
-    cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
+    # py-cpuinfo's record: the nested object that carries `brand_raw`.
+    cpu = next((v for v in info.values() if isinstance(v, dict) and "brand_raw" in v), {})
     return {
         "hostname": info.get("node"),
         "cpu_model": cpu.get("brand_raw"),
@@ -160,7 +161,7 @@ def _benchmark(path: Path, index: int, bench: Any) -> MicroBenchmark:
         raise MicroFileError(f"{where}: no `stats` object")
     name = str(bench.get("name") or bench.get("fullname") or f"#{index}")
     stats = bench["stats"]
-    extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), dict) else {}
+    extra: dict[str, Any] = bench["extra_info"] if isinstance(bench.get("extra_info"), dict) else {}
     data = stats.get("data")
     timings: tuple[float, ...] | None = None
     if data is not None:

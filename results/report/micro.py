@@ -20,7 +20,7 @@ from ..analysis.ratios import RatioEstimate, ratio_with_ci
 from ..analysis.summary import Analyses
 from ..io.microbench import MicroBenchmark, MicroFile, match_run, micro_files
 from .document import Block, Heading, Table, Text
-from .formatting import MISSING, fmt_factor, fmt_interval, fmt_ratio
+from .formatting import MISSING, fmt_interval, fmt_ratio
 
 HEADING = "Micro benchmarks beside end to end"
 HOW = (
@@ -110,7 +110,7 @@ def micro_table(rows: Sequence[MicroRow]) -> Table:
             f"{row.e2e_at or MISSING}" + (f" ({row.e2e_metric})" if row.e2e_metric else ""),
             fmt_ratio(row.e2e.get("bad_over_good")) if row.e2e else MISSING,
             fmt_interval(row.e2e.get("ci_low"), row.e2e.get("ci_high")) if row.e2e else MISSING,
-            fmt_factor(row.gap),
+            fmt_ratio(row.gap),
         )
         for row in rows
     ]
