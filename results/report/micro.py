@@ -17,6 +17,7 @@ from typing import Any
 
 from ..analysis.knobs import expectation_knob_key, knob_key, knob_text
 from ..analysis.ratios import RatioEstimate, ratio_with_ci
+from ..analysis.rounds import BYSTANDER
 from ..analysis.summary import Analyses
 from ..io.microbench import MicroBenchmark, MicroFile, match_run, micro_files
 from .document import Block, Heading, Table, Text
@@ -47,10 +48,16 @@ class MicroRow:
     e2e: Mapping[str, Any] | None  # the run's analysis ratio record, or None
 
     @property
+    def bystander(self) -> bool:
+        """The run's ratio is a bystander's latency, not the variants' own: another quantity
+        than the core's time, so no gap is computed from it."""
+        return bool(self.e2e) and (self.e2e or {}).get("subject") == BYSTANDER
+
+    @property
     def gap(self) -> float | None:
         """micro / end to end: how much of the core's gap the HTTP stack hides."""
         e2e = self.e2e.get("bad_over_good") if self.e2e else None
-        if self.micro.ratio is None or not e2e:
+        if self.micro.ratio is None or not e2e or self.bystander:
             return None
         return self.micro.ratio / float(e2e)
 
@@ -105,18 +112,18 @@ def micro_table(rows: Sequence[MicroRow]) -> Table:
             row.pair,
             f"{row.bad} / {row.good}",
             row.micro_at,
+            f"{row.e2e_at or MISSING}" + (f" ({row.e2e_metric})" if row.e2e_metric else ""),
             fmt_ratio(row.micro.ratio),
             fmt_interval(row.micro.ci_low, row.micro.ci_high),
-            f"{row.e2e_at or MISSING}" + (f" ({row.e2e_metric})" if row.e2e_metric else ""),
             fmt_ratio(row.e2e.get("bad_over_good")) if row.e2e else MISSING,
             fmt_interval(row.e2e.get("ci_low"), row.e2e.get("ci_high")) if row.e2e else MISSING,
             fmt_ratio(row.gap),
         )
         for row in rows
     ]
-    headers = ["pair", "bad / good", "micro at", "micro", "micro 95% CI"]
-    headers += ["end to end at", "end to end", "e2e 95% CI", "micro / end to end"]
-    return Table(headers, body, numeric_from=3, empty="No pair of this run has micro cores.")
+    headers = ["pair", "bad / good", "micro at", "end to end at", "micro", "micro 95% CI"]
+    headers += ["end to end", "e2e 95% CI", "micro / end to end"]
+    return Table(headers, body, numeric_from=4, empty="No pair of this run has micro cores.")
 
 
 def micro_blocks(
@@ -138,4 +145,13 @@ def micro_blocks(
     if missing:
         listed = ", ".join(f"`{name}`" for name in missing)
         blocks.append(Text(f"No micro bad and good core in that file for {listed}."))
+    bystanders = list(dict.fromkeys(row.pair for row in rows if row.bystander))
+    if bystanders:
+        listed = ", ".join(f"`{name}`" for name in bystanders)
+        blocks.append(
+            Text(
+                f"{listed}: the run judges a bystander's latency, which the core's time does "
+                "not measure; no micro / end to end is computed from it."
+            )
+        )
     return blocks

@@ -106,7 +106,7 @@ def clean(doc: dict[str, Any]) -> None:
     doc["commit_info"]["pairbench"]["dirty"] = False
 
 
-def run_beside(synth: Any, micro: MicroFile) -> dict[str, Any]:
+def run_beside(synth: Any, micro: MicroFile, bystander: str | None = None) -> dict[str, Any]:
     """A synthetic run of the micro file's pairs, each good variant E2E_RATIO times faster
     than the bad one, measured at the cores' knob values, on the micro file's commit and
     machine."""
@@ -120,11 +120,21 @@ def run_beside(synth: Any, micro: MicroFile) -> dict[str, Any]:
         bad = variants[0]["name"]
         knobs = sorted({b.knob if b.knob is not None else 8.0 for b in benches})
         model = lambda variant, knob, bad=bad: E2E_RATIO if variant == bad else 1.0  # noqa: E731
+        judged = {}
+        if name == bystander:  # judged on a bystander loaded alongside, as a run can be
+            judged = {"metric": "p99", "subject": "bystander"}
         trials = synth.sweep(
-            model, knobs=knobs, variants=variants, requests=60, counters=lambda v, k: {}
+            model,
+            knobs=knobs,
+            variants=variants,
+            requests=60,
+            counters=lambda v, k: {},
+            bystander=model if judged else None,
         )
         knob = (benches[0].knob_name or "n", "knob", "units")
-        pairs[name] = synth.pair(trials, variants=variants, knobs=knobs, min_ratio=2.0, knob=knob)
+        pairs[name] = synth.pair(
+            trials, variants=variants, knobs=knobs, min_ratio=2.0, knob=knob, **judged
+        )
     run: dict[str, Any] = synth.run(pairs, run_id="20260101-120000-micro")
     run["metadata"]["machine"] = dict(micro.machine)
     run["metadata"]["git"] = {"commit": micro.commit, "commit_date": None, "dirty": False}
@@ -177,8 +187,8 @@ def test_the_report_sets_each_micro_ratio_beside_the_run(
         for good in (b for b in benches if b.role == "good"):
             row = rows[(pair, f"{bad.variant} / {good.variant}")]
             ratio = expected_ratio(bad.data or (), good.data or ())
-            assert row[3] == fmt_ratio(ratio), row
-            assert row[4] != "–", f"{pair}: no micro interval"
+            assert row[4] == fmt_ratio(ratio), row
+            assert row[5] != "–", f"{pair}: no micro interval"
             e2e = float(row[6].rstrip("x"))
             assert e2e == pytest.approx(E2E_RATIO, rel=0.15), row
             assert float(row[8].rstrip("x")) == pytest.approx(ratio / e2e, rel=0.1, abs=0.06), row
@@ -294,3 +304,21 @@ def test_a_file_saved_without_its_rounds_is_refused(saved_file: Path, tmp_path: 
     bare = load_micro(rewrite(saved_file, tmp_path / "bare.json", no_data))
     with pytest.raises(MicroFileError, match=r"bare\.json: benchmark .* --benchmark-save-data"):
         compare_micro(load_micro(saved_file), bare)
+
+
+def test_a_bystander_ratio_is_shown_without_a_gap(
+    saved_file: Path, synth: Any, tmp_path: Path
+) -> None:
+    micro = load_micro(rewrite(saved_file, tmp_path / "micro.json", clean))
+    judged_on_bystander = micro.benchmarks[0].pair
+    run = run_beside(synth, micro, bystander=judged_on_bystander)
+    blocks = micro_blocks(run, analyse_run(run), micro.path)
+    table = next(b for b in blocks if hasattr(b, "rows"))
+    for row in table.rows:  # type: ignore[attr-defined]
+        if row[0] == judged_on_bystander:
+            assert row[3].endswith("(bystander p99)") and row[6] != "–" and row[8] == "–", row
+        else:
+            assert row[8] != "–", row
+    assert f"`{judged_on_bystander}`: the run judges a bystander's latency" in markdown.render(
+        blocks
+    )
