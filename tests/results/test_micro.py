@@ -40,9 +40,9 @@ from pairbench.results.report.micro import HEADING, micro_blocks
 from pairbench.results.report.render import render
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUNDS = 5
+ROUNDS = 20  # enough that a constructed 2x slowdown is significant on a noisy shared machine
 E2E_RATIO = 4.0  # the synthetic run's bad / good latency
-SLOWER_BY = 1.5  # a constructed regression: every round of NEW's data times this
+SLOWER_BY = 2.0  # a constructed regression: every round of NEW's data times this
 
 
 def run_micro_suite(storage: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
