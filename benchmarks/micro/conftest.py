@@ -18,7 +18,8 @@ import pytest
 import uvloop
 
 from pairbench.errors import EXIT_UNTRUSTED, EXIT_USAGE, PairbenchError
-from pairbench.harness import postgres, services
+from pairbench.harness import metadata, postgres, services
+from pairbench.results.io.microbench import MICRO_STORAGE
 from pairbench.targets import seeding
 from pairbench.targets.data import PROFILES, DatasetError
 from pairbench.targets.registry import (
@@ -33,7 +34,7 @@ from pairbench.targets.registry import (
 DEFAULT_PROFILE = "quick"
 PROFILE_OPTION = "--micro-profile"
 BENCHMARK_STORAGE_DEFAULT = "file://./.benchmarks"  # pytest-benchmark's own default
-STORAGE_FOLDER = "micro"  # under the state folder
+STORAGE_FOLDER = MICRO_STORAGE  # under the state folder; `pairbench report` reads it there
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +66,20 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("benchmark_storage", default=None) == BENCHMARK_STORAGE_DEFAULT:
         config.option.benchmark_storage = f"file://{services.state_dir() / STORAGE_FOLDER}"
+
+
+def pytest_benchmark_update_machine_info(
+    config: pytest.Config, machine_info: dict[str, Any]
+) -> None:
+    """pairbench's own machine record beside pytest-benchmark's: the fields a run stores in
+    run.json's `metadata.machine`, so `pairbench report` matches the two exactly."""
+    machine_info["pairbench"] = metadata.machine()
+
+
+def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict[str, Any]) -> None:
+    """pairbench's git record (`metadata.git` of a run): its `dirty` counts untracked files,
+    as a run's does, where pytest-benchmark's `git describe --dirty` does not."""
+    commit_info["pairbench"] = metadata.git()
 
 
 @dataclass

@@ -275,8 +275,17 @@ def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
+@click.option(
+    "--micro",
+    type=click.Path(path_type=Path),
+    metavar="DIR_OR_FILE",
+    help="micro suite results (a pytest-benchmark storage folder or saved file) to set beside "
+    "the end-to-end ratios [default: <state folder>/micro]",
+)
+def report(run_dir: Path, micro: Path | None) -> None:
     """Re-render plots and reports from a stored run, running nothing."""
+    from pairbench.harness import services
+    from pairbench.results.io.microbench import MICRO_STORAGE, MicroFileError
     from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
     from pairbench.results.report import render as results_report
 
@@ -284,10 +293,12 @@ def report(run_dir: Path) -> None:
         load_run(run_dir)
     except RunFileError as e:
         raise UsageError(str(e)) from e
+    if micro is not None and not micro.exists():
+        raise UsageError(f"--micro {micro}: no such file or folder")
     preflight.output_folder(run_file_path(run_dir).parent, "")
     try:
-        written = results_report.render(run_dir)
-    except RunFileError as e:
+        written = results_report.render(run_dir, micro or services.state_dir() / MICRO_STORAGE)
+    except (RunFileError, MicroFileError) as e:
         raise UsageError(str(e)) from e
     for path in written:
         click.echo(str(path))

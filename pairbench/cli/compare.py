@@ -26,7 +26,9 @@ from pairbench.results.gate.compare import (
     compare,
 )
 from pairbench.results.gate.gate import MIN_EFFECT, GateResult, gate, gate_interleaved
+from pairbench.results.gate.micro import compare_micro, gate_micro
 from pairbench.results.gate.report import write_gate_files
+from pairbench.results.io.microbench import MicroFile, MicroFileError, is_micro_file, load_micro
 from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
 from pairbench.results.report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 
@@ -68,6 +70,35 @@ def share_a_pair(base: Path, base_run: dict[str, Any], new: Path, new_run: dict[
         )
 
 
+def micro_pair(base: Path, new: Path) -> tuple[MicroFile, MicroFile] | None:
+    """Both saved micro suite files (judged by content), None when both are runs; a usage
+    error when one is and the other is not, or when a file lacks its per-round timings."""
+    base_micro, new_micro = is_micro_file(base), is_micro_file(new)
+    if base_micro != new_micro:
+        micro, other = (base, new) if base_micro else (new, base)
+        raise UsageError(
+            f"{micro} is a micro benchmark file (pytest-benchmark JSON) and {other} is not: "
+            "compare two micro files, or two runs"
+        )
+    if not base_micro:
+        return None
+    try:
+        files = load_micro(base), load_micro(new)
+        for file in files:
+            file.require_data()
+    except MicroFileError as error:
+        raise UsageError(str(error)) from error
+    return files
+
+
+def share_a_benchmark(base: MicroFile, new: MicroFile) -> None:
+    """Two micro files to compare hold at least one benchmark in common, or a usage error."""
+    if not {b.key for b in base.benchmarks} & {b.key for b in new.benchmarks}:
+        raise UsageError(
+            f"{base.path} and {new.path} share no benchmark (pair, variant and knob value)"
+        )
+
+
 def load(path: Path) -> dict[str, Any]:
     """A stored run, or a usage error (exit 2) naming the file and the problem in one line."""
     try:
@@ -88,7 +119,16 @@ def load(path: Path) -> dict[str, Any]:
     help="significance level of the verdicts",
 )
 def compare_cmd(base: Path, new: Path, alpha: float) -> None:
-    """Per pair, variant, knob value and metric: NEW / BASE, 95% CI and a verdict."""
+    """Per pair, variant, knob value and metric: NEW / BASE, 95% CI and a verdict.
+
+    BASE and NEW are two stored runs, or two micro suite files (pytest-benchmark JSON saved
+    with --benchmark-save-data): then per benchmark, its time per call.
+    """
+    micro = micro_pair(base, new)
+    if micro is not None:
+        share_a_benchmark(*micro)
+        print_comparisons(compare_micro(*micro, alpha=alpha), micro[0].label, micro[1].label)
+        return
     base_run, new_run = load(base), load(new)
     share_a_pair(base, base_run, new, new_run)
     comparisons = compare(
@@ -97,14 +137,19 @@ def compare_cmd(base: Path, new: Path, alpha: float) -> None:
         alpha=alpha,
         calibration=calibration.lookup(new_run, calibration_folder()),
     )
-    console = _console()
     if not comparisons:
         raise UsageError(f"{base} and {new} have no variant of a pair in common to compare")
+    print_comparisons(comparisons, str(base_run["run_id"]), str(new_run["run_id"]))
+
+
+def print_comparisons(comparisons: Sequence[Comparison], base: str, new: str) -> None:
+    """A table per pair, then the count of slower and faster comparisons."""
+    console = _console()
     for name in dict.fromkeys(c.pair for c in comparisons):
         console.print(comparison_table(name, [c for c in comparisons if c.pair == name]))
     counts = {v: sum(1 for c in comparisons if c.verdict == v) for v in (SLOWER, FASTER)}
     console.print(
-        f"{len(comparisons)} comparisons of {new_run['run_id']} against {base_run['run_id']}: "
+        f"{len(comparisons)} comparisons of {new} against {base}: "
         f"{counts[SLOWER]} slower, {counts[FASTER]} faster, the rest within noise or without data"
     )
 
@@ -198,6 +243,7 @@ def gate_cmd(
     pairbench gate --baseline-ref REF [PAIR ...]   base and new interleaved in one run
     pairbench gate RUN_DIR                          re-judge a stored interleaved run
     pairbench gate --baseline BASE_RUN [NEW_RUN]    against a stored run (weaker)
+    pairbench gate --baseline BASE.json NEW.json    two micro suite files (pytest-benchmark)
     """
     if baseline_ref is not None and baseline is not None:
         raise UsageError("give --baseline-ref (interleaved) or --baseline (stored), not both")
@@ -215,6 +261,17 @@ def gate_cmd(
     elif baseline is not None:
         if len(args) > 1:
             raise UsageError(f"--baseline takes at most one NEW_RUN, got {len(args)} arguments")
+        if not args and is_micro_file(baseline):
+            raise UsageError(
+                f"--baseline {baseline} is a micro benchmark file: give NEW, a micro file saved "
+                "with --benchmark-save-data (micro benchmarks are not re-run by the gate)"
+            )
+        micro = micro_pair(baseline, Path(args[0])) if args else None
+        if micro is not None:
+            share_a_benchmark(*micro)
+            result = gate_micro(*micro, min_effect=min_effect, alpha=alpha)
+            report(result, out or micro[1].path.parent)
+            return
         base_run = load(baseline)
         if args:
             new = Path(args[0])

@@ -245,7 +245,7 @@ def _pair_gate(
     unsure += _data_problems(comparisons)
     unjudged = [c.note for c in comparisons if c.verdict == NOT_JUDGED]
     notes = [f"{len(unjudged)} not judged, e.g. {unjudged[0]}"] if unjudged else []
-    reasons = [*_regression_lines(regressions, min_effect), *failed, *unsure]
+    reasons = [*regression_lines(regressions, min_effect), *failed, *unsure]
     outcome: Outcome = "pass"
     if regressions:
         outcome = "regression"
@@ -285,7 +285,7 @@ def _data_problems(comparisons: Sequence[Comparison]) -> list[str]:
     return problems
 
 
-def _regression_lines(regressions: Sequence[Comparison], min_effect: float) -> list[str]:
+def regression_lines(regressions: Sequence[Comparison], min_effect: float) -> list[str]:
     """The worst regression first (largest certain slowdown), then each one."""
     if not regressions:
         return []

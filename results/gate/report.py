@@ -12,6 +12,7 @@ from ..report import markdown
 from ..report.formatting import fmt_factor, fmt_factor_interval, fmt_number, fmt_p
 from .compare import FASTER, SLOWER, Comparison
 from .gate import GateResult, PairGate
+from .micro import MICRO
 
 GATE_FILE = "gate.md"
 JUNIT_FILE = "junit.xml"
@@ -45,8 +46,12 @@ def gate_markdown(result: GateResult) -> str:
         f"Baseline `{result.base_run_id}` → new `{result.new_run_id}`. {_design(result)} "
         f"A regression is a slowdown significant after the Benjamini-Hochberg adjustment over "
         f"all {len(result.comparisons)} comparisons (adjusted p < {result.alpha}, 95% CI clear "
-        f"of 1x) and estimated at {result.min_effect:.0%} or more; each pair's own expectation "
-        "is checked again in the new run.",
+        f"of 1x) and estimated at {result.min_effect:.0%} or more"
+        + (
+            "."
+            if result.design == MICRO
+            else "; each pair's own expectation is checked again in the new run."
+        ),
         "\n".join(f"- {problem}" for problem in result.problems),
         markdown.table(["pair", "verdict", "why"], rows) if rows else "No pairs.",
         "## Significant changes",
@@ -58,6 +63,12 @@ def gate_markdown(result: GateResult) -> str:
 
 
 def _design(result: GateResult) -> str:
+    if result.design == MICRO:
+        return (
+            "**Micro benchmarks**: two pytest-benchmark sessions; per benchmark, its rounds' "
+            "times per call, Welch's t on their logs (rounds of one session share its drift: "
+            "the interval does not cover a machine that changed between the sessions)."
+        )
     if result.design == "interleaved":
         return (
             "Both versions were served side by side and measured in the same rounds, in a "
@@ -72,6 +83,8 @@ def _design(result: GateResult) -> str:
 
 
 def _metrics(result: GateResult) -> str:
+    if result.design == MICRO:
+        return "the time per call"
     if result.metrics == "all":
         return "p50, p99, throughput and the bystander's p99"
     return "each pair's headline metric"

@@ -21,6 +21,7 @@ from ..io.runfile import load_run, run_file_path
 from . import html as htmldoc
 from . import markdown, tables
 from .document import Block, Bullets, Figures, Heading, Text
+from .micro import micro_blocks
 from .pair import pair_blocks
 from .reproduction import reproduction_blocks
 
@@ -41,10 +42,14 @@ HTML_FILE = "report.html"
 FOREST_STEM = "forest"
 
 
-def render(run_dir: str | os.PathLike[str]) -> list[Path]:
+def render(
+    run_dir: str | os.PathLike[str], micro: str | os.PathLike[str] | None = None
+) -> list[Path]:
     """Draw every figure and write report.md and report.html next to run.json.
 
-    Returns the files written: each pair's figures, the run's forest plot, then the reports.
+    `micro`: a micro suite's storage folder or saved file; the report then sets the micro
+    result for the run's commit and machine beside the end-to-end ratios (or says there is
+    none). Returns the files written: each pair's figures, the run's forest plot, the reports.
     """
     run = load_run(run_dir)
     folder = run_file_path(run_dir).parent
@@ -55,7 +60,10 @@ def render(run_dir: str | os.PathLike[str]) -> list[Path]:
     }
     forest = save(forest_figure(run, analyses, caption(run)), folder / FOREST_STEM)
     # Right after the summary: how this run compares with the one it replays.
-    blocks = report_blocks(run, analyses, images, forest, reproduction_blocks(run, folder))
+    after = reproduction_blocks(run, folder)
+    if micro is not None:
+        after += micro_blocks(run, analyses, micro)
+    blocks = report_blocks(run, analyses, images, forest, after)
     written = [
         write_text_atomic(folder / REPORT_FILE, markdown.render(blocks)),
         write_text_atomic(folder / HTML_FILE, htmldoc.render(_title(run), blocks)),
