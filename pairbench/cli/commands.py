@@ -241,9 +241,17 @@ def run(
     # (docs/run-format.md, `timing`); a render that fails still leaves the analysis stored.
     rendering = time.perf_counter()
     try:
+        from pairbench.results.io.microbench import MICRO_STORAGE, MicroFileError
         from pairbench.results.report import render as results_report
 
-        written = results_report.render(outcome.run_dir)
+        # The micro suite's results for this commit and machine, when there are some, beside
+        # the end-to-end ratios (docs/architecture.md, "The micro suite"). A broken file there
+        # costs the report its micro section, said in one line, never the run's results.
+        try:
+            written = results_report.render(outcome.run_dir, services.state_dir() / MICRO_STORAGE)
+        except MicroFileError as e:
+            console.print(f"micro results not shown: {e}")
+            written = results_report.render(outcome.run_dir)
         ended["render_s"] = round(time.perf_counter() - rendering, 3)
     finally:
         store_analysis(outcome.run_dir, outcome.run, ended)
