@@ -147,32 +147,26 @@ Result = dict[str, float]
 
 def listener_cost(url: str) -> dict[str, float]:
     """CPU microseconds per request event: locust's statistics (plain) and pairbench's."""
+    return _script_figures("the listener timing", LISTENERS, url, PATH, str(LISTENER_EVENTS))
+
+
+def _script_figures(who: str, script: str, *args: str) -> dict[str, float]:
+    """Run `python -c script args` and read the JSON object of numbers on its last line."""
     done = subprocess.run(
-        [sys.executable, "-c", LISTENERS, url, PATH, str(LISTENER_EVENTS)],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = " ".join(done.stderr.strip().splitlines()[-1:]) or "no output"
-        raise InfrastructureError(f"the listener timing exited with code {done.returncode}: {tail}")
+        raise InfrastructureError(f"{who} exited with code {done.returncode}: {tail}")
     return {k: float(v) for k, v in json.loads(lines[-1]).items()}
 
 
 def plain_locust(url: str, users: int, warmup: float, seconds: float) -> Result:
     """Plain locust FastHttpUser in library mode: its own stats, no listener of ours."""
-    done = subprocess.run(
-        [sys.executable, "-c", PLAIN_LOCUST, url, PATH, str(users), str(warmup), str(seconds)],
-        capture_output=True,
-        text=True,
-        check=False,
+    return _script_figures(
+        "plain locust", PLAIN_LOCUST, url, PATH, str(users), str(warmup), str(seconds)
     )
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = " ".join(done.stderr.strip().splitlines()[-1:]) or "no output"
-        raise InfrastructureError(f"plain locust exited with code {done.returncode}: {tail}")
-    return {k: float(v) for k, v in json.loads(lines[-1]).items()}
 
 
 def pairbench_agent(

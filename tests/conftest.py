@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -104,3 +105,42 @@ def server_env(servers: services.Endpoints) -> dict[str, str]:
         "PAIRBENCH_PG_DSN": servers.pg_dsn,
         "PAIRBENCH_REDIS_URL": servers.redis_url,
     }
+
+
+MICRO_ROUNDS = 20  # enough that a constructed 2x slowdown is significant on a noisy shared machine
+MicroSession = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def run_micro_suite() -> MicroSession:
+    """`pytest benchmarks/micro`, for real: the `test` data profile, MICRO_ROUNDS short rounds
+    per core, saved with its rounds into `storage`; `extra` arguments (e.g. `-k PAIR`) added."""
+
+    def run(storage: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+        root = Path(__file__).resolve().parents[1]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(root / "benchmarks" / "micro"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+            "--micro-profile",
+            "test",
+            "--benchmark-min-rounds",
+            str(MICRO_ROUNDS),
+            "--benchmark-max-time",
+            "0.02",
+            "--benchmark-warmup",
+            "off",
+            "--benchmark-autosave",
+            "--benchmark-save-data",
+            f"--benchmark-storage=file://{storage}",
+        ]
+        return subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    return run

@@ -23,9 +23,10 @@ from pairbench.harness import services
 from pairbench.results.io.microbench import micro_files
 from pairbench.targets.registry import load_pairs
 
+from ..conftest import MicroSession
+
 ROOT = Path(__file__).resolve().parents[2]
 PAIRBENCH = [sys.executable, "-m", "pairbench"]
-ROUNDS = 20  # enough that a constructed 2x slowdown is significant on a noisy shared machine
 SLOWER_BY = 2.0
 
 
@@ -44,32 +45,12 @@ def env(servers: services.Endpoints) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def saved(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def saved(
+    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, run_micro_suite: MicroSession
+) -> Path:
     """One real micro session's saved file (pytest-benchmark's autosave, with its rounds)."""
     storage = tmp_path_factory.mktemp("micro-storage")
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(ROOT / "benchmarks" / "micro"),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-k",
-        one_pair_with_cores(),
-        "--micro-profile",
-        "test",
-        "--benchmark-min-rounds",
-        str(ROUNDS),
-        "--benchmark-max-time",
-        "0.02",
-        "--benchmark-warmup",
-        "off",
-        "--benchmark-autosave",
-        "--benchmark-save-data",
-        f"--benchmark-storage=file://{storage}",
-    ]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_micro_suite(storage, env, "-k", one_pair_with_cores())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     files = micro_files(storage)
     assert len(files) == 1, files

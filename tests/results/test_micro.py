@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,40 +37,18 @@ from pairbench.results.report.formatting import fmt_ratio
 from pairbench.results.report.micro import HEADING, micro_blocks
 from pairbench.results.report.render import render
 
+from ..conftest import MICRO_ROUNDS, MicroSession
+
 ROOT = Path(__file__).resolve().parents[2]
-ROUNDS = 20  # enough that a constructed 2x slowdown is significant on a noisy shared machine
 E2E_RATIO = 4.0  # the synthetic run's bad / good latency
 SLOWER_BY = 2.0  # a constructed regression: every round of NEW's data times this
 
 
-def run_micro_suite(storage: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`pytest benchmarks/micro`, for real: every pair's cores, a few short rounds, saved."""
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(ROOT / "benchmarks" / "micro"),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--micro-profile",
-        "test",
-        "--benchmark-min-rounds",
-        str(ROUNDS),
-        "--benchmark-max-time",
-        "0.02",
-        "--benchmark-warmup",
-        "off",
-        "--benchmark-autosave",
-        "--benchmark-save-data",
-        f"--benchmark-storage=file://{storage}",
-    ]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def saved(
-    servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
+    servers: services.Endpoints,
+    tmp_path_factory: pytest.TempPathFactory,
+    run_micro_suite: MicroSession,
 ) -> tuple[Path, str]:
     """The storage folder of one real micro session, and its terminal output."""
     storage = tmp_path_factory.mktemp("micro-storage")
@@ -152,7 +128,7 @@ def test_the_micro_suite_saves_what_the_reader_needs(
         roles = {b.role for b in micro.benchmarks if b.pair == pair}
         assert {"bad", "good"} <= roles, f"{pair}: roles {roles}"
     for bench in micro.benchmarks:
-        assert bench.data is not None and len(bench.data) >= ROUNDS, bench.name
+        assert bench.data is not None and len(bench.data) >= MICRO_ROUNDS, bench.name
         assert bench.median_s == pytest.approx(float(np.median(bench.data)))
         assert bench.knob_name
     # pairbench's own records, the functions a run's metadata comes from.
