@@ -1,8 +1,8 @@
 """The report's micro section: each pair's core without HTTP beside its end-to-end ratio.
 
-docs/architecture.md, "Micro beside end to end". A micro result is shown only when one was saved at the run's commit, from
-a clean tree, on the run's machine (`results/io/microbench.py`, `match_run`); otherwise the
-section says why in one line. The micro ratio is bad / good over two benchmarks' per-round
+docs/architecture.md, "Micro beside end to end". A micro result is shown only when one was
+saved at the run's commit, from a clean tree, on the run's machine (`results/io/microbench.py`,
+`match_run`); otherwise the section says why in one line. The micro ratio is bad / good over two benchmarks' per-round
 times: two separate samples, so the ratio of their geometric means with a Welch t-interval on
 the logs, as the stored-run comparison does (`results/analysis/ratios.py`, unpaired). Saved
 without `--benchmark-save-data`, only the medians are known: their ratio, with no interval.
