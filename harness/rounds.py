@@ -225,14 +225,15 @@ def measure_sides(
         side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, absolute)
         for side in sides
     }
-    rule = adaptive(load, len(sides))
-    if rule and stopper is None:
-        raise ValueError("an adaptive profile needs the stopping rule (stopper=)")
     most = load.most_rounds
+    # The rule when this measurement follows it; None: the fixed count (`stopper` then only
+    # describes what it would have seen).
+    follows = adaptive(load, len(sides))
+    judge = stopper if follows else None
+    if follows and judge is None:
+        raise ValueError("an adaptive profile needs the stopping rule (stopper=)")
     stops: dict[str, Any] = {
-        "rule": stopper.rule_record(load.min_rounds, most, load.precision)
-        if rule and stopper is not None
-        else None,
+        "rule": judge.rule_record(load.min_rounds, most, load.precision) if judge else None,
         "knobs": {},
     }
     invalid = 0
@@ -273,7 +274,9 @@ def measure_sides(
             for position, (side, variant) in enumerate(order):
                 who = variant if len(sides) == 1 else f"{variant} ({side.label})"
                 of = (
-                    f"{round_index + 1}/{most}" if rule is None else f"{round_index + 1} (<={most})"
+                    f"{round_index + 1}/{most}"
+                    if judge is None
+                    else f"{round_index + 1} (<={most})"
                 )
                 step(f"{name} {first.pair.knob.name}={knob:g} round {of} {who}")
                 reset(side.client, side.pair)
@@ -322,16 +325,16 @@ def measure_sides(
                 for each in sides:
                     each.record["timing"].update({k: round(v, 3) for k, v in totals.items()})
                 saver.pending = True  # saved while the next trial warms up, or below
-            if stopper is not None and rule:
+            if judge is not None:
                 # The rule reads the trials stored so far: between rounds, while no load runs;
                 # its few ms count as the next trial's overhead.
-                decision = stopper.judge(
+                decision = judge.judge(
                     first.record, knob, round_index + 1, load.min_rounds, most, load.precision
                 )
                 if decision.pop("stop"):
                     skip((most - round_index - 1) * len(arms))
                     break
-        if stopper is not None and not rule:  # fixed: what the rule would see, for the record
+        if judge is None and stopper is not None:  # fixed: what the rule sees, for the record
             seen = stopper.judge(first.record, knob, most, most, most, load.precision)
             decision = {**seen, "reason": "fixed"}
             decision.pop("stop")

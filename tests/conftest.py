@@ -7,6 +7,7 @@ temporary one, so tests never touch a developer's own `pairbench services`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +146,20 @@ def run_micro_suite() -> MicroSession:
         )
 
     return run
+
+
+def rewrite_micro(source: Path, target: Path, change: Callable[[Any], object]) -> Path:
+    """A copy of a saved micro file with `change(doc)` applied (a commit, a machine, scaled data)."""
+    doc = json.loads(source.read_text(encoding="utf-8"))
+    change(doc)
+    target.write_text(json.dumps(doc), encoding="utf-8")
+    return target
+
+
+def scale_micro(doc: dict[str, Any], factor: float) -> None:
+    """Every benchmark `factor` times slower: every round's time, and the stats read from them."""
+    for bench in doc["benchmarks"]:
+        stats = bench["stats"]
+        stats["data"] = [t * factor for t in stats["data"]]
+        for key in ("min", "max", "mean", "median", "q1", "q3", "iqr", "stddev", "total"):
+            stats[key] *= factor

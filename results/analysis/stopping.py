@@ -95,10 +95,9 @@ def judge(pair: Mapping[str, Any], knob: float, rounds: int, rule: Rule) -> Deci
     rounds run) may stop."""
     key = knob_key(knob)
     cells = cells_of(pair)
-    estimates: dict[str, RatioEstimate] = {}
-    for name in judged_variants(pair):
-        bad, other = paired_rounds(pair, cells, key, name)
-        estimates[name] = ratio_with_ci(bad, other)
+    # Each judged variant's rounds beside bad's, read once for both checks.
+    samples = {name: paired_rounds(pair, cells, key, name) for name in judged_variants(pair)}
+    estimates = {name: ratio_with_ci(bad, other) for name, (bad, other) in samples.items()}
     open_items: list[str] = []
     widths = {name: half_width(e) for name, e in estimates.items()}
     known = [w for w in widths.values() if w is not None]
@@ -109,7 +108,7 @@ def judge(pair: Mapping[str, Any], knob: float, rounds: int, rule: Rule) -> Deci
         elif width > rule.precision:
             open_items.append(f"{name}: +-{width:.1%} > +-{rule.precision:.0%}")
     if key == expectation_knob_key(pair):
-        open_items += _undecided(pair, cells, key, rule)
+        open_items += _undecided(pair, samples, rule)
     if rounds < rule.min_rounds:
         return Decision(False, "", rounds, widest, open_items)
     if not open_items:
@@ -119,7 +118,9 @@ def judge(pair: Mapping[str, Any], knob: float, rounds: int, rule: Rule) -> Deci
     return Decision(False, "", rounds, widest, open_items)
 
 
-def _undecided(pair: Mapping[str, Any], cells: Any, key: str, rule: Rule) -> list[str]:
+def _undecided(
+    pair: Mapping[str, Any], samples: Mapping[str, tuple[list[float], list[float]]], rule: Rule
+) -> list[str]:
     """What keeps the expectation open at its knob value: good variants whose ratio's interval
     (at the rule's per-look confidence) still holds min_ratio. One good variant surely below
     min_ratio decides it (the expectation fails whatever the others show)."""
@@ -128,8 +129,8 @@ def _undecided(pair: Mapping[str, Any], cells: Any, key: str, rule: Rule) -> lis
         return []
     minimum = float(expectation["min_ratio"])
     open_items, below = [], False
-    for name in good_variants(pair):
-        bad, good = paired_rounds(pair, cells, key, name)
+    for name in good_variants(pair):  # judged whenever the pair has good variants
+        bad, good = samples[name]
         estimate = ratio_with_ci(bad, good, confidence=rule.decision_confidence)
         if estimate.ci_low is None or estimate.ci_high is None:
             open_items.append(f"{name}: the expectation cannot be judged yet")

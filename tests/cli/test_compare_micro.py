@@ -23,7 +23,7 @@ from pairbench.harness import services
 from pairbench.results.io.microbench import micro_files
 from pairbench.targets.registry import load_pairs
 
-from ..conftest import MicroSession
+from ..conftest import MicroSession, rewrite_micro, scale_micro
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIRBENCH = [sys.executable, "-m", "pairbench"]
@@ -63,18 +63,9 @@ def pairbench(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedPro
     )
 
 
-def rewrite(source: Path, target: Path, change: Any) -> Path:
-    doc = json.loads(source.read_text(encoding="utf-8"))
-    change(doc)
-    target.write_text(json.dumps(doc), encoding="utf-8")
-    return target
-
-
 def slower(doc: dict[str, Any]) -> None:
     """A constructed regression: every round SLOWER_BY times slower."""
-    for bench in doc["benchmarks"]:
-        bench["stats"]["data"] = [t * SLOWER_BY for t in bench["stats"]["data"]]
-        bench["stats"]["median"] *= SLOWER_BY
+    scale_micro(doc, SLOWER_BY)
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -88,7 +79,7 @@ def test_compare_two_micro_files_prints_a_table_and_exits_0(
     saved: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
     # A copy with another name and no .json suffix: recognised by its content.
-    copy = rewrite(saved, tmp_path / "again.data", lambda doc: None)
+    copy = rewrite_micro(saved, tmp_path / "again.data", lambda doc: None)
     done = pairbench("compare", saved, copy, env=env)
     assert done.returncode == EXIT_OK, done.stderr
     assert "new / baseline" in done.stdout
@@ -100,7 +91,7 @@ def test_compare_two_micro_files_prints_a_table_and_exits_0(
 def test_the_gate_fails_a_slower_micro_file_with_exit_1(
     saved: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    new = rewrite(saved, tmp_path / "new.json", slower)
+    new = rewrite_micro(saved, tmp_path / "new.json", slower)
     out = tmp_path / "gate-out"
     done = pairbench("gate", "--baseline", saved, new, "--out", out, env=env)
     assert done.returncode == EXIT_FAILED, done.stdout + done.stderr
@@ -111,7 +102,7 @@ def test_the_gate_fails_a_slower_micro_file_with_exit_1(
     assert "2.00x" in gate_md
     assert "<failure" in (out / "junit.xml").read_text(encoding="utf-8")
     # Against itself it passes, and gate.md goes next to NEW when --out is not given.
-    same = rewrite(saved, tmp_path / "same.json", lambda doc: None)
+    same = rewrite_micro(saved, tmp_path / "same.json", lambda doc: None)
     done = pairbench("gate", "--baseline", saved, same, env=env)
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
     assert "gate PASS" in done.stdout
@@ -125,7 +116,7 @@ def test_a_micro_file_saved_without_rounds_is_refused_in_one_line(
         for bench in doc["benchmarks"]:
             del bench["stats"]["data"]
 
-    bare = rewrite(saved, tmp_path / "bare.json", no_data)
+    bare = rewrite_micro(saved, tmp_path / "bare.json", no_data)
     for command in (("compare", saved, bare), ("gate", "--baseline", bare, saved)):
         done = pairbench(*command, env=env)
         assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
@@ -194,7 +185,7 @@ def test_report_reads_the_state_folders_micro_storage_by_default(
     state = tmp_path / "state"
     storage = state / "micro" / "Linux-CPython"
     storage.mkdir(parents=True)
-    copy = rewrite(saved, storage / "0001_saved.json", lambda doc: None)
+    copy = rewrite_micro(saved, storage / "0001_saved.json", lambda doc: None)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     fixture_run = ROOT / "tests" / "fixtures" / "run-v1" / "run.json"

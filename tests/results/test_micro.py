@@ -10,7 +10,6 @@ synthetic run (tests/results/conftest.py) built with those names.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -37,7 +36,7 @@ from pairbench.results.report.formatting import fmt_ratio
 from pairbench.results.report.micro import HEADING, micro_blocks
 from pairbench.results.report.render import render
 
-from ..conftest import MICRO_ROUNDS, MicroSession
+from ..conftest import MICRO_ROUNDS, MicroSession, rewrite_micro, scale_micro
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_RATIO = 4.0  # the synthetic run's bad / good latency
@@ -67,14 +66,6 @@ def saved_file(saved: tuple[Path, str]) -> Path:
     files = micro_files(saved[0])
     assert len(files) == 1, files
     return files[0]
-
-
-def rewrite(source: Path, target: Path, change: Any) -> Path:
-    """A copy of a saved file with `change(doc)` applied (a commit, a machine, scaled data)."""
-    doc = json.loads(source.read_text(encoding="utf-8"))
-    change(doc)
-    target.write_text(json.dumps(doc), encoding="utf-8")
-    return target
 
 
 def clean(doc: dict[str, Any]) -> None:
@@ -147,7 +138,7 @@ def expected_ratio(bad: tuple[float, ...], good: tuple[float, ...]) -> float:
 def test_the_report_sets_each_micro_ratio_beside_the_run(
     saved_file: Path, synth: Any, tmp_path: Path
 ) -> None:
-    micro_path = rewrite(saved_file, tmp_path / "micro.json", clean)
+    micro_path = rewrite_micro(saved_file, tmp_path / "micro.json", clean)
     micro = load_micro(micro_path)
     run = run_beside(synth, micro)
     folder = tmp_path / run["run_id"]
@@ -199,10 +190,10 @@ def test_the_report_sets_each_micro_ratio_beside_the_run(
 def test_no_micro_result_for_another_commit_or_machine_is_said_in_one_line(
     saved_file: Path, synth: Any, tmp_path: Path, change: Any, reason: str
 ) -> None:
-    run = run_beside(synth, load_micro(rewrite(saved_file, tmp_path / "clean.json", clean)))
+    run = run_beside(synth, load_micro(rewrite_micro(saved_file, tmp_path / "clean.json", clean)))
     other = tmp_path / "other"
     other.mkdir()
-    rewrite(saved_file, other / "0001_saved.json", lambda doc: (clean(doc), change(doc)))
+    rewrite_micro(saved_file, other / "0001_saved.json", lambda doc: (clean(doc), change(doc)))
     blocks = micro_blocks(run, analyse_run(run), other)
     text = markdown.render(blocks)
     assert text.startswith(f"## {HEADING}\n\nNo micro result for this commit and machine: ")
@@ -213,7 +204,7 @@ def test_no_micro_result_for_another_commit_or_machine_is_said_in_one_line(
 def test_a_dirty_run_or_an_empty_folder_has_no_micro_result(
     saved_file: Path, synth: Any, tmp_path: Path
 ) -> None:
-    micro_path = rewrite(saved_file, tmp_path / "clean.json", clean)
+    micro_path = rewrite_micro(saved_file, tmp_path / "clean.json", clean)
     run = run_beside(synth, load_micro(micro_path))
     dirty = {
         **run,
@@ -229,12 +220,8 @@ def test_a_dirty_run_or_an_empty_folder_has_no_micro_result(
 
 
 def scaled(doc: dict[str, Any]) -> None:
-    """NEW SLOWER_BY times slower: every round's time, and the stats read from them."""
-    for bench in doc["benchmarks"]:
-        stats = bench["stats"]
-        stats["data"] = [t * SLOWER_BY for t in stats["data"]]
-        for key in ("min", "max", "mean", "median", "q1", "q3", "iqr", "stddev", "total"):
-            stats[key] *= SLOWER_BY
+    """NEW SLOWER_BY times slower."""
+    scale_micro(doc, SLOWER_BY)
 
 
 def test_a_micro_file_against_itself_changes_nothing(saved_file: Path) -> None:
@@ -248,7 +235,7 @@ def test_a_micro_file_against_itself_changes_nothing(saved_file: Path) -> None:
 
 def test_the_micro_gate_fails_a_slower_new(saved_file: Path, tmp_path: Path) -> None:
     base = load_micro(saved_file)
-    new = load_micro(rewrite(saved_file, tmp_path / "slower.json", scaled))
+    new = load_micro(rewrite_micro(saved_file, tmp_path / "slower.json", scaled))
     comparisons = compare_micro(base, new)
     assert all(c.ratio == pytest.approx(SLOWER_BY) for c in comparisons)
     assert any(c.verdict == SLOWER for c in comparisons)
@@ -264,7 +251,7 @@ def test_a_benchmark_missing_from_new_makes_its_pair_inconclusive(
     base = load_micro(saved_file)
     dropped = base.benchmarks[0]
     new = load_micro(
-        rewrite(saved_file, tmp_path / "fewer.json", lambda doc: doc["benchmarks"].pop(0))
+        rewrite_micro(saved_file, tmp_path / "fewer.json", lambda doc: doc["benchmarks"].pop(0))
     )
     result = gate_micro(base, new)
     verdict = next(p for p in result.pairs if p.pair == dropped.pair)
@@ -277,7 +264,7 @@ def test_a_file_saved_without_its_rounds_is_refused(saved_file: Path, tmp_path: 
         for bench in doc["benchmarks"]:
             del bench["stats"]["data"]
 
-    bare = load_micro(rewrite(saved_file, tmp_path / "bare.json", no_data))
+    bare = load_micro(rewrite_micro(saved_file, tmp_path / "bare.json", no_data))
     with pytest.raises(MicroFileError, match=r"bare\.json: benchmark .* --benchmark-save-data"):
         compare_micro(load_micro(saved_file), bare)
 
@@ -285,7 +272,7 @@ def test_a_file_saved_without_its_rounds_is_refused(saved_file: Path, tmp_path: 
 def test_a_bystander_ratio_is_shown_without_a_gap(
     saved_file: Path, synth: Any, tmp_path: Path
 ) -> None:
-    micro = load_micro(rewrite(saved_file, tmp_path / "micro.json", clean))
+    micro = load_micro(rewrite_micro(saved_file, tmp_path / "micro.json", clean))
     judged_on_bystander = micro.benchmarks[0].pair
     run = run_beside(synth, micro, bystander=judged_on_bystander)
     blocks = micro_blocks(run, analyse_run(run), micro.path)
