@@ -1,4 +1,4 @@
-"""count: the exact count, the capped count and LIMIT n+1 serve the same pages; only the exact
+"""count_star: the exact count, the capped count and LIMIT n+1 serve the same pages; only the exact
 count visits every matching row."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from pairbench.harness import metricsclient, services
-from pairbench.targets.pairs.count import (
+from pairbench.targets.pairs.count_star import (
     COUNT_CAP,
     COUNT_SQL,
     MAX_LIMIT,
@@ -76,7 +76,7 @@ def test_same_page_from_every_variant(
 
 
 def test_pages_follow_each_other_newest_first(target: httpx.Client) -> None:
-    pages = [target.get(f"/count/limit_plus_one?tag=100&page={p}").json() for p in range(1, 6)]
+    pages = [target.get(f"/count_star/limit_plus_one?tag=100&page={p}").json() for p in range(1, 6)]
     items = [i for p in pages for i in p["items"]]
     keys = [(i["created_at"], i["id"]) for i in items]
     assert len(items) == 100 and len({i["id"] for i in items}) == 100  # no row twice, none lost
@@ -98,7 +98,7 @@ def test_statements_and_rows_counted_per_request(target: httpx.Client, tag: int)
 def test_the_exact_count_reads_buffers_in_proportion_to_the_matching_rows(
     target: httpx.Client,
 ) -> None:
-    target.get("/count/exact?tag=10")  # warm: a first plan costs catalogue reads
+    target.get("/count_star/exact?tag=10")  # warm: a first plan costs catalogue reads
     buffers = {}
     for variant in ("exact", "limit_plus_one"):
         for tag in (100, 10_000):

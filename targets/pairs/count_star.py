@@ -1,4 +1,5 @@
-"""COUNT(*) on every page vs knowing only whether there is a next page.
+"""COUNT(*) on every page vs knowing only whether there is a next page (named, like select_star,
+after the bad variant's SQL).
 
 A list endpoint that answers "is there a next page?" from an exact `COUNT(*)` of every row the
 filter matches pays for all of them on every page: the count visits each matching row (or index
@@ -55,7 +56,7 @@ class Page(Body):
 
 
 pair = Pair(
-    name="count",
+    name="count_star",
     title="COUNT(*) per page vs LIMIT n+1",
     summary="Page 1 of a filter: an exact COUNT(*) visits every matching row, n+1 rows do not.",
     knob=Knob("matching", "rows matching the filter", "rows"),
