@@ -164,7 +164,7 @@ def _first_difference(old: list[str], new: list[str]) -> int:
 def _is_generated(path: Path) -> bool:
     with path.open(encoding="utf-8", errors="replace") as f:
         first: str = f.readline()
-    return first.rstrip("\n") == MARKER
+    return bool(first.rstrip("\n") == MARKER)
 
 
 # -- the declarations --------------------------------------------------------------------

@@ -257,7 +257,15 @@ def _mechanism(d: Declaration, record: Mapping[str, Any] | None, stored: StoredR
         parts.append(
             "The scenario declares no `[mechanism.*]` rule: the counters are shown, not checked."
         )
-    if record is None:
+    if record is None:  # the rules alone; with a run, the table sets them beside the counts
+        knob = d.knob["name"]
+        parts += [
+            "\n".join(
+                f"- `{counter}`: "
+                + "; ".join(f"{v} {_rule(*rule, knob)}" for v, rule in rules.items())
+                for counter, rules in d.mechanism.items()
+            )
+        ]
         return parts
     analysis = stored.analyses[d.name]
     keys = list(analysis["per_variant"])
