@@ -26,6 +26,7 @@ from pairbench.harness import scenario
 from pairbench.results.analysis.summary import analyse_run
 from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
 from pairbench.results.report.pages import (
+    IMAGE_FOLDER,
     INDEX_FILE,
     MARKER,
     Declaration,
@@ -119,8 +120,9 @@ def write_pages(declarations: Sequence[Declaration], stored: StoredRun, out: Pat
         if path.name not in texts and _is_generated(path):
             path.unlink()
             click.echo(f"removed {path}: no such pair now")
-    for path in sorted((out / "img").glob("*.png")) if (out / "img").is_dir() else []:
-        if f"img/{path.name}" not in referenced:
+    images = out / IMAGE_FOLDER
+    for path in sorted(images.glob("*.png")) if images.is_dir() else []:
+        if f"{IMAGE_FOLDER}/{path.name}" not in referenced:
             path.unlink()
     return [*written, *(out / image for image in sorted(referenced))]
 
