@@ -1,5 +1,4 @@
-"""COUNT(*) on every page vs knowing only whether there is a next page (named, like select_star,
-after the bad variant's SQL).
+"""COUNT(*) on every page vs knowing only whether there is a next page.
 
 A list endpoint that answers "is there a next page?" from an exact `COUNT(*)` of every row the
 filter matches pays for all of them on every page: the count visits each matching row (or index
@@ -11,7 +10,8 @@ results") sits between the two: bounded, but still a second statement.
 Every variant returns the same body, {"items": [...], "has_next": bool}: the exact and capped
 counts are used only to decide has_next, which is all the client reads of them. The data is
 built for the knob: tag T has exactly T items (tags 10, 100, ..., up to the profile's
-`max_matching`, shuffled through the table), so `?tag=10000` matches 10,000 rows.
+`max_matching`, shuffled through the table), so `?tag=10000` matches 10,000 rows. The pair is
+named, like select_star, after the bad variant's SQL.
 """
 
 from __future__ import annotations
