@@ -193,7 +193,7 @@ def read_declarations() -> list[Declaration]:
                 name=pair.name,
                 title=pair.title,
                 summary=pair.summary,
-                why=doc.partition("\n")[2].strip(),
+                why=doc.partition("\n\n")[2].strip(),  # after the first paragraph (the summary)
                 module=_shown(Path(inspect.getsourcefile(pair.bad.handler) or pair.name)),
                 knob={
                     "name": pair.knob.name,

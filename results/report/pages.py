@@ -61,7 +61,7 @@ class Declaration:
     name: str
     title: str
     summary: str
-    why: str  # the module docstring after its first line
+    why: str  # the module docstring after its first paragraph
     module: str  # the module's path for readers, relative to the repository when inside it
     knob: Mapping[str, Any]  # name, label, unit, log_scale
     variants: Sequence[VariantSource]
