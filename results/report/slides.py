@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import matplotlib
+from matplotlib.figure import Figure
 
 from pairbench.atomicfile import write_text_atomic
 
@@ -89,7 +90,7 @@ def write_slides(
 def build_slides(run: Mapping[str, Any], analyses: Analyses) -> list[Slide]:
     """Title slide, the run's forest plot, each pair's findings, how it was measured."""
     jobs: list[tuple[Any, ...]] = [(FOREST, run, analyses, "")]
-    for name, pair in run["pairs"].items():
+    for name in run["pairs"]:
         jobs += [(kind, run, analyses, name) for kind in SLIDE_FIGURES]
     # Drawing is most of the time: the figures are independent, so they are drawn side by side
     # where that is safe (results/figures/workers.py).
@@ -110,8 +111,9 @@ def _draw(
 ) -> tuple[str, str] | None:
     """(the figure's title, its SVG) drawn for a slide; None when the run has nothing for it."""
     text = caption(run)
-    style = {"font.size": SLIDE_FONT_PT, "svg.hashsalt": SVG_HASH_SALT}
-    with matplotlib.rc_context(style):  # sizes resolve when text is made and when it is drawn
+    figure: Figure | None
+    # Sizes resolve when a text is made and when it is drawn: both happen inside.
+    with matplotlib.rc_context({"font.size": SLIDE_FONT_PT, "svg.hashsalt": SVG_HASH_SALT}):
         if kind == FOREST:
             figure = forest_figure(run, analyses, text)
         else:
@@ -195,7 +197,9 @@ def closing_slide(run: Mapping[str, Any], analyses: Analyses) -> Slide:
             for r in at_knob.values()
         }
     )
-    counted = f"{rounds[0]}-{rounds[-1]}" if len(rounds) > 1 else (str(rounds[0]) if rounds else "0")
+    counted = (
+        f"{rounds[0]}-{rounds[-1]}" if len(rounds) > 1 else (str(rounds[0]) if rounds else "0")
+    )
     git = (run.get("metadata") or {}).get("git") or {}
     commit = str(git.get("commit") or "")[:10]
     lines = [
@@ -210,7 +214,9 @@ def closing_slide(run: Mapping[str, Any], analyses: Analyses) -> Slide:
         f"Again: pairbench report {run['run_id']} --slides · pairbench run --from {run['run_id']}",
     ]
     if commit:
-        lines.append(f"pairbench at commit {commit}{' (uncommitted changes)' if git.get('dirty') else ''}")
+        lines.append(
+            f"pairbench at commit {commit}{' (uncommitted changes)' if git.get('dirty') else ''}"
+        )
     return Slide("closing", "How this was measured", lines=lines)
 
 
