@@ -9,6 +9,7 @@ ended by PID if quitting failed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,9 +43,9 @@ def find_browser() -> tuple[str, str] | str:
     return browser, driver
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """A headless chromium under selenium's driver, quit after the test."""
+@contextlib.contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """A headless chromium under selenium's driver, quit on leaving; skips the test without one."""
     found = find_browser()
     if isinstance(found, str):
         print(f"browser test skipped: {found}")
