@@ -396,7 +396,7 @@ footer { color: #9e9e9e; font-size: .8em; margin-top: .6em; }
     if (a === b) { a -= 1; b += 1; }
     return function (x) { return from + (f(x) - a) / (b - a) * (to - from); };
   }
-  function curve(pair) {
+  function curve(pair, now) {
     var svg = el("svg", {"class": "curve", viewBox: "0 0 " + W + " " + H});
     var xs = pair.knob.values.slice(), ys = [];
     pair.variants.forEach(function (v) {
@@ -417,6 +417,12 @@ footer { color: #9e9e9e; font-size: .8em; margin-top: .6em; }
        pair.knob.label + (pair.knob.unit ? " (" + pair.knob.unit + ")" : ""));
     el("text", {x: 16, y: (T + H - B) / 2, "text-anchor": "middle",
                 transform: "rotate(-90 16 " + (T + H - B) / 2 + ")"}, svg, pair.metric);
+    if (now && now.pair === pair.name && !isNaN(parseFloat(now.value))) {
+      // The knob value being measured now: where the next points land.
+      var at = x(parseFloat(now.value));
+      el("line", {"class": "measuring", x1: at, y1: T, x2: at, y2: H - B, stroke: "#90caf9",
+                  "stroke-width": 6, "stroke-dasharray": "10 6"}, svg);
+    }
     if (y) {
       var lo = Math.min.apply(null, ys), hi = Math.max.apply(null, ys);
       [lo, Math.sqrt(lo * hi), hi].forEach(function (v) {
@@ -479,7 +485,7 @@ footer { color: #9e9e9e; font-size: .8em; margin-top: .6em; }
         (pair.invalid ? ", " + pair.invalid + " invalid (left out)" : "") +
         (pair.verified === false ? " · verification FAILED" : "");
       box.appendChild(meta);
-      box.appendChild(curve(pair));
+      box.appendChild(curve(pair, state.ended ? null : now));
       var legend = document.createElement("div");
       legend.className = "legend";
       pair.variants.forEach(function (v) {

@@ -21,6 +21,7 @@ import html
 import io
 import ipaddress
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,9 @@ FOREST = "forest"
 # 16:9, drawn smaller in inches than the report's figures with larger type, so that once
 # scaled to two thirds of a projected slide the axis labels stay legible at the back.
 SLIDE_FIGURE_IN = (10.24, 5.76)
-SLIDE_FONT_PT = 14  # matplotlib's default is 10
+SLIDE_FONT_PT = 16  # matplotlib's default is 10
+# About the characters of SLIDE_FONT_PT type that fit the narrowest panel a slide figure has.
+AXIS_LABEL_CHARS = 50
 TITLE_PAIR_LIMIT = 4  # more pair titles than this on the title slide become a count
 
 
@@ -128,6 +131,10 @@ def _draw(
             label.set_visible(False)
             label.set_in_layout(False)
         figure.set_size_inches(*SLIDE_FIGURE_IN)
+        for axes in figure.axes:  # in larger type a long axis label would run off the figure
+            label = axes.get_xlabel()
+            if len(label) > AXIS_LABEL_CHARS:
+                axes.set_xlabel(textwrap.fill(label, AXIS_LABEL_CHARS))
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     return title, buffer.getvalue()
@@ -330,7 +337,7 @@ main { display: flex; flex-direction: column; align-items: center; }
 .slide-title { font-size: calc(2.6 * var(--u)); line-height: 1.2; margin: 0 0 calc(1.2 * var(--u));
                font-weight: 650; }
 .body { flex: 1; display: flex; gap: calc(2 * var(--u)); align-items: center; min-height: 0; }
-.figure { margin: 0; flex: none; width: calc(64 * var(--u)); aspect-ratio: 16 / 9; }
+.figure { margin: 0; flex: none; width: calc(66 * var(--u)); aspect-ratio: 16 / 9; }
 .figure img { width: 100%; height: 100%; object-fit: contain; display: block; }
 .headline { flex: 1; }
 .headline p { margin: 0 0 calc(1 * var(--u)); }
