@@ -304,6 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
     """`/`: the page; `/state.json`: what it draws. Nothing else, and no access log."""
 
     server_version = "pairbench-live"
+    timeout = 10  # seconds: a client that connects and sends nothing does not hold a thread
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -461,6 +462,13 @@ footer { color: #9e9e9e; font-size: .8em; margin-top: .6em; }
       var variant = document.createElement("span");
       variant.className = "variant";
       variant.textContent = now.variant;
+      (run.pairs || []).forEach(function (pair) {  // the variant in its figures' colour
+        pair.variants.forEach(function (v) {
+          if (pair.name === now.pair && now.variant.split(" (")[0] === v.name) {
+            variant.style.color = v.colour;
+          }
+        });
+      });
       nowNode.appendChild(variant);
     } else if (now) {
       nowNode.textContent = now.text;
@@ -481,7 +489,7 @@ footer { color: #9e9e9e; font-size: .8em; margin-top: .6em; }
       box.appendChild(h);
       var meta = document.createElement("div");
       meta.className = "meta";
-      meta.textContent = pair.trials + " trials stored" +
+      meta.textContent = pair.trials + (pair.trials === 1 ? " trial stored" : " trials stored") +
         (pair.invalid ? ", " + pair.invalid + " invalid (left out)" : "") +
         (pair.verified === false ? " · verification FAILED" : "");
       box.appendChild(meta);

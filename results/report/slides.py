@@ -132,9 +132,9 @@ def _draw(
             label.set_in_layout(False)
         figure.set_size_inches(*SLIDE_FIGURE_IN)
         for axes in figure.axes:  # in larger type a long axis label would run off the figure
-            label = axes.get_xlabel()
-            if len(label) > AXIS_LABEL_CHARS:
-                axes.set_xlabel(textwrap.fill(label, AXIS_LABEL_CHARS))
+            xlabel = axes.get_xlabel()
+            if len(xlabel) > AXIS_LABEL_CHARS:
+                axes.set_xlabel(textwrap.fill(xlabel, AXIS_LABEL_CHARS))
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     return title, buffer.getvalue()
