@@ -263,3 +263,22 @@ def test_deck_in_a_real_browser(browser: Any, deck: Path, tmp_path: Path) -> Non
     browser.refresh()
     assert shown() == (titles[3], "#4")
     assert time.monotonic() - started < BROWSER_BUDGET_S
+
+
+def test_a_run_without_trials_still_makes_a_deck(
+    tmp_path: Path, synth: Any, demo_run: dict
+) -> None:
+    """An interrupted run before its first trial: the deck says so instead of failing."""
+    run = {
+        **demo_run,
+        "status": "interrupted",
+        "pairs": {name: {**pair, "trials": []} for name, pair in demo_run["pairs"].items()},
+    }
+    folder = tmp_path / run["run_id"]
+    synth.write(folder, run)
+    slides = _parse(write_slides(folder)).slides
+    findings = [s for s in slides if "finding" in s["class"]]
+    assert findings[0]["title"] == "pairbench: no pair has comparable rounds"
+    assert any(s["title"].endswith("no valid measurements") for s in findings[1:])
+    assert not any("95% CI" in s["text"] for s in findings)  # no ratio to claim
+    assert "0 trials, 0 invalid" in slides[-1]["text"]
