@@ -89,6 +89,9 @@ class Progress:
     step: Callable[[str], None] = lambda text: None
     message: Callable[[str], None] = lambda text: None
     skip: Callable[[int], None] = lambda n: None  # trials an adaptive stop made unnecessary
+    # The run's folder, once it has its id: where run.json appears and is rewritten after
+    # every trial (the live view reads it there: docs/architecture.md, "The live view").
+    begun: Callable[[Path], None] = lambda folder: None
 
 
 @dataclass
@@ -442,6 +445,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     if options.rounds is not None:
         loads = {name: load.fixed(options.rounds) for name, load in loads.items()}
     run = Run(options, scenarios)
+    progress.begun(run.dir)
     run.doc["profile_config"] = suite.model_dump()
     run.doc["reproduces"] = options.reproduces
     run.doc["rounds"] = options.rounds

@@ -109,6 +109,16 @@ def server_env(servers: services.Endpoints) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A real headless chromium driven by selenium (tests/browser.py), quit after the test;
+    the test is skipped, saying what is missing, where chromium or its driver is not installed."""
+    from .browser import headless_chromium
+
+    with headless_chromium() as driver:
+        yield driver
+
+
 MICRO_ROUNDS = 20  # enough that a constructed 2x slowdown is significant on a noisy shared machine
 MicroSession = Callable[..., "subprocess.CompletedProcess[str]"]
 

@@ -19,7 +19,7 @@ from pairbench.errors import UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 
-from . import preflight, replay
+from . import live, preflight, replay
 from .analysis import store_analysis
 from .main import DEFAULT_OUT, main, service_options
 
@@ -192,6 +192,16 @@ def run_options(
     default=0,
     help="port remote workers connect to (required with --remote-workers)",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="serve a page on 127.0.0.1 showing the run as it happens (its URL is printed)",
+)
+@click.option(
+    "--live-port",
+    type=click.IntRange(0, 65535),
+    help="the live page's port (implies --live) [default: a free one]",
+)
 @service_options
 def run(
     pairs: tuple[str, ...],
@@ -205,6 +215,8 @@ def run(
     remote_workers: int,
     master_bind: str,
     master_port: int,
+    live: bool,
+    live_port: int | None,
     **service_flags: str | None,
 ) -> None:
     """Verify, measure, store, plot and report PAIRS (all when none is named)."""
@@ -228,11 +240,21 @@ def run(
     checking = time.perf_counter()
     if remote_workers:  # the master's address must be ours to listen on before anything starts
         preflight.bind(master_bind, master_port, "--master-port", "--master-bind").close()
-    preflight.before_run(options, {"--out": out})
-    t0 = time.perf_counter()
-    ended = {"checks_s": round(t0 - checking, 3)}
-    with progress_display(not no_progress and console.is_terminal) as progress:
-        outcome = runner.execute(options, progress)
+    view = _live_view(live_port) if live or live_port is not None else None
+    try:
+        preflight.before_run(options, {"--out": out})
+        t0 = time.perf_counter()
+        ended = {"checks_s": round(t0 - checking, 3)}
+        with progress_display(not no_progress and console.is_terminal) as progress:
+            if view is None:
+                outcome = runner.execute(options, progress)
+            else:
+                console.print(f"live view: {view.url}", highlight=False)
+                with view:  # ends with the run, whatever ends it
+                    outcome = runner.execute(options, view.state.progress(progress))
+    finally:
+        if view is not None:
+            view.close()
     assert outcome.run_dir is not None
     from . import summary
 
@@ -290,19 +312,36 @@ def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None
     help="micro suite results (a pytest-benchmark storage folder or saved file) to set beside "
     "the end-to-end ratios [default: <state folder>/micro]",
 )
-def report(run_dir: Path, micro: Path | None) -> None:
+@click.option(
+    "--slides",
+    is_flag=True,
+    help="write a self-contained HTML deck instead, one finding per slide (slides.html)",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="with --slides: the deck's file, or a folder to put slides.html in [default: the run's folder]",
+)
+def report(run_dir: Path, micro: Path | None, slides: bool, out: Path | None) -> None:
     """Re-render plots and reports from a stored run, running nothing."""
     from pairbench.harness import services
     from pairbench.results.io.microbench import MICRO_STORAGE, MicroFileError
     from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
     from pairbench.results.report import render as results_report
 
+    if out is not None and not slides:
+        raise UsageError("--out names where the deck goes: give it with --slides")
+    if slides and micro is not None:
+        raise UsageError("--micro adds a section to the report: the deck has none, drop --slides")
     try:
         load_run(run_dir)
     except RunFileError as e:
         raise UsageError(str(e)) from e
     if micro is not None and not micro.exists():
         raise UsageError(f"--micro {micro}: no such file or folder")
+    if slides:
+        click.echo(str(_write_slides(run_dir, out)))
+        return
     preflight.output_folder(run_file_path(run_dir).parent, "")
     try:
         written = results_report.render(run_dir, micro or services.state_dir() / MICRO_STORAGE)
@@ -310,6 +349,29 @@ def report(run_dir: Path, micro: Path | None) -> None:
         raise UsageError(str(e)) from e
     for path in written:
         click.echo(str(path))
+
+
+def _live_view(port: int | None) -> live.LiveView:
+    """The live page's server, its port bound now: one in use is refused before anything starts."""
+    return live.LiveView(port or 0)
+
+
+def _write_slides(run_dir: Path, out: Path | None) -> Path:
+    """The deck of a stored run (docs/architecture.md, "Slides and the live view")."""
+    from pairbench.results.io.runfile import RunFileError, run_file_path
+    from pairbench.results.report.slides import SLIDES_FILE, write_slides
+
+    if out is not None and out.is_dir():
+        out = out / SLIDES_FILE
+    target = out if out is not None else run_file_path(run_dir).parent / SLIDES_FILE
+    if target.exists() and not target.is_file():
+        raise UsageError(f"--out {target}: not a file")
+    preflight.output_folder(target.parent, "--out" if out is not None else "")
+    try:
+        written: Path = write_slides(run_dir, target)
+    except RunFileError as e:
+        raise UsageError(str(e)) from e
+    return written
 
 
 @main.command("services")
