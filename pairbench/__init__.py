@@ -5,9 +5,9 @@ and exit codes, the run.json model and atomic files, and, above both, the comman
 (`pairbench.cli`) and the Python API (`pairbench.api`, docs/api.md), whose names it re-exports:
 
     import pairbench
-    run = pairbench.run("n_plus_one", rounds=2)
-    for ratio in run.ratios("n_plus_one"):
-        print(ratio)
+    result = pairbench.run(rounds=2)  # every pair, two rounds per knob value
+    for name in result.pairs:
+        print(result.verdict(name))
 
 The re-export is lazy (PEP 562): the command line and the target server import this package,
 and must not pay for the API's imports (the engine, the reader, scipy) to start.
