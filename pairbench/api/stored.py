@@ -9,6 +9,7 @@ the same analysis of the same valid trials (results/analysis/stats.py), recomput
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -152,6 +153,7 @@ class Run:
         largest = keys[-1] if keys else None
         text = caption(self.document)
         drawn = (FIGURES[kind](record, analysis, largest, text) for kind in kinds or FIGURES)
+        _inline_in_jupyter()
         return [figure for figure in drawn if figure is not None]
 
     def forest(self) -> Figure:
@@ -160,6 +162,7 @@ class Run:
         from pairbench.results.figures.forest import forest_figure
 
         figure: Figure = forest_figure(self.document, self.analyses, caption(self.document))
+        _inline_in_jupyter()
         return figure
 
     def render(self, micro: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -201,6 +204,34 @@ def load(run_dir: str | os.PathLike[str]) -> Run:
     except RunFileError as e:
         raise UsageError(str(e)) from e
     return Run(run_file_path(run_dir).parent, document)
+
+
+# The media types IPython can show a Figure as; one already chosen by the user is kept.
+FIGURE_MEDIA_TYPES = ("image/png", "image/svg+xml", "image/jpeg", "application/pdf")
+
+
+def _inline_in_jupyter() -> None:
+    """In an IPython kernel, make a Figure show as a PNG where it is displayed.
+
+    The reader draws on Agg canvases and never imports pyplot (results/figures/canvas.py), so
+    the kernel's inline backend never registers its formatter, and a Figure would show as its
+    repr text; this registers IPython's own, without switching any backend.
+    """
+    ipython = sys.modules.get("IPython")  # never imported here: only where a kernel runs
+    shell = ipython.get_ipython() if ipython is not None else None
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters:
+        return
+    from matplotlib.figure import Figure
+
+    chosen = any(
+        Figure in getattr(formatters.get(media), "type_printers", {})
+        for media in FIGURE_MEDIA_TYPES
+    )
+    if not chosen:
+        from IPython.core.pylabtools import select_figure_formats
+
+        select_figure_formats(shell, {"png"})  # type: ignore[no-untyped-call]
 
 
 def _number(value: Any) -> float | None:
