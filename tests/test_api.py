@@ -245,6 +245,31 @@ def test_figures_are_matplotlib_figures_drawn_from_the_stored_run() -> None:
         stored.ratios("nonesuch")
 
 
+# An IPython shell of its own (in a subprocess: the shell is a process-wide singleton): a Figure
+# the API drew displays as a PNG, though the reader never imports pyplot.
+DISPLAY = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+import pairbench
+shell = InteractiveShell.instance()
+run = pairbench.load(sys.argv[1])
+data, _ = shell.display_formatter.format(run.figures(run.pairs[0], "scaling")[0])
+print(sorted(data))
+print("matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_a_figure_displays_inline_in_ipython() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", DISPLAY, str(STORED_RUN)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['image/png', 'text/plain']", "False"]
+
+
 def test_load_refuses_what_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=re.escape(str(tmp_path / "missing"))):
         pairbench.load(tmp_path / "missing")

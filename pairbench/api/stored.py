@@ -8,6 +8,7 @@ the same analysis of the same valid trials (results/analysis/stats.py), recomput
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from dataclasses import dataclass, field
@@ -215,12 +216,13 @@ def _inline_in_jupyter() -> None:
 
     The reader draws on Agg canvases and never imports pyplot (results/figures/canvas.py), so
     the kernel's inline backend never registers its formatter, and a Figure would show as its
-    repr text; this registers IPython's own, without switching any backend.
+    repr text. This registers a PNG printer for Figures with IPython, touching no backend (the
+    notebook's own stays as it is); a format the user chose for Figures is kept.
     """
     ipython = sys.modules.get("IPython")  # never imported here: only where a kernel runs
     shell = ipython.get_ipython() if ipython is not None else None
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
-    if not formatters:
+    if not formatters or "image/png" not in formatters:
         return
     from matplotlib.figure import Figure
 
@@ -229,9 +231,14 @@ def _inline_in_jupyter() -> None:
         for media in FIGURE_MEDIA_TYPES
     )
     if not chosen:
-        from IPython.core.pylabtools import select_figure_formats
+        formatters["image/png"].for_type(Figure, _png)
 
-        select_figure_formats(shell, {"png"})  # type: ignore[no-untyped-call]
+
+def _png(figure: Figure) -> bytes:
+    """A Figure as PNG bytes, cropped to what is drawn, as Jupyter's inline backend shows it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def _number(value: Any) -> float | None:
