@@ -2,7 +2,8 @@
 
 The core (`pairbench.errors`, `.runmodel`, `.atomicfile`) imports no other layer; `targets`
 nothing of pairbench but itself and the exit codes; `harness` and `results` the core only, never each other, the
-targets or the command line; nothing imports `pairbench.cli`.
+targets or the command line; the Python API (`pairbench.api`) the core, harness and results, never
+the command line; nothing imports `pairbench.cli`, and nothing below the API imports it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import pairbench
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # folder -> (its import name, the pairbench packages it may import besides itself)
@@ -20,7 +23,16 @@ LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "targets": ("pairbench.targets", ("pairbench.errors",)),  # exit codes defined once
     "harness": ("pairbench.harness", (*CORE, "pairbench.scenarios")),
     "results": ("pairbench.results", CORE),
+    # Beside the command line, which calls it; it composes the engine and the reader as the
+    # command line does (docs/architecture.md, Layers).
+    "pairbench/api": (
+        "pairbench.api",
+        (*CORE, "pairbench.harness", "pairbench.results", "pairbench.scenarios"),
+    ),
 }
+BELOW_THE_API = ("targets", "harness", "results")
+# `from pairbench import run` reaches the API through the package's lazy re-export.
+API_NAMES = ("pairbench.api", *(f"pairbench.{name}" for name in pairbench.__all__))
 
 
 def _imports(path: Path, package: str) -> list[tuple[int, str]]:
@@ -91,10 +103,30 @@ def test_nothing_imports_the_command_line() -> None:
     assert bad == []
 
 
+def test_nothing_below_imports_the_api() -> None:
+    """Neither the layers below the API nor the core import it, by name or through the package."""
+    sources = [
+        (path, _package_of(path, folder, LAYERS[folder][0]))
+        for folder in BELOW_THE_API
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    ]
+    sources += [(ROOT / "pairbench" / f"{name.rsplit('.', 1)[1]}.py", "pairbench") for name in CORE]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, package in sources
+        for line, module in _imports(path, package)
+        if any(module == name or module.startswith(name + ".") for name in API_NAMES)
+    ]
+    assert bad == []
+
+
 def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     """The parser resolves relative imports: `from ..results import x` inside harness is caught."""
     module = tmp_path / "m.py"
-    module.write_text("from ..results import stats\nimport pairbench.targets.app\n")
+    module.write_text(
+        "from ..results import stats\nimport pairbench.targets.app\nfrom pairbench import load\n"
+    )
     found = [m for _, m in _imports(module, "pairbench.harness")]
     assert "pairbench.results" in found
     assert "pairbench.targets.app" in found
+    assert "pairbench.load" in found and "pairbench.load" in API_NAMES

@@ -14,13 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pairbench import errors
+from pairbench import api, errors
+from pairbench.api import running
 from pairbench.errors import UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 
 from . import live, preflight, replay
-from .analysis import store_analysis
 from .main import DEFAULT_OUT, main, service_options
 
 # Piped output (CI logs) is not wrapped at 80 columns: the summary table needs the room.
@@ -126,18 +126,7 @@ def run_options(
     verify_only: bool,
     **service_flags: str | None,
 ) -> runner.RunOptions:
-    # The stopping rule's statistics (scipy) load only for commands that run pairs.
-    from pairbench.results.analysis import stopping
-
-    return runner.RunOptions(
-        pairs=list(pairs),
-        profile=profile,
-        out=out,
-        seed=seed if seed is not None else runner.now_seed(),
-        services=services.ServiceOptions.from_env(**service_flags),
-        verify_only=verify_only,
-        stopper=stopping.Stopper(),
-    )
+    return running.options(pairs, profile, out, seed, verify_only, **service_flags)
 
 
 @main.command()
@@ -258,25 +247,8 @@ def run(
     assert outcome.run_dir is not None
     from . import summary
 
-    # Figures and reports first, from the run.json the run left (render recomputes the
-    # analysis anyway), so that run.json's one last write carries how long both took
-    # (docs/run-format.md, `timing`); a render that fails still leaves the analysis stored.
-    rendering = time.perf_counter()
-    try:
-        from pairbench.results.io.microbench import MICRO_STORAGE, MicroFileError
-        from pairbench.results.report import render as results_report
-
-        # The micro suite's results for this commit and machine, when there are some, beside
-        # the end-to-end ratios (docs/architecture.md, "The micro suite"). A broken file there
-        # costs the report its micro section, said in one line, never the run's results.
-        try:
-            written = results_report.render(outcome.run_dir, services.state_dir() / MICRO_STORAGE)
-        except MicroFileError as e:
-            console.print(f"micro results not shown: {e}")
-            written = results_report.render(outcome.run_dir)
-        ended["render_s"] = round(time.perf_counter() - rendering, 3)
-    finally:
-        store_analysis(outcome.run_dir, outcome.run, ended)
+    # Figures, reports and the stored analysis: the same end as a run from Python (pairbench.api).
+    written = running.finish(outcome, ended, console.print)
     summary.print_run(console, outcome, time.perf_counter() - t0)
     for path in written:
         if path.suffix in (".md", ".html", ".png"):
@@ -324,29 +296,17 @@ def verify_cmd(pairs: tuple[str, ...], profile: str, **service_flags: str | None
 )
 def report(run_dir: Path, micro: Path | None, slides: bool, out: Path | None) -> None:
     """Re-render plots and reports from a stored run, running nothing."""
-    from pairbench.harness import services
-    from pairbench.results.io.microbench import MICRO_STORAGE, MicroFileError
-    from pairbench.results.io.runfile import RunFileError, load_run, run_file_path
-    from pairbench.results.report import render as results_report
-
     if out is not None and not slides:
         raise UsageError("--out names where the deck goes: give it with --slides")
     if slides and micro is not None:
         raise UsageError("--micro adds a section to the report: the deck has none, drop --slides")
-    try:
-        load_run(run_dir)
-    except RunFileError as e:
-        raise UsageError(str(e)) from e
+    stored = api.load(run_dir)  # a usage error naming the file when it is unusable
     if micro is not None and not micro.exists():
         raise UsageError(f"--micro {micro}: no such file or folder")
     if slides:
         click.echo(str(_write_slides(run_dir, out)))
         return
-    preflight.output_folder(run_file_path(run_dir).parent, "")
-    try:
-        written = results_report.render(run_dir, micro or services.state_dir() / MICRO_STORAGE)
-    except (RunFileError, MicroFileError) as e:
-        raise UsageError(str(e)) from e
+    written = stored.render(micro)  # the same as a notebook's Run.render (pairbench.api)
     for path in written:
         click.echo(str(path))
 
