@@ -57,3 +57,22 @@ def test_a_plain_pytest_runs_the_notebooks() -> None:
     assert collected.returncode == 0, collected.stdout + collected.stderr
     items = {line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line}
     assert items == set(NOTEBOOKS)
+
+
+def test_the_workshop_notebook_has_a_section_for_every_built_in_pair() -> None:
+    """A pair added to the package brings its workshop section (docs/architecture.md, "The pair
+    contract"): a heading, its declaration and a live measurement, `measure("<pair>", ...)`."""
+    from pairbench.targets.registry import load_pairs
+
+    notebook = json.loads((ROOT / "notebooks/workshop.ipynb").read_text(encoding="utf-8"))
+    code = "\n".join(
+        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
+    )
+    built_in = [
+        name
+        for name, pair in load_pairs().items()
+        if pair.bad.handler.__module__.startswith("pairbench.targets.pairs.")
+    ]
+    assert built_in
+    missing = [name for name in built_in if f'measure("{name}"' not in code]
+    assert missing == [], f"notebooks/workshop.ipynb has no measure(...) section for {missing}"
