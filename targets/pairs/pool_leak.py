@@ -148,6 +148,7 @@ class LeakPools:
                 self.dsn,
                 min_size=LEAK_POOL_SIZE,
                 max_size=LEAK_POOL_SIZE,
+                init=self._opened,
                 setup=self._acquired,
                 reset=self._released,
             )
@@ -158,6 +159,11 @@ class LeakPools:
         for pool in self.pools.values():
             pool.terminate()
         self.pools.clear()
+
+    async def _opened(self, conn: asyncpg.Connection) -> None:
+        # As the app's own pool does: connects and statements counted like every pair's.
+        self.metrics.connections_opened.inc()
+        conn.add_query_logger(self.metrics.query_logger(conn))
 
     async def _acquired(self, conn: asyncpg.Connection) -> None:
         self.metrics.inc(POOL_ACQUIRES)
