@@ -141,9 +141,15 @@ class LeakPools:
     pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
 
     async def open(self) -> None:
-        """A full pool for every variant (closing whatever was there, leaked connections too)."""
-        await self.close()
+        """A full pool for every variant: one that lost connections is closed (the leaked ones
+        too) and made anew; one with all its connections idle is kept, as a new one would be."""
         for name in VARIANT_NAMES:
+            pool = self.pools.pop(name, None)
+            if pool is not None and pool.get_idle_size() == LEAK_POOL_SIZE:
+                self.pools[name] = pool
+                continue
+            if pool is not None:
+                pool.terminate()  # close() would wait for the leaked connections forever
             self.pools[name] = await asyncpg.create_pool(
                 self.dsn,
                 min_size=LEAK_POOL_SIZE,
@@ -155,7 +161,7 @@ class LeakPools:
         self.schedule.served = dict.fromkeys(VARIANT_NAMES, 0)
 
     async def close(self) -> None:
-        """Close every pool; terminate(): close() would wait for the leaked connections forever."""
+        """Close every pool (terminate(): close() would wait for the leaked connections)."""
         for pool in self.pools.values():
             pool.terminate()
         self.pools.clear()
