@@ -18,7 +18,9 @@ Subject = Literal["variant", "bystander"]
 VARIANT: Subject = "variant"
 BYSTANDER: Subject = "bystander"
 THROUGHPUT = "throughput"  # requests per second
-ERROR_RATIO = runmodel.ERROR_RATIO_METRIC  # errors / requests; every other metric is a latency in ms
+ERROR_RATIO = (
+    runmodel.ERROR_RATIO_METRIC
+)  # errors / requests; every other metric is a latency in ms
 
 Trial = Mapping[str, Any]
 

@@ -205,7 +205,9 @@ async def state(pool: Pool) -> dict[str, Any]:
         seeded      boolean NOT NULL
     )""",
 )
-def _batch_lines(size: Size, rng: random.Random) -> Iterator[tuple[int, int, int, str, int, int, bool]]:
+def _batch_lines(
+    size: Size, rng: random.Random
+) -> Iterator[tuple[int, int, int, str, int, int, bool]]:
     for line_id in range(1, size["seeded_lines"] + 1):
         order, line = divmod(line_id - 1, LINES_PER_SEEDED_ORDER)
         yield (
