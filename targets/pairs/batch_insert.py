@@ -127,7 +127,7 @@ async def one_transaction(pool: Pool, metrics: AppMetrics, n: Rows) -> dict[str,
 
 @pair.variant("good", method="POST")
 async def executemany(pool: Pool, metrics: AppMetrics, n: Rows) -> dict[str, int]:
-    """executemany: one prepared INSERT, every row pipelined, 1 commit."""
+    """One prepared INSERT, every row pipelined by executemany (1 commit)."""
     async with pool.acquire() as conn:
         # asyncpg sends the executions without waiting for each reply, in one implicit
         # transaction (atomic since asyncpg 0.22).
