@@ -74,7 +74,8 @@ class KnobSpec(Strict):
 
 
 class Expectation(Strict):
-    metric: Literal["p50", "p90", "p99"] = "p50"
+    # error_ratio: the share of requests that failed, for a lesson that is a cliff, not a time
+    metric: Literal["p50", "p90", "p99", "error_ratio"] = "p50"
     subject: Literal["variant", "bystander"] = "variant"  # whose latency the ratio compares
     at: float | Literal["max"] = "max"
     min_ratio: float = Field(gt=0)

@@ -50,7 +50,11 @@ def knob_key(value: float) -> str:
 # Metric name -> percentile; the names `expectation.metric` and the ratios use.
 PERCENTILE_METRICS: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 MEAN_METRIC = "mean"
-METRICS: tuple[str, ...] = (*PERCENTILE_METRICS, MEAN_METRIC)
+# The share of a round's requests that failed (errors / requests), lower is better like a
+# latency: for a pair whose lesson is failures rather than time (a drained pool serves nothing,
+# so it has no latency to compare).
+ERROR_RATIO_METRIC = "error_ratio"
+METRICS: tuple[str, ...] = (*PERCENTILE_METRICS, MEAN_METRIC, ERROR_RATIO_METRIC)
 
 # How much of an offending value to quote in an error line.
 QUOTED_INPUT_CHARS = 40

@@ -10,12 +10,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from pairbench import runmodel
+
 from ..io import histograms
 
 Subject = Literal["variant", "bystander"]
 VARIANT: Subject = "variant"
 BYSTANDER: Subject = "bystander"
-THROUGHPUT = "throughput"  # requests per second; every other metric is a latency in ms
+THROUGHPUT = "throughput"  # requests per second
+ERROR_RATIO = (
+    runmodel.ERROR_RATIO_METRIC
+)  # errors / requests; every other metric is a latency in ms
 
 Trial = Mapping[str, Any]
 
@@ -43,11 +48,15 @@ def by_round(trials: Iterable[Trial]) -> dict[int, list[Trial]]:
 
 
 def round_value(trials: Iterable[Trial], metric: str, subject: Subject = VARIANT) -> float | None:
-    """One round's value: a latency metric in ms, or throughput in requests per second."""
+    """One round's value: a latency metric in ms, throughput in requests per second, or the
+    share of requests that failed."""
     trials = list(trials)
     records = [r for r in (subject_record(t, subject) for t in trials) if r is not None]
     if not records:
         return None
+    if metric == ERROR_RATIO:
+        requests = sum(int(r["requests"]) for r in records)
+        return sum(int(r["errors"]) for r in records) / requests if requests else None
     if metric == THROUGHPUT:
         elapsed = sum(float(t["elapsed_s"]) for t in trials if subject_record(t, subject))
         requests = sum(int(r["requests"]) for r in records)
