@@ -3,7 +3,7 @@
 Nothing imports this package (docs/architecture.md, Layers).
 """
 
-from . import calibrate, commands, compare, history, new
+from . import calibrate, commands, compare, history, new, workshop
 from .main import main
 
-__all__ = ["calibrate", "commands", "compare", "history", "main", "new"]
+__all__ = ["calibrate", "commands", "compare", "history", "main", "new", "workshop"]
