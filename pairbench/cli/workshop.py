@@ -41,13 +41,24 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 
 from pairbench import errors
 from pairbench.errors import InfrastructureError, PairbenchError, UsageError
-from pairbench.harness import catalogue, request, runner, scenario, seeding, server, services, verify
+from pairbench.harness import (
+    catalogue,
+    procs,
+    request,
+    runner,
+    scenario,
+    seeding,
+    server,
+    services,
+    verify,
+)
 from pairbench.harness.postgres import needed_connections
 from pairbench.targets.exercise import EXERCISE_VARIANT
 from pairbench.targets.registry import EXERCISE_ENV, Exercise, Pair, load_pairs
@@ -228,14 +239,20 @@ class Verdict:
 def _static(pair: Pair, file: Path, folder: Path) -> str:
     """The file's text, once it compiles, defines `yours` and is not the untouched stub."""
     if not file.is_file():
-        raise UsageError(f"{file}: no such exercise file (write them with `pairbench workshop init`)")
+        raise UsageError(
+            f"{file}: no such exercise file (write them with `pairbench workshop init`)"
+        )
     source = file.read_text(encoding="utf-8", errors="replace")
     try:
-        tree = compile(source, str(file), "exec", ast.PyCF_ONLY_AST)
+        tree = ast.parse(source, str(file))
     except SyntaxError as e:
         raise Failed(f"{file}:{e.lineno}: syntax error: {e.msg}") from None
     function = next(
-        (n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == EXERCISE_VARIANT),
+        (
+            n
+            for n in tree.body
+            if isinstance(n, ast.AsyncFunctionDef) and n.name == EXERCISE_VARIANT
+        ),
         None,
     )
     if function is None:
@@ -293,9 +310,9 @@ def check_scenario(pair: Pair, base: scenario.Scenario, profile: str) -> scenari
             "min_ratio": None,
         }
     )
-    expectation = (base.expectation or scenario.Expectation(min_ratio=exercise.min_ratio)).model_copy(
-        update={"at": float(exercise.knob), "min_ratio": exercise.min_ratio}
-    )
+    expectation = (
+        base.expectation or scenario.Expectation(min_ratio=exercise.min_ratio)
+    ).model_copy(update={"at": float(exercise.knob), "min_ratio": exercise.min_ratio})
     return base.model_copy(
         update={
             "mechanism": mechanism,
@@ -340,9 +357,26 @@ def _where(log: str, file: Path, fallback: int) -> str:
 def _def_line(source: str) -> int:
     tree = ast.parse(source)
     return next(
-        (n.lineno for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == EXERCISE_VARIANT),
+        (
+            n.lineno
+            for n in tree.body
+            if isinstance(n, ast.AsyncFunctionDef) and n.name == EXERCISE_VARIANT
+        ),
         1,
     )
+
+
+def _log_after(log: Path, start: int, awaited: str) -> str:
+    """The server log's text since `start`, once `awaited` is in it (a traceback is written
+    after the 500 has been sent) or STACK_WAIT_S has passed."""
+    deadline = time.monotonic() + STACK_WAIT_S
+    while True:
+        with log.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+        if awaited in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
 
 
 @contextmanager
@@ -398,8 +432,9 @@ def _probe(
                 if not isinstance(e.__cause__, httpx.TimeoutException):
                     raise
                 os.kill(target.pid, signal.SIGUSR1)  # faulthandler: every thread's stack
-                time.sleep(STACK_WAIT_S)
-                text = log.read_text(errors="replace")[start:]
+                text = _log_after(log, start, "most recent call first")
+                # Stuck: SIGTERM would wait for the request that never ends.
+                procs.stop_pid(target.pid, signal.SIGKILL, popen=target.popen)
                 raise Failed(
                     f"{_where(text, file, def_line)}: `{EXERCISE_VARIANT}` did not answer within"
                     f" {CALL_LIMIT_S:g} s at {pair.knob.name}={exercise.knob:g}: an endless loop,"
@@ -408,10 +443,19 @@ def _probe(
             for step, reply in zip(steps, replies, strict=True):
                 if reply.status == step["status"]:
                     continue
-                text = log.read_text(errors="replace")[start:]
+                text = _log_after(log, start, "Traceback" if reply.status >= 500 else "")
                 if reply.status >= httpx.codes.INTERNAL_SERVER_ERROR:
-                    raised = _exception_line(text) or f"status {reply.status}"
-                    raise Failed(f"{_where(text, file, def_line)}: `{EXERCISE_VARIANT}` raised {raised}")
+                    raised = (_exception_line(text) or f"status {reply.status}").rstrip(":")
+                    frame = _participant_frame(text, file)
+                    if frame is None or frame[0] == def_line:  # raised after it returned
+                        raise Failed(
+                            f"{file}:{def_line}: `{EXERCISE_VARIANT}` returned a value the"
+                            f" response cannot carry ({raised}): return what"
+                            f" `{pair.bad.name}` returns"
+                        )
+                    raise Failed(
+                        f"{_where(text, file, def_line)}: `{EXERCISE_VARIANT}` raised {raised}"
+                    )
                 raise Failed(
                     f"{file}:{def_line}: {request.describe(step)} answered {reply.status},"
                     f" expected {step['status']}: {reply.raw[:200].decode(errors='replace')}"
@@ -440,10 +484,9 @@ def _verified(pair: Pair, file: Path, def_line: int, result: verify.Verification
             shows = hints.get(check.name)
             got = "no" if check.value is None else f"{check.value:g}"
             raise Failed(
-                f"{file}:{def_line}: your variant sends {got} {_counter_label(counter)} per"
-                f" request at {pair.knob.name}={exercise.knob:g}, the reference"
-                f" {exercise.reference} {want:g}"
-                + (f": {shows.hint}" if shows else "")
+                f"{file}:{def_line}: your variant shows {got} {_counter_label(counter)} per"
+                f" request at {pair.knob.name}={exercise.knob:g} (the reference"
+                f" {exercise.reference}: {want:g})" + (f": {shows.hint}" if shows else "")
             )
         if check.name.startswith("equal_"):
             raise Failed(
@@ -477,9 +520,7 @@ def check_solution(
     found = exercises()
     pair = found.get(pair_name)
     if pair is None:
-        raise UsageError(
-            f"unknown exercise {pair_name!r} (known: {', '.join(found) or 'none'})"
-        )
+        raise UsageError(f"unknown exercise {pair_name!r} (known: {', '.join(found) or 'none'})")
     exercise = _exercise(pair)
     file = folder / f"{pair_name}.py"
     source = _static(pair, file, folder)
@@ -533,11 +574,11 @@ def _judge(pair: Pair, file: Path, def_line: int, outcome: runner.RunOutcome) ->
     stored = outcome.run["pairs"][pair.name]
     if outcome.failed_verification:
         first = (stored.get("verification") or {}).get("checks") or []
-        failed = next((c for c in first if not c.get("passed")), {})
+        failed: dict[str, Any] = next((c for c in first if not c.get("passed")), {})
         raise Failed(f"{file}:{def_line}: verification failed: {failed.get('detail', '?')}")
     analysis = analyse_pair(stored)
     key = expectation_knob_key(stored)
-    ratio = (analysis["ratios"].get(key or "", {}).get(EXERCISE_VARIANT) or {})
+    ratio = analysis["ratios"].get(key or "", {}).get(EXERCISE_VARIANT) or {}
     value = ratio.get("bad_over_good")
     where = f"{pair.knob.name}={exercise.knob:g}"
     if value is None:
@@ -547,7 +588,7 @@ def _judge(pair: Pair, file: Path, def_line: int, outcome: runner.RunOutcome) ->
     interval = ""
     if ratio.get("ci_low") is not None:
         interval = f" [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
-    cell = (analysis["per_variant"].get(key or "", {}).get(EXERCISE_VARIANT) or {})
+    cell = analysis["per_variant"].get(key or "", {}).get(EXERCISE_VARIANT) or {}
     counters = cell.get("mechanism") or {}
     for shows in exercise.shows:
         if shows.per_request:

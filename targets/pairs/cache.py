@@ -286,5 +286,7 @@ pair.exercise(
     TTL. Count each hit and miss with metrics.inc(HITS) / metrics.inc(MISSES).""",
     knob=1.5,
     min_ratio=1.2,
-    shows=[Shows("cache_hits", "most reads still go to the database: read Redis first", at_least=50)],
+    shows=[
+        Shows("cache_hits", "most reads still go to the database: read Redis first", at_least=50)
+    ],
 )

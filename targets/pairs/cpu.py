@@ -297,5 +297,11 @@ pair.exercise(
     run `spin` in the process pool cpu.executor (a thread does not help: the GIL).""",
     knob=50,
     min_ratio=5.0,
-    shows=[Shows("loop_lag_seconds_sum", "the event loop is still blocked while the work runs", at_most=20)],
+    shows=[
+        Shows(
+            "loop_lag_seconds_sum",
+            "the event loop is still blocked while the work runs",
+            at_most=20,
+        )
+    ],
 )

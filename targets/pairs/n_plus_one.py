@@ -224,5 +224,7 @@ pair.exercise(
     statements whatever n: at most 2, not one per author.""",
     knob=200,
     min_ratio=2.0,
-    shows=[Shows("queries", "the loop still queries per author: fetch every author's books at once")],
+    shows=[
+        Shows("queries", "the loop still queries per author: fetch every author's books at once")
+    ],
 )

@@ -315,5 +315,9 @@ pair.exercise(
     connection per request: borrow one from the pool the app opened at startup.""",
     knob=64,
     min_ratio=2.0,
-    shows=[Shows("db_connections_opened", "your variant still connects per request: use the app's pool")],
+    shows=[
+        Shows(
+            "db_connections_opened", "your variant still connects per request: use the app's pool"
+        )
+    ],
 )
