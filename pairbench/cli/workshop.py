@@ -498,6 +498,7 @@ def _verified(pair: Pair, file: Path, def_line: int, result: verify.Verification
 
 _RULES: dict[tuple[str, str], float] = {}
 _LABELS: dict[str, str] = {}
+_UNITS: dict[str, str] = {}
 
 
 def _rule(pair: Pair, counter: str) -> float | None:
@@ -534,10 +535,13 @@ def check_solution(
     suite = scenario.profile(profile)
     described = catalogue.describe()
     _LABELS.update({n: str(c.get("label") or n) for n, c in described.counters.items()})
+    _UNITS.update({n: str(c.get("unit") or "") for n, c in described.counters.items()})
     connections = needed_connections(described.max_connections([pair_name]))
     with services.provide(options, connections) as endpoints:
         say.message(f"{pair_name}: seeding the {suite.data_profile(profile)} dataset")
-        seeding.seed(endpoints.pg_dsn, suite.data_profile(profile), [pair_name])
+        seeding.seed(
+            endpoints.pg_dsn, suite.data_profile(profile), seeding.seedable(described, [pair_name])
+        )
         with tempfile.TemporaryDirectory(prefix="pairbench-workshop-") as scratch:
             say.message(f"{pair_name}: calling {EXERCISE_VARIANT} once, then verifying it")
             _probe(pair, file, source, checked, endpoints, Path(scratch) / "probe.log")
@@ -595,17 +599,24 @@ def _judge(pair: Pair, file: Path, def_line: int, outcome: runner.RunOutcome) ->
             continue
         got = counters.get(shows.counter)
         label = _counter_label(shows.counter)
+        unit = _UNITS.get(shows.counter, "")
+        unit = unit if unit == "%" else f" {unit}" if unit else ""
+        if got is None and shows.at_least is not None:  # nothing counted: none shown
+            raise Failed(
+                f"{file}:{def_line}: no {label} counted under load at {where}, expected at"
+                f" least {shows.at_least:g}: {shows.hint}"
+            )
         if got is None:
             raise InfrastructureError(f"{label} was not measured; see {outcome.run_dir}")
         if shows.at_least is not None and got < shows.at_least:
             raise Failed(
-                f"{file}:{def_line}: {label} {got:.3g} under load at {where}, expected at least"
-                f" {shows.at_least:g}: {shows.hint}"
+                f"{file}:{def_line}: {label} {got:.3g}{unit} under load at {where}, expected at"
+                f" least {shows.at_least:g}{unit}: {shows.hint}"
             )
         if shows.at_most is not None and got > shows.at_most:
             raise Failed(
-                f"{file}:{def_line}: {label} {got:.3g} under load at {where}, expected at most"
-                f" {shows.at_most:g}: {shows.hint}"
+                f"{file}:{def_line}: {label} {got:.3g}{unit} under load at {where}, expected at"
+                f" most {shows.at_most:g}{unit}: {shows.hint}"
             )
     metric = (stored.get("expectation") or {}).get("metric", "p50")
     claim = (
