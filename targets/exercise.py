@@ -7,20 +7,25 @@ participant's fix exactly as it does any variant. The pair's other good variants
 served: the check compares yours with the bad one, and the pair's micro cores (which name them)
 are not part of a check.
 
-SIGUSR1 dumps every thread's stack to stderr (the server's log): a check whose request does not
-answer in time reads from it the line of the participant's file that the loop is stuck on.
+A check whose request does not answer in time reads from the server's log (its stderr) the line
+of the participant's file where it is stuck: SIGUSR1 makes faulthandler dump every thread's
+stack, which shows a loop that blocks the event loop; SIGUSR2 prints every asyncio task's
+stack, which shows an await that never returns (the event loop is free then, so it can).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import faulthandler
 import importlib.util
 import inspect
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .registry import Pair, PairError, Variant
 
@@ -72,4 +77,37 @@ def serve_solution(pairs: Mapping[str, Pair], spec: str) -> None:
         ),
     }
     pair.micros, pair.micro_setup_factory = {}, None
+    pair.lifespans.append(_task_stacks)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+@contextlib.asynccontextmanager
+async def _task_stacks(app: Any) -> AsyncIterator[None]:
+    """While the app runs, SIGUSR2 prints every asyncio task's stack to stderr."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR2, _print_task_stacks)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR2)
+
+
+def _print_task_stacks() -> None:
+    """Each task's chain of awaits, outermost first, as a traceback writes frames.
+
+    `Task.print_stack` shows one frame of a suspended coroutine; the participant's function is
+    further in, so the chain is followed through `cr_await` (and generators' `gi_yieldfrom`).
+    """
+    for task in asyncio.all_tasks():
+        print(f"Stack for {task!r} (most recent call last):", file=sys.stderr)
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                print(
+                    f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}',
+                    file=sys.stderr,
+                )
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    sys.stderr.flush()

@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator, Mapping
@@ -70,6 +69,7 @@ STATE_FILE = ".workshop.json"  # init's hash of each exercise file: an unchanged
 CHECK_ROUNDS = 3  # rounds per variant of the check's measurement
 MIN_ROUND_S = 1.0  # a check's round is the quick profile's, at least this long
 STACK_WAIT_S = 1.0  # for faulthandler's dump to reach the server's log
+TASKS_WAIT_S = 0.5  # for the tasks' stacks, which a blocked event loop never prints
 STUB_MESSAGE = "write your fix here, then: pairbench workshop check {pair}"
 FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+),? in (?P<function>\S+)')
 
@@ -366,10 +366,10 @@ def _def_line(source: str) -> int:
     )
 
 
-def _log_after(log: Path, start: int, awaited: str) -> str:
+def _log_after(log: Path, start: int, awaited: str, wait: float = STACK_WAIT_S) -> str:
     """The server log's text since `start`, once `awaited` is in it (a traceback is written
-    after the 500 has been sent) or STACK_WAIT_S has passed."""
-    deadline = time.monotonic() + STACK_WAIT_S
+    after the 500 has been sent) or `wait` seconds have passed."""
+    deadline = time.monotonic() + wait
     while True:
         with log.open("rb") as f:
             f.seek(start)
@@ -399,6 +399,7 @@ def _probe(
     checked: scenario.Scenario,
     endpoints: services.Endpoints,
     log: Path,
+    counters: _Counters,
 ) -> None:
     """Serve yours, call it once within CALL_LIMIT_S, then verify it; a FAIL names file:line."""
     exercise = _exercise(pair)
@@ -431,7 +432,11 @@ def _probe(
             except InfrastructureError as e:
                 if not isinstance(e.__cause__, httpx.TimeoutException):
                     raise
-                os.kill(target.pid, signal.SIGUSR1)  # faulthandler: every thread's stack
+                # Every task's stack (an await that never returns: the loop is free), then
+                # every thread's (a loop that blocks it): targets/exercise.py.
+                os.kill(target.pid, signal.SIGUSR2)
+                _log_after(log, start, "Stack for", TASKS_WAIT_S)
+                os.kill(target.pid, signal.SIGUSR1)
                 text = _log_after(log, start, "most recent call first")
                 # Stuck: SIGTERM would wait for the request that never ends.
                 procs.stop_pid(target.pid, signal.SIGKILL, popen=target.popen)
@@ -460,12 +465,15 @@ def _probe(
                     f"{file}:{def_line}: {request.describe(step)} answered {reply.status},"
                     f" expected {step['status']}: {reply.raw[:200].decode(errors='replace')}"
                 )
-            _verified(pair, file, def_line, verify.verify_pair(client, info, [exercise.knob]))
+            result = verify.verify_pair(client, info, [exercise.knob])
+            _verified(pair, file, def_line, result, counters)
     finally:
         target.stop()
 
 
-def _verified(pair: Pair, file: Path, def_line: int, result: verify.Verification) -> None:
+def _verified(
+    pair: Pair, file: Path, def_line: int, result: verify.Verification, counters: _Counters
+) -> None:
     """A failed check of yours is a FAIL; a per-request counter below the rule passes (at most)."""
     exercise = _exercise(pair)
     hints = {f"{s.counter}_per_request": s for s in exercise.shows if s.per_request}
@@ -478,13 +486,13 @@ def _verified(pair: Pair, file: Path, def_line: int, result: verify.Verification
             )
         if check.name.endswith("_per_request"):
             counter = check.name.removesuffix("_per_request")
-            want = _rule(pair, counter)
+            want = counters.rules.get(counter)
             if check.value is not None and want is not None and check.value <= want:
                 continue  # fewer than the reference: a better fix, not a worse one
             shows = hints.get(check.name)
             got = "no" if check.value is None else f"{check.value:g}"
             raise Failed(
-                f"{file}:{def_line}: your variant shows {got} {_counter_label(counter)} per"
+                f"{file}:{def_line}: your variant shows {got} {counters.label(counter)} per"
                 f" request at {pair.knob.name}={exercise.knob:g} (the reference"
                 f" {exercise.reference}: {want:g})" + (f": {shows.hint}" if shows else "")
             )
@@ -496,17 +504,22 @@ def _verified(pair: Pair, file: Path, def_line: int, result: verify.Verification
         raise Failed(f"{file}:{def_line}: {check.name} check failed: {check.detail}")
 
 
-_RULES: dict[tuple[str, str], float] = {}
-_LABELS: dict[str, str] = {}
-_UNITS: dict[str, str] = {}
+@dataclass(frozen=True)
+class _Counters:
+    """What messages say about counters: the reference's per-request rule at the exercise's
+    knob, and each counter's label and unit from the describe document."""
 
+    rules: Mapping[str, float]
+    labels: Mapping[str, str]
+    units: Mapping[str, str]
 
-def _rule(pair: Pair, counter: str) -> float | None:
-    return _RULES.get((pair.name, counter))
+    def label(self, counter: str) -> str:
+        return self.labels.get(counter, counter)
 
-
-def _counter_label(counter: str) -> str:
-    return _LABELS.get(counter, counter)
+    def unit(self, counter: str) -> str:
+        """As it follows a number: `%` stuck to it, other units after a space."""
+        unit = self.units.get(counter, "")
+        return unit if unit in ("", "%") else f" {unit}"
 
 
 def check_solution(
@@ -529,22 +542,28 @@ def check_solution(
     if pair_name not in files:
         raise UsageError(f"pair {pair_name!r} has no scenario file")
     checked = check_scenario(pair, scenario.load_scenario(files[pair_name]), profile)
-    for counter, rules in checked.mechanism.items():
-        if EXERCISE_VARIANT in rules:
-            _RULES[(pair.name, counter)] = rules[EXERCISE_VARIANT].expected(exercise.knob)
     suite = scenario.profile(profile)
     described = catalogue.describe()
-    _LABELS.update({n: str(c.get("label") or n) for n, c in described.counters.items()})
-    _UNITS.update({n: str(c.get("unit") or "") for n, c in described.counters.items()})
+    counters = _Counters(
+        rules={
+            counter: rules[EXERCISE_VARIANT].expected(exercise.knob)
+            for counter, rules in checked.mechanism.items()
+            if EXERCISE_VARIANT in rules
+        },
+        labels={n: str(c.get("label") or n) for n, c in described.counters.items()},
+        units={n: str(c.get("unit") or "") for n, c in described.counters.items()},
+    )
     connections = needed_connections(described.max_connections([pair_name]))
     with services.provide(options, connections) as endpoints:
         say.message(f"{pair_name}: seeding the {suite.data_profile(profile)} dataset")
         seeding.seed(
             endpoints.pg_dsn, suite.data_profile(profile), seeding.seedable(described, [pair_name])
         )
-        with tempfile.TemporaryDirectory(prefix="pairbench-workshop-") as scratch:
-            say.message(f"{pair_name}: calling {EXERCISE_VARIANT} once, then verifying it")
-            _probe(pair, file, source, checked, endpoints, Path(scratch) / "probe.log")
+        say.message(f"{pair_name}: calling {EXERCISE_VARIANT} once, then verifying it")
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / f"probe-{pair_name}.log"  # kept: the server's side of the last check
+        log.unlink(missing_ok=True)
+        _probe(pair, file, source, checked, endpoints, log, counters)
         measured = checked.model_copy(
             update={
                 "mechanism": {
@@ -567,10 +586,12 @@ def check_solution(
         )
         with _environ(EXERCISE_ENV, f"{pair_name}={file.resolve()}"):
             outcome = runner.execute(run_options, say)
-    return _judge(pair, file, _def_line(source), outcome)
+    return _judge(pair, file, _def_line(source), outcome, counters)
 
 
-def _judge(pair: Pair, file: Path, def_line: int, outcome: runner.RunOutcome) -> Verdict:
+def _judge(
+    pair: Pair, file: Path, def_line: int, outcome: runner.RunOutcome, counters: _Counters
+) -> Verdict:
     from pairbench.results.analysis.knobs import expectation_knob_key
     from pairbench.results.analysis.stats import analyse_pair
 
@@ -593,14 +614,12 @@ def _judge(pair: Pair, file: Path, def_line: int, outcome: runner.RunOutcome) ->
     if ratio.get("ci_low") is not None:
         interval = f" [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
     cell = analysis["per_variant"].get(key or "", {}).get(EXERCISE_VARIANT) or {}
-    counters = cell.get("mechanism") or {}
+    figures = cell.get("mechanism") or {}
     for shows in exercise.shows:
         if shows.per_request:
             continue
-        got = counters.get(shows.counter)
-        label = _counter_label(shows.counter)
-        unit = _UNITS.get(shows.counter, "")
-        unit = unit if unit == "%" else f" {unit}" if unit else ""
+        got = figures.get(shows.counter)
+        label, unit = counters.label(shows.counter), counters.unit(shows.counter)
         if got is None and shows.at_least is not None:  # nothing counted: none shown
             raise Failed(
                 f"{file}:{def_line}: no {label} counted under load at {where}, expected at"

@@ -172,8 +172,9 @@ def test_the_slow_way_fails_on_the_mechanism_with_the_hint(
         (["ratio = 1 / 0"], "raised ZeroDivisionError: division by zero"),
         (["spins = 1", "while spins > 0:", "    spins += 1"], "did not answer within 10 s"),
         (["return {1, 2}"], "returned a value the response cannot carry"),
+        (["import asyncio", "await asyncio.Event().wait()"], "did not answer within 10 s"),
     ],
-    ids=["syntax-error", "exception", "endless-loop", "wrong-type"],
+    ids=["syntax-error", "exception", "endless-loop", "wrong-type", "await-forever"],
 )
 def test_a_broken_file_gets_one_line_naming_file_and_line(
     pairbench: list[str],
@@ -186,7 +187,8 @@ def test_a_broken_file_gets_one_line_naming_file_and_line(
     text, line = _broken(MECHANISM, statements)
     lines = [line]
     if says.startswith("did not answer"):
-        lines = [line + 1, line + 2]  # the stack is in the loop: its test or its body
+        # The stack is in the loop (its test or its body), or at the await.
+        lines = [line + 1, line + 2]
     elif says.startswith("returned"):
         lines = [
             next(
