@@ -90,9 +90,13 @@ class Failed(PairbenchError):
 
 
 def exercises(pairs: Mapping[str, Pair] | None = None) -> dict[str, Pair]:
-    """The pairs that declare an exercise, in the registry's order."""
+    """The pairs that declare an exercise, in the workshop's order: those checked on one
+    request alone first (a wrong attempt fails on a counter in seconds, before any timing),
+    then those judged under load or on time alone; the registry's order within each."""
     pairs = load_pairs() if pairs is None else pairs
-    return {name: pair for name, pair in pairs.items() if pair.workshop is not None}
+    found = [p for p in pairs.values() if p.workshop is not None]
+    found.sort(key=lambda p: not any(s.per_request for s in _exercise(p).shows))
+    return {pair.name: pair for pair in found}
 
 
 def variant_source(pair: Pair, variant: str, rename: str | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -209,3 +210,44 @@ def test_a_broken_file_gets_one_line_naming_file_and_line(
     assert says in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     assert elapsed < LOOP_LIMIT_S
+
+
+# Writes a pair's reference solution into its exercise file, in a process of its own: the new
+# pair is loaded from PAIRBENCH_PAIRS there, never into this session's registry.
+WRITE_REFERENCE = """
+import sys
+from pathlib import Path
+from pairbench.cli import workshop
+from pairbench.targets.exercise import EXERCISE_VARIANT
+from pairbench.targets.registry import load_pairs
+pair = load_pairs()[sys.argv[1]]
+solution = workshop.variant_source(pair, pair.workshop.reference, rename=EXERCISE_VARIANT)
+Path(sys.argv[2]).write_text(workshop.exercise_source(pair, solution=solution))
+"""
+
+
+def test_a_new_pair_comes_with_an_exercise_that_its_reference_passes(
+    pairbench: list[str], check_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = "workshop_demo"
+    made = subprocess.run(
+        [*pairbench, "new", name, "--into", str(tmp_path / "own")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert made.returncode == EXIT_OK, made.stderr
+    env = {
+        **check_env,
+        "PAIRBENCH_PAIRS": str(tmp_path / "own" / "pairs"),
+        "PAIRBENCH_SCENARIOS": str(tmp_path / "own" / "scenarios"),
+    }
+    folder = tmp_path / "exercises"
+    assert _run(pairbench, env, tmp_path, "init", str(folder)).returncode == EXIT_OK
+    stub = _run(pairbench, env, folder, "check", name)
+    assert stub.returncode == EXIT_NOT_ATTEMPTED, stub.stdout + stub.stderr
+    file = folder / f"{name}.py"
+    subprocess.run([sys.executable, "-c", WRITE_REFERENCE, name, str(file)], env=env, check=True)
+    done = _run(pairbench, env, folder, "check", name)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    assert done.stdout.startswith(f"PASS {name}: ")
