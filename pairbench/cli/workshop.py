@@ -627,7 +627,7 @@ def _judge(
         if got is None and shows.at_least is not None:  # nothing counted: none shown
             raise Failed(
                 f"{file}:{def_line}: no {label} counted under load at {where}, expected at"
-                f" least {shows.at_least:g}: {shows.hint}"
+                f" least {shows.at_least:g}{unit}: {shows.hint}"
             )
         if got is None:
             raise InfrastructureError(f"{label} was not measured; see {outcome.run_dir}")

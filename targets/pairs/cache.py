@@ -285,7 +285,7 @@ pair.exercise(
     your own for the customer, and only on a miss compute the summary and SET it with a
     TTL. Count each hit and miss with metrics.inc(HITS) / metrics.inc(MISSES).""",
     knob=1.5,
-    min_ratio=1.2,
+    min_ratio=1.1,
     shows=[
         Shows("cache_hits", "most reads still go to the database: read Redis first", at_least=50)
     ],
