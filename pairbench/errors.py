@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a regression or a failed expectation / verification
 EXIT_USAGE = 2  # bad flag, malformed scenario, unknown pair, unreadable results
 EXIT_UNTRUSTED = 3  # measurement not trustworthy or infrastructure failed
+EXIT_NOT_ATTEMPTED = 4  # `workshop check`: the exercise is still the stub, nothing was graded
 EXIT_INTERRUPTED = 130
 
 

@@ -10,7 +10,7 @@ lifespan resources (`@pair.lifespan`), what its handlers return for the OpenAPI 
 servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
 (`@pair.reset`, `@pair.state`), the published figure it is compared with (`Reference`) and
 its micro benchmark (`@pair.micro`, `@pair.micro_setup`: docs/architecture.md, "The micro
-suite").
+suite") and its workshop exercise (`pair.exercise`: docs/architecture.md, "Exercises").
 
 Modules are loaded from the built-in package first, then from the folders named by
 PAIRBENCH_PAIRS (os.pathsep-separated): a user's own pairs need no edit of this package.
@@ -52,6 +52,8 @@ Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]  # called with the
 
 ROLE_ORDER: dict[str, int] = {"bad": 0, "middle": 1, "good": 2}
 PAIRS_ENV = "PAIRBENCH_PAIRS"
+# PAIR=FILE: serve FILE's participant function as PAIR's extra variant (targets/exercise.py).
+EXERCISE_ENV = "PAIRBENCH_EXERCISE"
 # PostgreSQL's own default: enough for the app's pool, a pair's own pool and the harness.
 DEFAULT_MAX_CONNECTIONS = 100
 VALIDATION_STATUS = 422  # FastAPI's answer to a parameter that fails validation
@@ -115,6 +117,46 @@ class Micro:
     # The knob value it runs at; None where the knob is a property of the load (concurrent
     # users, key skew), not of one call.
     knob: float | None
+
+
+@dataclass(frozen=True)
+class Shows:
+    """A counter the participant's variant must show, and what to tell them when it does not.
+
+    Per request alone (neither bound given): the scenario's `[mechanism.<counter>]` rule for the
+    exercise's reference variant, checked by the harness's verification. Under load (`at_least`
+    or `at_most`): the counter's figure over the check's trials, in its display units (a hit
+    ratio in %, a mean event-loop lag in ms), for what one request cannot show.
+    """
+
+    counter: str
+    # Why the figure is off, said to the participant after the measured figure ("the loop still
+    # queries per author").
+    hint: str
+    at_least: float | None = None
+    at_most: float | None = None
+
+    @property
+    def per_request(self) -> bool:
+        """Checked on one request alone (the scenario's rule), not under load."""
+        return self.at_least is None and self.at_most is None
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A pair's workshop exercise (`pairbench workshop`): fix the bad variant, pass the check.
+
+    The stub the participant fills in has the reference variant's signature and `task` as its
+    docstring; the check serves it as an extra good variant, verifies it like any variant (the
+    same result by the pair's rule, the mechanism in `shows`), then measures it against the bad
+    one at knob value `knob`: the expectation's metric, bad / yours, must reach `min_ratio`.
+    """
+
+    reference: str  # the good variant that solves it (the reference solution)
+    task: str  # the stub's docstring: what to achieve, which tables
+    knob: float
+    min_ratio: float
+    shows: tuple[Shows, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +242,7 @@ class Pair:
     state_handler: Handler | None = None
     micros: dict[str, Micro] = field(default_factory=dict)  # variant name -> its micro core
     micro_setup_factory: MicroSetup | None = None
+    workshop: Exercise | None = None  # its exercise (`pair.exercise`)
 
     def __post_init__(self) -> None:
         if self.equivalence not in get_args(Equivalence):
@@ -313,6 +356,21 @@ class Pair:
         self.micro_setup_factory = factory
         return factory
 
+    def exercise(
+        self,
+        *,
+        reference: str,
+        task: str,
+        knob: float,
+        min_ratio: float,
+        shows: Sequence[Shows] = (),
+    ) -> Exercise:
+        """Declare the pair's workshop exercise (see `Exercise`); checked with the pair."""
+        if self.workshop is not None:
+            raise PairError(f"pair {self.name!r}: exercise declared twice")
+        self.workshop = Exercise(reference, task.strip(), knob, min_ratio, tuple(shows))
+        return self.workshop
+
     @asynccontextmanager
     async def micro_servers(self, servers: MicroServers) -> AsyncIterator[MicroServers]:
         """`servers` with the pair's micro setup entered for the block (its resource attached)."""
@@ -394,6 +452,30 @@ class Pair:
                 f"pair {self.name!r}: equivalence side_effect needs @pair.state and @pair.reset"
             )
         self._check_micro()
+        self._check_exercise(catalogue)
+
+    def _check_exercise(self, catalogue: Mapping[str, CounterSpec]) -> None:
+        """The exercise names a good variant, says what to do, and has a threshold above 1."""
+        exercise = self.workshop
+        if exercise is None:
+            return
+        where = f"pair {self.name!r}, exercise"
+        reference = self.variants.get(exercise.reference)
+        if reference is None or reference.role != "good":
+            raise PairError(f"{where}: reference {exercise.reference!r} is not a good variant")
+        if not exercise.task:
+            raise PairError(f"{where}: the task (the stub's docstring) is empty")
+        if not exercise.min_ratio > 1:
+            raise PairError(f"{where}: min_ratio {exercise.min_ratio:g} must be above 1")
+        if exercise.knob < 0:
+            raise PairError(f"{where}: knob {exercise.knob:g} is negative")
+        for shows in exercise.shows:
+            if shows.counter not in catalogue:
+                raise PairError(f"{where}: unknown counter {shows.counter!r}")
+            if shows.at_least is not None and shows.at_most is not None:
+                raise PairError(f"{where}: {shows.counter!r} has both at_least and at_most")
+            if not shows.hint.strip():
+                raise PairError(f"{where}: {shows.counter!r} has no hint")
 
     def _check_micro(self) -> None:
         """Micro cores belong to variants, include a bad and a good one, and share one knob."""
@@ -530,6 +612,10 @@ def load_pairs() -> dict[str, Pair]:
     for pair in PAIRS.values():
         pair.check(specs)
     _check_ownership(PAIRS)
+    if os.environ.get(EXERCISE_ENV):  # a workshop check's target: serve the participant's variant
+        from .exercise import serve_solution
+
+        serve_solution(PAIRS, os.environ[EXERCISE_ENV])
     return PAIRS
 
 

@@ -3,7 +3,17 @@
 Nothing imports this package (docs/architecture.md, Layers).
 """
 
-from . import calibrate, commands, compare, doctor, history, new, pages
+from . import calibrate, commands, compare, doctor, history, new, pages, workshop
 from .main import main
 
-__all__ = ["calibrate", "commands", "compare", "doctor", "history", "main", "new", "pages"]
+__all__ = [
+    "calibrate",
+    "commands",
+    "compare",
+    "doctor",
+    "history",
+    "main",
+    "new",
+    "pages",
+    "workshop",
+]

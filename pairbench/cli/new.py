@@ -70,7 +70,8 @@ def write_pair(name: str, into: Path | None) -> tuple[Path, Path]:
     help="write DIR/pairs/NAME.py and DIR/scenarios/NAME.toml instead of the package's folders",
 )
 def new(name: str, into: Path | None) -> None:
-    """Write the two files of a new pair NAME (a bad and a good variant, a table, a scenario)."""
+    """Write the two files of a new pair NAME (a bad and a good variant, a table, its workshop
+    exercise, a scenario)."""
     module, scenario = write_pair(name, into)
     click.echo(f"wrote {module}")
     click.echo(f"wrote {scenario}")

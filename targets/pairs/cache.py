@@ -35,7 +35,7 @@ from ..counters import PERCENT, per_sum_of
 from ..deps import AppMetrics, Pool, RedisClient
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference, Shows
 from ._cache_data import (
     CUSTOMERS_DDL,
     ORDERS_DDL,
@@ -275,3 +275,18 @@ async def _micro_uncached(on: MicroServers) -> bytes:
 async def _micro_cache_aside(on: MicroServers) -> bytes:
     response = await cache_aside(on.pool, on.redis, on.metrics, MICRO_CUSTOMER)
     return bytes(response.body)
+
+
+# The workshop exercise (docs/architecture.md, "Exercises"): cache-aside in front of the query.
+pair.exercise(
+    reference="cache_aside",
+    task="""Return the same summary as `uncached` (a customer's aggregates over `orders`;
+    404 when there is no such customer), but serve repeated reads from Redis: GET a key of
+    your own for the customer, and only on a miss compute the summary and SET it with a
+    TTL. Count each hit and miss with metrics.inc(HITS) / metrics.inc(MISSES).""",
+    knob=1.5,
+    min_ratio=1.1,
+    shows=[
+        Shows("cache_hits", "most reads still go to the database: read Redis first", at_least=50)
+    ],
+)

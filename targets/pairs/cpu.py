@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair
+from ..registry import Knob, MicroServers, Pair, Shows
 
 MAX_MS = 1000  # bounded: CPU time is user input, and one request must not hold a core for long
 # Leave one core to the event loop (and, on a 2-core box, to Postgres and the load generator
@@ -286,3 +286,22 @@ async def _micro_inline(on: MicroServers) -> Any:
 @pair.micro("process", knob=MICRO_MS)
 async def _micro_process(on: MicroServers) -> Any:
     return await process(MICRO_MS, on.resource)
+
+
+# The workshop exercise (docs/architecture.md, "Exercises"): move the work off the event loop.
+pair.exercise(
+    reference="process",
+    task="""Return the same result as `inline` (the same `spin` of
+    cpu.calibration.iterations(ms) iterations, as _reply builds it), but keep the event
+    loop free while the work runs, so the cheap /cpu/ping beside it is not kept waiting:
+    run `spin` in the process pool cpu.executor (a thread does not help: the GIL).""",
+    knob=50,
+    min_ratio=5.0,
+    shows=[
+        Shows(
+            "loop_lag_seconds_sum",
+            "the event loop is still blocked while the work runs",
+            at_most=20,
+        )
+    ],
+)

@@ -21,7 +21,7 @@ from fastapi import Query
 from ..data import COUNTRIES, Size, person, title
 from ..deps import Pool
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference, Shows
 
 MAX_AUTHORS = 500  # bounded: a page size is user input
 
@@ -214,3 +214,17 @@ async def _micro_lazy(on: MicroServers) -> Any:
 @pair.micro("join", knob=MICRO_AUTHORS)
 async def _micro_join(on: MicroServers) -> Any:
     return await join(on.pool, MICRO_AUTHORS)
+
+
+# The workshop exercise (docs/architecture.md, "Exercises"): write the batch that replaces the loop.
+pair.exercise(
+    reference="batched",
+    task="""Return the same page as `lazy`: the first n authors by id from `authors`, each with
+    its books from `books` by id (an author with none gets []), in a constant number of SQL
+    statements whatever n: at most 2, not one per author.""",
+    knob=200,
+    min_ratio=2.0,
+    shows=[
+        Shows("queries", "the loop still queries per author: fetch every author's books at once")
+    ],
+)

@@ -256,3 +256,16 @@ async def _micro_offset(on: MicroServers) -> Any:
 @pair.micro("keyset", knob=MICRO_DEPTH)
 async def _micro_keyset(on: MicroServers) -> Any:
     return await keyset(on.pool, after=on.resource, limit=DEFAULT_LIMIT)
+
+
+# The workshop exercise (docs/architecture.md, "Exercises"): seek instead of skipping.
+pair.exercise(
+    reference="keyset",
+    task="""Return the same page as `offset` at the same position: `limit` items of
+    `feed_items`, newest first by (created_at, id), and the next cursor, without making the
+    database read and throw away the rows before the page. `after` is the cursor of the last
+    item seen (decode_cursor gives its (created_at, id); empty: the first page): seek past it
+    on the index.""",
+    knob=190_000,
+    min_ratio=4.0,
+)

@@ -28,7 +28,7 @@ from ..data import COUNTRIES, Size, person
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference, ServerNeeds
+from ..registry import Knob, MicroServers, Pair, Reference, ServerNeeds, Shows
 
 MAX_AUTHOR_ID = 2**31 - 1  # pool_authors.id is an integer column: a larger id cannot exist
 # Equal sizes, opened in full at startup: a trial never pays for pool growth mid-measurement.
@@ -305,3 +305,19 @@ async def _micro_connect(on: MicroServers) -> Any:
 @pair.micro("asyncpg_pool", knob=None)
 async def _micro_pool(on: MicroServers) -> Any:
     return await asyncpg_pool(author_id=MICRO_AUTHOR_ID, pool=on.pool)
+
+
+# The workshop exercise (docs/architecture.md, "Exercises"): borrow, do not connect.
+pair.exercise(
+    reference="asyncpg_pool",
+    task="""Return the same author as `asyncpg_connect` (from `pool_authors`, with their
+    book count from `pool_books`; 404 when there is none) without opening a database
+    connection per request: borrow one from the pool the app opened at startup.""",
+    knob=64,
+    min_ratio=2.0,
+    shows=[
+        Shows(
+            "db_connections_opened", "your variant still connects per request: use the app's pool"
+        )
+    ],
+)
