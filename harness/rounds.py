@@ -23,6 +23,28 @@ from .catalogue import PairInfo
 from .load import LoadAgent
 
 
+@dataclasses.dataclass(frozen=True)
+class TrialStep:
+    """The trial about to run, told to progress displays: its fields, and (as `str`) its line.
+
+    The live view reads the fields (pairbench/cli/live.py); a progress bar shows the line.
+    """
+
+    pair: str
+    knob_name: str
+    knob: float
+    round: int  # from 1
+    rounds: int  # the rounds, or for an adaptive knob value the most it may take
+    adaptive: bool
+    variant: str
+    side: str | None = None  # "base" or "new" when two sides are interleaved
+
+    def __str__(self) -> str:
+        of = f"{self.round} (<={self.rounds})" if self.adaptive else f"{self.round}/{self.rounds}"
+        who = self.variant if self.side is None else f"{self.variant} ({self.side})"
+        return f"{self.pair} {self.knob_name}={self.knob:g} round {of} {who}"
+
+
 def _trial_validity(load: scenario.LoadProfile, reply: dict[str, Any]) -> list[str]:
     reasons = []
     if reply["requests"] == 0:
@@ -157,7 +179,7 @@ def measure_pair(
     target: server.TargetServer,
     client: httpx.Client,
     rng: random.Random,
-    step: Callable[[str], None],
+    step: Callable[[TrialStep], None],
     skip: Callable[[int], None] = lambda n: None,
     stopper: Stopper | None = None,
 ) -> int:
@@ -203,7 +225,7 @@ def measure_sides(
     load: scenario.LoadProfile,
     agent: LoadAgent,
     rng: random.Random,
-    step: Callable[[str], None],
+    step: Callable[[TrialStep], None],
     skip: Callable[[int], None] = lambda n: None,
     stopper: Stopper | None = None,
 ) -> int:
@@ -272,13 +294,18 @@ def measure_sides(
         for round_index in range(most):
             order = _round_order(arms, rng)
             for position, (side, variant) in enumerate(order):
-                who = variant if len(sides) == 1 else f"{variant} ({side.label})"
-                of = (
-                    f"{round_index + 1}/{most}"
-                    if judge is None
-                    else f"{round_index + 1} (<={most})"
+                step(
+                    TrialStep(
+                        name,
+                        first.pair.knob.name,
+                        knob,
+                        round_index + 1,
+                        most,
+                        judge is not None,
+                        variant,
+                        None if len(sides) == 1 else side.label,
+                    )
                 )
-                step(f"{name} {first.pair.knob.name}={knob:g} round {of} {who}")
                 reset(side.client, side.pair)
                 reply = drivers[side.label].trial(
                     paths[side.label][variant],

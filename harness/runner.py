@@ -42,7 +42,7 @@ from . import (
 )
 from .catalogue import PairInfo
 from .load import LoadAgent
-from .rounds import Stopper
+from .rounds import Stopper, TrialStep
 
 
 @dataclass
@@ -86,7 +86,8 @@ class Progress:
     """Callbacks the CLI uses to draw progress; the runner works without them."""
 
     total: Callable[[int], None] = lambda n: None
-    step: Callable[[str], None] = lambda text: None
+    # A trial about to run (capacity's ramp tells its steps as plain lines).
+    step: Callable[[TrialStep | str], None] = lambda trial: None
     message: Callable[[str], None] = lambda text: None
     skip: Callable[[int], None] = lambda n: None  # trials an adaptive stop made unnecessary
     # The run's folder, once it has its id: where run.json appears and is rewritten after

@@ -19,6 +19,7 @@ from pairbench.api import running
 from pairbench.errors import UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
+from pairbench.harness.rounds import TrialStep
 
 from . import live, preflight, replay
 from .main import DEFAULT_OUT, main, service_options
@@ -97,11 +98,11 @@ def progress_display(enabled: bool) -> Iterator[runner.Progress]:
         task = bar.add_task("starting", total=None)
         state = {"started": False}
 
-        def step(text: str) -> None:
+        def step(trial: TrialStep | str) -> None:
             if state["started"]:
                 bar.advance(task)
             state["started"] = True
-            bar.update(task, description=text)
+            bar.update(task, description=str(trial))
 
         def skip(n: int) -> None:
             total = bar.tasks[task].total

@@ -25,7 +25,6 @@ the engine only calls the Progress callbacks it always had, plus `begun` with th
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from pairbench.harness import runner
+from pairbench.harness.rounds import TrialStep
 from pairbench.results.analysis.knobs import knob_key
 from pairbench.results.analysis.rounds import subject_record
 from pairbench.results.analysis.stats import ratio_metric, ratio_subject
@@ -54,29 +54,18 @@ RECENT_POLL_S = 5.0
 LINGER_S = POLL_MS / 1000 + 0.3
 SERVE_POLL_S = 0.2  # how quickly serve_forever notices a shutdown request
 
-# The runner's progress line for a trial (harness/rounds.py, measure_sides):
-# "<pair> <knob>=<value> round <i>/<n> <variant>" or "... round <i> (<=<n>) <variant>".
-STEP = re.compile(
-    r"^(?P<pair>\S+) (?P<knob>[^=\s]+)=(?P<value>\S+) "
-    r"round (?P<round>\d+)(?:/(?P<of>\d+)| \(<=(?P<most>\d+)\)) (?P<variant>.+)$"
-)
 
-
-def parse_step(text: str) -> dict[str, Any]:
-    """The trial a progress line names, as fields; `{"text": ...}` alone for any other line."""
-    found = STEP.match(text)
-    if found is None:
-        return {"text": text}
-    rounds = found["of"] or found["most"]
+def trial_fields(trial: TrialStep) -> dict[str, Any]:
+    """What the page shows of the trial running now: the runner's own fields, never re-parsed."""
     return {
-        "text": text,
-        "pair": found["pair"],
-        "knob": found["knob"],
-        "value": found["value"],
-        "round": int(found["round"]),
-        "rounds": int(rounds),
-        "adaptive": found["most"] is not None,  # at most `rounds`: it may stop earlier
-        "variant": found["variant"],
+        "text": str(trial),
+        "pair": trial.pair,
+        "knob": trial.knob_name,
+        "value": f"{trial.knob:g}",
+        "round": trial.round,
+        "rounds": trial.rounds,
+        "adaptive": trial.adaptive,  # at most `rounds`: it may stop earlier
+        "variant": trial.variant if trial.side is None else f"{trial.variant} ({trial.side})",
     }
 
 
@@ -207,8 +196,9 @@ class LiveState:
 
             return both
 
-        def step(text: str) -> None:
-            self.now, self.started = parse_step(text), self.started + 1
+        def step(trial: TrialStep | str) -> None:
+            shown = trial_fields(trial) if isinstance(trial, TrialStep) else {"text": trial}
+            self.now, self.started = shown, self.started + 1
 
         def message(text: str) -> None:
             self.messages = [*self.messages, text][-MESSAGES_KEPT:]

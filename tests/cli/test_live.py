@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from pairbench.cli.live import parse_step
+from pairbench.cli.live import trial_fields
+from pairbench.harness.rounds import TrialStep
 
 from ..browser import screenshot
 
@@ -226,26 +227,27 @@ def test_live_port_in_use_is_refused_before_anything_starts(
 
 
 @pytest.mark.parametrize(
-    ("text", "fields"),
+    ("trial", "fields"),
     [
         (
-            "pair_a n=40 round 2/3 join",
+            TrialStep("pair_a", "n", 40, 2, 3, False, "join"),
             {"pair": "pair_a", "knob": "n", "value": "40", "round": 2, "rounds": 3},
         ),
         (
-            "pair_a depth=1e+06 round 4 (<=8) keyset (base)",
+            TrialStep("pair_a", "depth", 1e6, 4, 8, True, "keyset", "base"),
             {
                 "value": "1e+06",
                 "round": 4,
                 "rounds": 8,
                 "adaptive": True,
                 "variant": "keyset (base)",
+                "text": "pair_a depth=1e+06 round 4 (<=8) keyset (base)",
             },
         ),
-        ("pair_a: verified (4 checks passed)", {"text": "pair_a: verified (4 checks passed)"}),
     ],
 )
-def test_progress_lines_are_read_as_trials(text: str, fields: dict[str, Any]) -> None:
-    parsed = parse_step(text)
-    assert {k: parsed.get(k) for k in fields} == fields
-    assert ("variant" in parsed) == (text != fields.get("text"))
+def test_the_trial_running_is_shown_from_the_runners_fields(
+    trial: TrialStep, fields: dict[str, Any]
+) -> None:
+    shown = trial_fields(trial)
+    assert {k: shown.get(k) for k in fields} == fields
