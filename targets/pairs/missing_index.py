@@ -1,0 +1,325 @@
+"""The missing index, and the indexes a query cannot use.
+
+One question, asked seven ways: "customer C's orders with status S in month M", newest last.
+Without an index on the customer, PostgreSQL reads every row of the table to find the three or
+four that match (a sequential scan); a B-tree on customer_id reads about a hundred. Two traps
+keep an index that exists from helping: wrapping the column in a function
+(`date_trunc('month', created_at)`) hides it from the index on created_at, where the same month
+as a range (`created_at >= $ AND created_at < $`) uses it; and a composite index in the wrong
+order, (created_at, customer_id), reads every entry of the month to find one customer's, where
+(customer_id, created_at) goes straight to them. A third: an index on a column with three values
+(status), which the planner rightly ignores for a value nine rows in ten have.
+
+Every variant reads its own table, the same rows with one structure each (no index, status,
+created_at, (created_at, customer_id), customer_id, (customer_id, created_at)), so all exist at
+once and none can use another's index. The knob is the table's rows: the tables of each size in
+TABLE_ROWS up to the profile's `max_rows` hold the same orders, placed over MONTHS months in
+created_at order (as orders are inserted), 100 per customer, so the answer is the same few rows
+at every size and only what is read to find them grows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import FastAPI, HTTPException, Query
+
+from ..data import Size
+from ..deps import Pool
+from ..openapi import Body
+from ..registry import Knob, MicroServers, Pair, Reference
+from ._maintenance import vacuum
+
+# The knob: one table of each structure per size. None smaller: at 1,000 rows the planner's
+# choices waver between index and bitmap scans, and every plan reads a page or two anyway.
+TABLE_ROWS = (10_000, 100_000, 1_000_000)
+ORDERS_PER_CUSTOMER = 100  # customers = rows / 100, so a customer's orders are the same at any size
+START = datetime(2024, 1, 1, tzinfo=UTC)
+MONTHS = 24  # orders span 2024 and 2025: one month is about 4% of a table
+FIRST_YEAR, LAST_YEAR = START.year, START.year + MONTHS // 12 - 1
+# Status shares: the low-cardinality column. Nine orders in ten are shipped.
+STATUSES = ("shipped", "pending", "cancelled")
+STATUS_WEIGHTS = (90, 5, 5)
+MAX_CUSTOMER = max(TABLE_ROWS) // ORDERS_PER_CUSTOMER
+
+Status = Literal["shipped", "pending", "cancelled"]
+
+
+class OrderBody(Body):
+    id: int
+    customer_id: int
+    created_at: datetime
+    status: str
+    total_cents: int
+
+
+pair = Pair(
+    name="missing_index",
+    title="Missing index vs the right B-tree",
+    summary="One customer's orders in a month: a sequential scan reads the whole table.",
+    knob=Knob("rows", "table rows", "rows"),
+    sizes={
+        # The largest table seeded: every size of TABLE_ROWS up to it, six structures each.
+        "test": {"max_rows": 10_000},
+        "quick": {"max_rows": 100_000},
+        "standard": {"max_rows": 1_000_000},
+        "talk": {"max_rows": 1_000_000},
+    },
+    # The mechanism: buffers read per request grow with the table for a scan, not for an index;
+    # the plan check (scenario, [mechanism.plan]) shows which access path each variant takes.
+    counters=["db_buffers", "queries"],
+    body=list[OrderBody],
+    reference=Reference(
+        figure=(
+            "55 ms vs 0.15 ms (seq scan vs B-tree); 76 ms vs 0.2 ms (function-wrapped vs range);"
+            " 40 ms vs 0.07 ms (wrong vs right composite order), at 1M rows"
+        ),
+        ratio=55 / 0.15,
+        source="issue 13's check with psql outside pairbench",
+        knob=1_000_000,
+    ),
+)
+
+COLUMNS = "id, customer_id, created_at, status, total_cents"
+# The one question every variant answers; the bad ones differ from the good only in the table
+# (which index exists) or in how the month is written.
+IN_MONTH = "created_at >= $3 AND created_at < $4"
+QUERY = (
+    f"SELECT {COLUMNS} FROM {{table}} WHERE customer_id = $1 AND status = $2 AND {{month}}"
+    " ORDER BY created_at, id"
+)
+WRAPPED_MONTH = "date_trunc('month', created_at, 'UTC') = $3"
+
+Rows = Annotated[int, Query(ge=1, le=max(TABLE_ROWS), description="the table's rows")]
+Customer = Annotated[int, Query(ge=1, le=MAX_CUSTOMER, description="customer id")]
+Year = Annotated[int, Query(ge=FIRST_YEAR, le=LAST_YEAR, description="year of the orders")]
+Month = Annotated[int, Query(ge=1, le=12, description="month of the orders, 1 to 12")]
+NO_TABLE = {404: "no table of that many rows"}
+
+
+@pair.variant("bad", responses=NO_TABLE)
+async def seq_scan(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """No index on customer_id: a sequential scan reads every row."""
+    sql = QUERY.format(table=table_for("bare", rows), month=IN_MONTH)
+    return await _orders(pool, sql, customer, status, *month_range(year, month))
+
+
+@pair.variant("bad", responses=NO_TABLE)
+async def function_wrapped(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """date_trunc('month', created_at) = $: the index on created_at cannot serve it."""
+    sql = QUERY.format(table=table_for("created", rows), month=WRAPPED_MONTH)
+    start, _ = month_range(year, month)
+    async with pool.acquire() as conn:
+        return _serialize(await conn.fetch(sql, customer, status, start))
+
+
+@pair.variant("bad", responses=NO_TABLE)
+async def low_cardinality(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """An index on status (3 values): the planner ignores it, a sequential scan all the same."""
+    sql = QUERY.format(table=table_for("status", rows), month=IN_MONTH)
+    return await _orders(pool, sql, customer, status, *month_range(year, month))
+
+
+@pair.variant("bad", responses=NO_TABLE)
+async def wrong_order(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """Composite (created_at, customer_id): reads every entry of the month to find one customer."""
+    sql = QUERY.format(table=table_for("created_customer", rows), month=IN_MONTH)
+    return await _orders(pool, sql, customer, status, *month_range(year, month))
+
+
+@pair.variant("good", responses=NO_TABLE)
+async def btree(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """B-tree on customer_id: the customer's orders only (about 100), then the month."""
+    sql = QUERY.format(table=table_for("customer", rows), month=IN_MONTH)
+    return await _orders(pool, sql, customer, status, *month_range(year, month))
+
+
+@pair.variant("good", responses=NO_TABLE)
+async def range_rewrite(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """Range rewrite: created_at >= $ AND < $ uses the index on created_at (one month)."""
+    sql = QUERY.format(table=table_for("created", rows), month=IN_MONTH)
+    return await _orders(pool, sql, customer, status, *month_range(year, month))
+
+
+@pair.variant("good", responses=NO_TABLE)
+async def composite(
+    pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
+) -> list[dict[str, Any]]:
+    """Composite (customer_id, created_at): straight to the customer's month."""
+    sql = QUERY.format(table=table_for("customer_created", rows), month=IN_MONTH)
+    return await _orders(pool, sql, customer, status, *month_range(year, month))
+
+
+async def _orders(
+    pool: asyncpg.Pool, sql: str, customer: int, status: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    async with pool.acquire() as conn:
+        return _serialize(await conn.fetch(sql, customer, status, start, end))
+
+
+def table_for(structure: str, rows: int) -> str:
+    """The table of `structure` with `rows` rows; a 404 for a size no table has.
+
+    Table names cannot be parameters: only the names declared below are ever returned.
+    """
+    if rows not in TABLE_ROWS:
+        raise HTTPException(
+            status_code=404,
+            detail=f"no table of {rows} rows (sizes: {', '.join(map(str, TABLE_ROWS))})",
+        )
+    return TABLES[structure, rows]
+
+
+def month_range(year: int, month: int) -> tuple[datetime, datetime]:
+    """[first instant of the month, first instant of the next), in UTC."""
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _serialize(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """The body, one serializer for every variant."""
+    return [
+        {
+            "id": r["id"],
+            "customer_id": r["customer_id"],
+            "created_at": r["created_at"].isoformat(),
+            "status": r["status"],
+            "total_cents": r["total_cents"],
+        }
+        for r in rows
+    ]
+
+
+@pair.lifespan
+@contextlib.asynccontextmanager
+async def _visibility(app: FastAPI) -> AsyncIterator[None]:
+    """Vacuum the tables once at start, so no plan changes mid-run when autovacuum first
+    visits a freshly loaded table."""
+    await vacuum(app.state.pool, list(TABLES.values()))
+    yield
+
+
+# Seed data: for each size, the same orders in every structure's table. A size's rows come from
+# a stream of the pair's own (DATA_SEED and the size), not the table's, so the six tables of a
+# size hold identical rows; ids follow created_at, as an append-only orders table's do.
+DATA_SEED = 13
+ORDERS_DDL = """CREATE TABLE {table} (
+    id          bigint      PRIMARY KEY,
+    customer_id integer     NOT NULL,
+    created_at  timestamptz NOT NULL,
+    status      text        NOT NULL,
+    total_cents integer     NOT NULL
+)"""
+# Structure -> the secondary index its variants are given ({table} is the table's name).
+STRUCTURES = {
+    "bare": "",
+    "status": "CREATE INDEX {table}_idx ON {table} (status)",
+    "created": "CREATE INDEX {table}_idx ON {table} (created_at)",
+    "created_customer": "CREATE INDEX {table}_idx ON {table} (created_at, customer_id)",
+    "customer": "CREATE INDEX {table}_idx ON {table} (customer_id)",
+    "customer_created": "CREATE INDEX {table}_idx ON {table} (customer_id, created_at)",
+}
+TABLES = {
+    (structure, rows): f"missing_index_{structure}_{rows}"
+    for rows in TABLE_ROWS
+    for structure in STRUCTURES
+}
+SPAN_S = int((datetime(START.year + MONTHS // 12, 1, 1, tzinfo=UTC) - START).total_seconds())
+
+
+Order = tuple[int, int, datetime, str, int]
+
+
+# Kept for the size being seeded: its six tables are declared one after another and hold the same
+# rows, so generating them once makes seeding about a third faster (the quick profile's 666,000
+# rows took 7.7 s here without it). One size at a time: a million rows are about 200 MB.
+@functools.lru_cache(maxsize=1)
+def order_rows(rows: int) -> tuple[Order, ...]:
+    """`rows` orders over MONTHS months, in created_at order, ORDERS_PER_CUSTOMER per customer."""
+    return tuple(_generate(rows))
+
+
+def _generate(rows: int) -> Iterator[Order]:
+    rng = random.Random(f"{DATA_SEED}:{rows}")
+    customers = max(1, rows // ORDERS_PER_CUSTOMER)
+    offsets = sorted(rng.randrange(SPAN_S) for _ in range(rows))
+    statuses = rng.choices(STATUSES, weights=STATUS_WEIGHTS, k=rows)
+    for order_id, (offset, status) in enumerate(zip(offsets, statuses, strict=True), start=1):
+        yield (
+            order_id,
+            rng.randint(1, customers),
+            START + timedelta(seconds=offset),
+            status,
+            rng.randint(100, 100_000),
+        )
+
+
+def _declare(structure: str, rows: int) -> None:
+    table = TABLES[structure, rows]
+
+    @pair.table(
+        table,
+        ORDERS_DDL.format(table=table),
+        indexes=STRUCTURES[structure].format(table=table),
+    )
+    def _orders_table(size: Size, rng: random.Random) -> Iterator[tuple[Any, ...]]:
+        # Sizes past the profile's max_rows stay empty: a request for them lists nothing.
+        return iter(order_rows(rows) if rows <= size["max_rows"] else ())
+
+
+for _structure, _rows in TABLES:
+    _declare(_structure, _rows)
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): the sequential scan against
+# the B-tree and the composite on asyncpg directly, at a size every profile holds.
+MICRO_ROWS = 10_000
+MICRO_REQUEST: dict[str, Any] = {
+    "rows": MICRO_ROWS,
+    "customer": 1,
+    "year": LAST_YEAR,
+    "month": 12,
+    "status": "shipped",
+}
+
+
+@pair.micro_setup
+@contextlib.asynccontextmanager
+async def _micro_visibility(on: MicroServers) -> AsyncIterator[None]:
+    """Vacuumed as the app's start vacuums them, so the cores take the app's plans."""
+    await vacuum(on.pool, list(TABLES.values()))
+    yield
+
+
+@pair.micro("seq_scan", knob=MICRO_ROWS)
+async def _micro_seq_scan(on: MicroServers) -> Any:
+    return await seq_scan(on.pool, **MICRO_REQUEST)
+
+
+@pair.micro("btree", knob=MICRO_ROWS)
+async def _micro_btree(on: MicroServers) -> Any:
+    return await btree(on.pool, **MICRO_REQUEST)
+
+
+@pair.micro("composite", knob=MICRO_ROWS)
+async def _micro_composite(on: MicroServers) -> Any:
+    return await composite(on.pool, **MICRO_REQUEST)
