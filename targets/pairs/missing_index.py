@@ -1,6 +1,6 @@
 """The missing index, and the indexes a query cannot use.
 
-One question, asked seven ways: "customer C's orders with status S in month M", newest last.
+One question, asked seven ways: "customer C's orders with status S in month M", oldest first.
 Without an index on the customer, PostgreSQL reads every row of the table to find the three or
 four that match (a sequential scan); a B-tree on customer_id reads about a hundred. Two traps
 keep an index that exists from helping: wrapping the column in a function
@@ -12,10 +12,12 @@ order, (created_at, customer_id), reads every entry of the month to find one cus
 
 Every variant reads its own table, the same rows with one structure each (no index, status,
 created_at, (created_at, customer_id), customer_id, (customer_id, created_at)), so all exist at
-once and none can use another's index. The knob is the table's rows: the tables of each size in
-TABLE_ROWS up to the profile's `max_rows` hold the same orders, placed over MONTHS months in
-created_at order (as orders are inserted), 100 per customer, so the answer is the same few rows
-at every size and only what is read to find them grows.
+once and none can use another's index. The knob is the table's rows: each table is partitioned
+by size (`table_rows`, one partition per size in TABLE_ROWS up to the profile's `max_rows`), the
+planner prunes a query to the partition of its size, and every structure's partition of a size
+holds the same orders, placed over MONTHS months in created_at order (as orders are inserted),
+100 per customer, so the answer is the same few rows at every size and only what is read to
+find them grows.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import functools
 import random
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Query
 
 from ..data import Size
 from ..deps import Pool
@@ -47,8 +49,6 @@ FIRST_YEAR, LAST_YEAR = START.year, START.year + MONTHS // 12 - 1
 STATUSES = ("shipped", "pending", "cancelled")
 STATUS_WEIGHTS = (90, 5, 5)
 MAX_CUSTOMER = max(TABLE_ROWS) // ORDERS_PER_CUSTOMER
-
-Status = Literal["shipped", "pending", "cancelled"]
 
 
 class OrderBody(Body):
@@ -87,105 +87,104 @@ pair = Pair(
 )
 
 COLUMNS = "id, customer_id, created_at, status, total_cents"
-# The one question every variant answers; the bad ones differ from the good only in the table
-# (which index exists) or in how the month is written.
-IN_MONTH = "created_at >= $3 AND created_at < $4"
-QUERY = (
-    f"SELECT {COLUMNS} FROM {{table}} WHERE customer_id = $1 AND status = $2 AND {{month}}"
-    " ORDER BY created_at, id"
-)
-WRAPPED_MONTH = "date_trunc('month', created_at, 'UTC') = $3"
+# The one question every variant answers, from the partition of `table_rows` rows ($1). The
+# bad variants differ from the good ones only in the table (which index exists) or in how the
+# month is written.
+IN_MONTH = "created_at >= $4 AND created_at < $5"
+WRAPPED_MONTH = "date_trunc('month', created_at, 'UTC') = $4"
+
+
+def _select(table: str, month: str = IN_MONTH) -> str:
+    return (
+        f"SELECT {COLUMNS} FROM {table}"
+        f" WHERE table_rows = $1 AND customer_id = $2 AND status = $3 AND {month}"
+        " ORDER BY created_at, id"
+    )
+
+
+SEQ_SCAN_SQL = _select("missing_index_bare")
+FUNCTION_WRAPPED_SQL = _select("missing_index_created", WRAPPED_MONTH)
+LOW_CARDINALITY_SQL = _select("missing_index_status")
+WRONG_ORDER_SQL = _select("missing_index_created_customer")
+BTREE_SQL = _select("missing_index_customer")
+RANGE_SQL = _select("missing_index_created")
+COMPOSITE_SQL = _select("missing_index_customer_created")
 
 Rows = Annotated[int, Query(ge=1, le=max(TABLE_ROWS), description="the table's rows")]
 Customer = Annotated[int, Query(ge=1, le=MAX_CUSTOMER, description="customer id")]
 Year = Annotated[int, Query(ge=FIRST_YEAR, le=LAST_YEAR, description="year of the orders")]
 Month = Annotated[int, Query(ge=1, le=12, description="month of the orders, 1 to 12")]
-NO_TABLE = {404: "no table of that many rows"}
+Status = Annotated[
+    str,
+    Query(
+        max_length=max(map(len, STATUSES)),
+        pattern=f"^({'|'.join(STATUSES)})$",
+        description=f"order status: {', '.join(STATUSES)}",
+    ),
+]
 
 
-@pair.variant("bad", responses=NO_TABLE)
+@pair.variant("bad")
 async def seq_scan(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """No index on customer_id: a sequential scan reads every row."""
-    sql = QUERY.format(table=table_for("bare", rows), month=IN_MONTH)
-    return await _orders(pool, sql, customer, status, *month_range(year, month))
+    return await _orders(pool, SEQ_SCAN_SQL, rows, customer, status, *month_range(year, month))
 
 
-@pair.variant("bad", responses=NO_TABLE)
+@pair.variant("bad")
 async def function_wrapped(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """date_trunc('month', created_at) = $: the index on created_at cannot serve it."""
-    sql = QUERY.format(table=table_for("created", rows), month=WRAPPED_MONTH)
     start, _ = month_range(year, month)
-    async with pool.acquire() as conn:
-        return _serialize(await conn.fetch(sql, customer, status, start))
+    return await _orders(pool, FUNCTION_WRAPPED_SQL, rows, customer, status, start)
 
 
-@pair.variant("bad", responses=NO_TABLE)
+@pair.variant("bad")
 async def low_cardinality(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """An index on status (3 values): the planner ignores it, a sequential scan all the same."""
-    sql = QUERY.format(table=table_for("status", rows), month=IN_MONTH)
-    return await _orders(pool, sql, customer, status, *month_range(year, month))
+    sql = LOW_CARDINALITY_SQL
+    return await _orders(pool, sql, rows, customer, status, *month_range(year, month))
 
 
-@pair.variant("bad", responses=NO_TABLE)
+@pair.variant("bad")
 async def wrong_order(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """Composite (created_at, customer_id): reads every entry of the month to find one customer."""
-    sql = QUERY.format(table=table_for("created_customer", rows), month=IN_MONTH)
-    return await _orders(pool, sql, customer, status, *month_range(year, month))
+    return await _orders(pool, WRONG_ORDER_SQL, rows, customer, status, *month_range(year, month))
 
 
-@pair.variant("good", responses=NO_TABLE)
+@pair.variant("good")
 async def btree(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """B-tree on customer_id: the customer's orders only (about 100), then the month."""
-    sql = QUERY.format(table=table_for("customer", rows), month=IN_MONTH)
-    return await _orders(pool, sql, customer, status, *month_range(year, month))
+    return await _orders(pool, BTREE_SQL, rows, customer, status, *month_range(year, month))
 
 
-@pair.variant("good", responses=NO_TABLE)
+@pair.variant("good")
 async def range_rewrite(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """Range rewrite: created_at >= $ AND < $ uses the index on created_at (one month)."""
-    sql = QUERY.format(table=table_for("created", rows), month=IN_MONTH)
-    return await _orders(pool, sql, customer, status, *month_range(year, month))
+    return await _orders(pool, RANGE_SQL, rows, customer, status, *month_range(year, month))
 
 
-@pair.variant("good", responses=NO_TABLE)
+@pair.variant("good")
 async def composite(
     pool: Pool, rows: Rows, customer: Customer, year: Year, month: Month, status: Status
 ) -> list[dict[str, Any]]:
     """Composite (customer_id, created_at): straight to the customer's month."""
-    sql = QUERY.format(table=table_for("customer_created", rows), month=IN_MONTH)
-    return await _orders(pool, sql, customer, status, *month_range(year, month))
+    return await _orders(pool, COMPOSITE_SQL, rows, customer, status, *month_range(year, month))
 
 
-async def _orders(
-    pool: asyncpg.Pool, sql: str, customer: int, status: str, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
+async def _orders(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
-        return _serialize(await conn.fetch(sql, customer, status, start, end))
-
-
-def table_for(structure: str, rows: int) -> str:
-    """The table of `structure` with `rows` rows; a 404 for a size no table has.
-
-    Table names cannot be parameters: only the names declared below are ever returned.
-    """
-    if rows not in TABLE_ROWS:
-        raise HTTPException(
-            status_code=404,
-            detail=f"no table of {rows} rows (sizes: {', '.join(map(str, TABLE_ROWS))})",
-        )
-    return TABLES[structure, rows]
+        return _serialize(await conn.fetch(sql, *args))
 
 
 def month_range(year: int, month: int) -> tuple[datetime, datetime]:
@@ -214,44 +213,44 @@ def _serialize(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
 async def _visibility(app: FastAPI) -> AsyncIterator[None]:
     """Vacuum the tables once at start, so no plan changes mid-run when autovacuum first
     visits a freshly loaded table."""
-    await vacuum(app.state.pool, list(TABLES.values()))
+    await vacuum(app.state.pool, TABLES)
     yield
 
 
-# Seed data: for each size, the same orders in every structure's table. A size's rows come from
-# a stream of the pair's own (DATA_SEED and the size), not the table's, so the six tables of a
-# size hold identical rows; ids follow created_at, as an append-only orders table's do.
+# Seed data: one table per structure, partitioned by size (LIST on table_rows): the partition of
+# each size in TABLE_ROWS up to the profile's max_rows holds that many orders, the same in every
+# structure's table (a stream of the pair's own, DATA_SEED and the size, not the table's); ids
+# follow created_at, as an append-only orders table's do. The planner prunes a query to its
+# partition, so a request reads a table of `rows` rows and no other. Partitions past max_rows
+# stay empty: a request for them lists nothing.
 DATA_SEED = 13
+# Structure -> the secondary index its variants are given (on each partition).
+STRUCTURES = {
+    "bare": "",
+    "status": "(status)",
+    "created": "(created_at)",
+    "created_customer": "(created_at, customer_id)",
+    "customer": "(customer_id)",
+    "customer_created": "(customer_id, created_at)",
+}
+TABLES = [f"missing_index_{structure}" for structure in STRUCTURES]
 ORDERS_DDL = """CREATE TABLE {table} (
-    id          bigint      PRIMARY KEY,
+    table_rows  integer     NOT NULL,
+    id          bigint      NOT NULL,
     customer_id integer     NOT NULL,
     created_at  timestamptz NOT NULL,
     status      text        NOT NULL,
-    total_cents integer     NOT NULL
-)"""
-# Structure -> the secondary index its variants are given ({table} is the table's name).
-STRUCTURES = {
-    "bare": "",
-    "status": "CREATE INDEX {table}_idx ON {table} (status)",
-    "created": "CREATE INDEX {table}_idx ON {table} (created_at)",
-    "created_customer": "CREATE INDEX {table}_idx ON {table} (created_at, customer_id)",
-    "customer": "CREATE INDEX {table}_idx ON {table} (customer_id)",
-    "customer_created": "CREATE INDEX {table}_idx ON {table} (customer_id, created_at)",
-}
-TABLES = {
-    (structure, rows): f"missing_index_{structure}_{rows}"
-    for rows in TABLE_ROWS
-    for structure in STRUCTURES
-}
+    total_cents integer     NOT NULL,
+    PRIMARY KEY (table_rows, id)
+) PARTITION BY LIST (table_rows)"""
+PARTITION_DDL = "CREATE TABLE {table}_{rows} PARTITION OF {table} FOR VALUES IN ({rows})"
 SPAN_S = int((datetime(START.year + MONTHS // 12, 1, 1, tzinfo=UTC) - START).total_seconds())
+Order = tuple[int, int, int, datetime, str, int]
 
 
-Order = tuple[int, int, datetime, str, int]
-
-
-# Kept for the size being seeded: its six tables are declared one after another and hold the same
-# rows, so generating them once makes seeding about a third faster (the quick profile's 666,000
-# rows took 7.7 s here without it). One size at a time: a million rows are about 200 MB.
+# Kept for the size being seeded: the six tables draw the same rows one after another, so
+# generating them once makes seeding faster (the quick profile's 666,000 rows took 7.7 s here
+# without it). One size at a time: a million rows are about 200 MB.
 @functools.lru_cache(maxsize=1)
 def order_rows(rows: int) -> tuple[Order, ...]:
     """`rows` orders over MONTHS months, in created_at order, ORDERS_PER_CUSTOMER per customer."""
@@ -265,6 +264,7 @@ def _generate(rows: int) -> Iterator[Order]:
     statuses = rng.choices(STATUSES, weights=STATUS_WEIGHTS, k=rows)
     for order_id, (offset, status) in enumerate(zip(offsets, statuses, strict=True), start=1):
         yield (
+            rows,
             order_id,
             rng.randint(1, customers),
             START + timedelta(seconds=offset),
@@ -273,21 +273,25 @@ def _generate(rows: int) -> Iterator[Order]:
         )
 
 
-def _declare(structure: str, rows: int) -> None:
-    table = TABLES[structure, rows]
-
-    @pair.table(
-        table,
-        ORDERS_DDL.format(table=table),
-        indexes=STRUCTURES[structure].format(table=table),
+def _declare(structure: str) -> None:
+    table = f"missing_index_{structure}"
+    ddl = ";\n".join(
+        [ORDERS_DDL.format(table=table)]
+        + [PARTITION_DDL.format(table=table, rows=rows) for rows in TABLE_ROWS]
     )
-    def _orders_table(size: Size, rng: random.Random) -> Iterator[tuple[Any, ...]]:
-        # Sizes past the profile's max_rows stay empty: a request for them lists nothing.
-        return iter(order_rows(rows) if rows <= size["max_rows"] else ())
+    columns = STRUCTURES[structure]
+    # On the partitioned table: PostgreSQL builds the same index on every partition.
+    indexes = f"CREATE INDEX {table}_idx ON {table} {columns}" if columns else ""
+
+    @pair.table(table, ddl, indexes=indexes)
+    def _orders_table(size: Size, rng: random.Random) -> Iterator[Order]:
+        for rows in TABLE_ROWS:
+            if rows <= size["max_rows"]:
+                yield from order_rows(rows)
 
 
-for _structure, _rows in TABLES:
-    _declare(_structure, _rows)
+for _structure in STRUCTURES:
+    _declare(_structure)
 
 
 # The micro benchmark (docs/architecture.md, "The micro suite"): the sequential scan against
@@ -306,7 +310,7 @@ MICRO_REQUEST: dict[str, Any] = {
 @contextlib.asynccontextmanager
 async def _micro_visibility(on: MicroServers) -> AsyncIterator[None]:
     """Vacuumed as the app's start vacuums them, so the cores take the app's plans."""
-    await vacuum(on.pool, list(TABLES.values()))
+    await vacuum(on.pool, TABLES)
     yield
 
 
