@@ -14,6 +14,7 @@ import pytest
 from pairbench.harness import metricsclient, services
 from pairbench.targets.pairs.missing_index import (
     BTREE_SQL,
+    CLUSTERED_SQL,
     COMPOSITE_SQL,
     FUNCTION_WRAPPED_SQL,
     LOW_CARDINALITY_SQL,
@@ -42,6 +43,7 @@ STATEMENTS = {
     "btree": (BTREE_SQL, "customer"),
     "range_rewrite": (RANGE_SQL, "created"),
     "composite": (COMPOSITE_SQL, "customer_created"),
+    "clustered": (CLUSTERED_SQL, "customer_clustered"),
 }
 
 
@@ -87,6 +89,7 @@ def test_variants_worst_to_best() -> None:
         ("btree", "good"),
         ("range_rewrite", "good"),
         ("composite", "good"),
+        ("clustered", "good"),
     ]
 
 
@@ -158,7 +161,7 @@ def test_the_plans_show_which_variants_use_an_index(target: httpx.Client) -> Non
     # No usable index: the whole table, whichever index exists.
     for variant in ("seq_scan", "function_wrapped", "low_cardinality"):
         assert access[variant].startswith("Seq Scan"), access
-    for variant in ("wrong_order", "btree", "range_rewrite", "composite"):
+    for variant in ("wrong_order", "btree", "range_rewrite", "composite", "clustered"):
         assert not access[variant].startswith("Seq Scan"), access
 
 
@@ -172,6 +175,7 @@ def test_rows_read_the_whole_table_without_an_index(servers: services.Endpoints)
     assert read["btree"] <= 2 * ORDERS_PER_CUSTOMER, read
     assert ROWS / 48 < read["range_rewrite"] < ROWS / 12, read
     assert read["composite"] <= 20, read
+    assert read["clustered"] == read["btree"], read  # the same index, the same rows
 
 
 def test_buffers_grow_with_the_table_only_for_a_scan(target: httpx.Client) -> None:
@@ -191,6 +195,21 @@ def test_buffers_grow_with_the_table_only_for_a_scan(target: httpx.Client) -> No
     assert min(scans) >= 80 and max(scans) <= 1.2 * min(scans), buffers
     assert buffers["composite"] < 10, buffers
     assert buffers["composite"] < buffers["wrong_order"] < min(scans), buffers
+    # The same B-tree and rows: the customer's orders on a page or two, not one page each.
+    assert buffers["clustered"] * 5 < buffers["btree"], buffers
+
+
+def test_the_clustered_table_is_stored_in_customer_order(servers: services.Endpoints) -> None:
+    with psycopg.connect(servers.pg_dsn) as conn:
+        correlation = dict(
+            conn.execute(
+                "SELECT tablename, correlation FROM pg_stats"
+                " WHERE tablename = ANY(%s) AND attname = 'customer_id'",
+                ([_partition("customer", ROWS), _partition("customer_clustered", ROWS)],),
+            ).fetchall()
+        )
+    assert correlation[_partition("customer_clustered", ROWS)] > 0.99, correlation
+    assert abs(correlation[_partition("customer", ROWS)]) < 0.1, correlation
 
 
 def test_month_range_rolls_over_the_year() -> None:
