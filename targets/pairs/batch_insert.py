@@ -253,7 +253,7 @@ pair.exercise(
     sent to PostgreSQL (or none: COPY is not a statement), not n. Count each commit you make
     with metrics.inc(COMMITS).""",
     knob=50,
-    min_ratio=5.0,
+    min_ratio=3.0,
     shows=[
         Shows("commits", "every row still commits on its own: write all n rows in one commit"),
         Shows(

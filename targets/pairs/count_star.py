@@ -230,7 +230,7 @@ pair.exercise(
     the rows the tag matches: one SQL statement per request, and no COUNT(*) of the matching
     rows (if you count rows, report them with metrics.inc(ROWS_COUNTED, rows)).""",
     knob=100_000,
-    min_ratio=2.5,
+    min_ratio=2.0,
     shows=[
         Shows(
             "rows_counted",
