@@ -481,7 +481,13 @@ def _verified(
     """A failed check of yours is a FAIL; a per-request counter below the rule passes (at most)."""
     exercise = _exercise(pair)
     hints = {f"{s.counter}_per_request": s for s in exercise.shows if s.per_request}
-    for check in result.checks:
+    # The counters of `shows` first, in its order: the figure the exercise is about is the one
+    # the FAIL names when several are off (a COUNT(*) adds a statement and its rows counted).
+    order = list(hints)
+    checks = sorted(
+        result.checks, key=lambda c: order.index(c.name) if c.name in order else len(order)
+    )
+    for check in checks:
         if check.passed:
             continue
         if check.variant != EXERCISE_VARIANT:
@@ -494,11 +500,12 @@ def _verified(
             if check.value is not None and want is not None and check.value <= want:
                 continue  # fewer than the reference: a better fix, not a worse one
             shows = hints.get(check.name)
-            got = "no" if check.value is None else f"{check.value:g}"
+            got = "no" if check.value is None else _number(check.value)
+            rule = "none" if want is None else _number(want)
             raise Failed(
                 f"{file}:{def_line}: your variant shows {got} {counters.label(counter)} per"
                 f" request at {pair.knob.name}={exercise.knob:g} (the reference"
-                f" {exercise.reference}: {want:g})" + (f": {shows.hint}" if shows else "")
+                f" {exercise.reference}: {rule})" + (f": {shows.hint}" if shows else "")
             )
         if check.name.startswith("equal_"):
             raise Failed(
@@ -506,6 +513,11 @@ def _verified(
                 f" at {pair.knob.name}={exercise.knob:g}: {check.detail}"
             )
         raise Failed(f"{file}:{def_line}: {check.name} check failed: {check.detail}")
+
+
+def _number(value: float) -> str:
+    """A count as people read it: 2,000,000 rather than 2e+06; a fraction as it is."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -516,9 +528,25 @@ class _Counters:
     rules: Mapping[str, float]
     labels: Mapping[str, str]
     units: Mapping[str, str]
+    # Counters read per request (`per` "request"): a figure of theirs is "N <label> per request".
+    per_request: frozenset[str] = frozenset()
 
     def label(self, counter: str) -> str:
         return self.labels.get(counter, counter)
+
+    def amount(self, counter: str, value: float) -> str:
+        """A figure under load in words: `0.95 acquire timeouts per request`, `hit ratio 12%`."""
+        if counter in self.per_request:
+            return f"{value:.3g} {self.label(counter)} per request"
+        return f"{self.label(counter)} {value:.3g}{self.unit(counter)}"
+
+    def bound(self, counter: str, value: float) -> str:
+        """A bound as it follows `at least`/`at most`: `0.01 per request`, `50%`."""
+        return (
+            f"{value:g} per request"
+            if counter in self.per_request
+            else f"{value:g}{self.unit(counter)}"
+        )
 
     def unit(self, counter: str) -> str:
         """As it follows a number: `%` stuck to it, other units after a space."""
@@ -556,6 +584,9 @@ def check_solution(
         },
         labels={n: str(c.get("label") or n) for n, c in described.counters.items()},
         units={n: str(c.get("unit") or "") for n, c in described.counters.items()},
+        per_request=frozenset(
+            n for n, c in described.counters.items() if c.get("per") == "request"
+        ),
     )
     connections = needed_connections(described.max_connections([pair_name]))
     with services.provide(options, connections) as endpoints:
@@ -623,23 +654,23 @@ def _judge(
         if shows.per_request:
             continue
         got = figures.get(shows.counter)
-        label, unit = counters.label(shows.counter), counters.unit(shows.counter)
+        counter, label = shows.counter, counters.label(shows.counter)
         if got is None and shows.at_least is not None:  # nothing counted: none shown
             raise Failed(
                 f"{file}:{def_line}: no {label} counted under load at {where}, expected at"
-                f" least {shows.at_least:g}{unit}: {shows.hint}"
+                f" least {counters.bound(counter, shows.at_least)}: {shows.hint}"
             )
         if got is None:
             raise InfrastructureError(f"{label} was not measured; see {outcome.run_dir}")
         if shows.at_least is not None and got < shows.at_least:
             raise Failed(
-                f"{file}:{def_line}: {label} {got:.3g}{unit} under load at {where}, expected at"
-                f" least {shows.at_least:g}{unit}: {shows.hint}"
+                f"{file}:{def_line}: {counters.amount(counter, got)} under load at {where},"
+                f" expected at least {counters.bound(counter, shows.at_least)}: {shows.hint}"
             )
         if shows.at_most is not None and got > shows.at_most:
             raise Failed(
-                f"{file}:{def_line}: {label} {got:.3g}{unit} under load at {where}, expected at"
-                f" most {shows.at_most:g}{unit}: {shows.hint}"
+                f"{file}:{def_line}: {counters.amount(counter, got)} under load at {where},"
+                f" expected at most {counters.bound(counter, shows.at_most)}: {shows.hint}"
             )
     metric = (stored.get("expectation") or {}).get("metric", "p50")
     claim = (

@@ -27,7 +27,7 @@ from fastapi import Query
 from ..data import Size
 from ..deps import AppMetrics, Pool
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference, Shows
 
 MAX_ROWS = 10_000  # bounded: rows per request are user input, and each is built in memory
 WRITTEN_ORDER = 0  # the order every request writes its lines to; seeded orders start at 1
@@ -244,3 +244,21 @@ async def _micro_autocommit(on: MicroServers) -> Any:
 @pair.micro("copy", knob=MICRO_ROWS)
 async def _micro_copy(on: MicroServers) -> Any:
     return await copy(on.pool, on.metrics, n=MICRO_ROWS)
+
+
+pair.exercise(
+    reference="executemany",
+    task="""Write the same n lines to `batch_lines` as `autocommit` does (lines(n)) and return
+    {"inserted": n}, but with one commit per request, not one per row, and one statement
+    sent to PostgreSQL (or none: COPY is not a statement), not n. Count each commit you make
+    with metrics.inc(COMMITS).""",
+    knob=50,
+    min_ratio=3.0,
+    shows=[
+        Shows("commits", "every row still commits on its own: write all n rows in one commit"),
+        Shows(
+            "queries",
+            "one statement per row is still sent: hand the driver every row at once",
+        ),
+    ],
+)

@@ -28,7 +28,7 @@ from fastapi import FastAPI, Query
 from ..data import Size, title
 from ..deps import AppMetrics, Pool
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference, Shows
 from ._maintenance import vacuum
 
 DEFAULT_LIMIT = 20
@@ -221,3 +221,22 @@ async def _micro_exact(on: MicroServers) -> Any:
 @pair.micro("limit_plus_one", knob=MICRO_MATCHING)
 async def _micro_limit_plus_one(on: MicroServers) -> Any:
     return await limit_plus_one(on.pool, tag=MICRO_MATCHING)
+
+
+pair.exercise(
+    reference="limit_plus_one",
+    task="""Return the same page as `exact` (the tag's items from `count_items`, newest first,
+    and has_next: whether a row exists past this page), but at a cost that does not grow with
+    the rows the tag matches: one SQL statement per request, and no COUNT(*) of the matching
+    rows (if you count rows, report them with metrics.inc(ROWS_COUNTED, rows)).""",
+    knob=100_000,
+    min_ratio=2.0,
+    shows=[
+        Shows(
+            "rows_counted",
+            "has_next still comes from counting every matching row: the page's own rows can"
+            " tell whether another one follows",
+        ),
+        Shows("queries", "a second statement per page: answer has_next from the page's query"),
+    ],
+)

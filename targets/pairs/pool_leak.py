@@ -37,7 +37,7 @@ from ..data import Size, person
 from ..deps import AppMetrics
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference, ServerNeeds
+from ..registry import Knob, MicroServers, Pair, Reference, ServerNeeds, Shows
 
 LEAK_POOL_SIZE = 4  # connections per variant: small, so a few failures drain it
 # How long a request waits for a connection before it is answered 503. Short, so a drained pool
@@ -351,3 +351,22 @@ def _read(account: dict[str, Any]) -> bool:
     """The cores' shared answer: each reads the next account of its own schedule, so the ids
     differ from call to call; what every call returns alike is that an account was read."""
     return bool(account["id"])
+
+
+pair.exercise(
+    reference="try_finally",
+    task="""Return the same account as `leaky` and fail the same requests (its 409), but let a
+    failing request cost only itself: with `fail_pct` percent of requests failing, no other
+    request may find the pool drained (the 503 after ACQUIRE_TIMEOUT_S). Judged: the share of
+    requests that fail, leaky / yours.""",
+    knob=5,
+    min_ratio=5.0,
+    shows=[
+        Shows(
+            "acquire_timeouts",
+            "requests still find no free connection: a failing request keeps its connection,"
+            " release it on the error path too",
+            at_most=0.01,
+        )
+    ],
+)

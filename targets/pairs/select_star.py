@@ -30,7 +30,7 @@ from ..data import WORDS, Size, title
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference
+from ..registry import Knob, MicroServers, Pair, Reference, Shows
 from ._maintenance import vacuum
 
 DEFAULT_LIMIT = 200  # the reference's page: 200 rows
@@ -258,3 +258,20 @@ async def _micro_columns(on: MicroServers) -> Any:
 @pair.micro("covering", knob=MICRO_WIDTH)
 async def _micro_covering(on: MicroServers) -> Any:
     return await covering(on.pool, on.metrics, width=MICRO_WIDTH)
+
+
+pair.exercise(
+    reference="columns",
+    task="""Return the same list as `star` (the first `limit` items of the width from
+    `star_items` by id, each as {id, name}), without fetching from PostgreSQL any column the
+    list does not return: its `details` are `width` bytes a row.""",
+    knob=10_000,
+    min_ratio=1.5,
+    shows=[
+        Shows(
+            "unused_bytes",
+            "the query still fetches the wide details column the list drops: ask only for what"
+            " it returns",
+        )
+    ],
+)
