@@ -69,7 +69,7 @@ def serve_solution(pairs: Mapping[str, Pair], spec: str) -> None:
     if not inspect.iscoroutinefunction(handler):
         raise PairError(f"{file}: defines no `async def {EXERCISE_VARIANT}(...)`")
     reference = pair.variants[exercise.reference]
-    bad = pair.bad
+    bad = pair.exercise_start
     pair.variants = {
         bad.name: bad,
         EXERCISE_VARIANT: Variant(

@@ -157,6 +157,11 @@ class Exercise:
     knob: float
     min_ratio: float
     shows: tuple[Shows, ...] = ()
+    # The bad variant the participant starts from and is measured against (None: the pair's
+    # first): a pair with several bad variants may teach the one a handler can fix.
+    start: str | None = None
+    # Where it comes in a workshop (`workshop init`'s README): lower first; the classics first.
+    order: int = 100
 
 
 @dataclass(frozen=True)
@@ -243,6 +248,8 @@ class Pair:
     micros: dict[str, Micro] = field(default_factory=dict)  # variant name -> its micro core
     micro_setup_factory: MicroSetup | None = None
     workshop: Exercise | None = None  # its exercise (`pair.exercise`)
+    # Why it has none (`pair.no_exercise`): a lesson a handler cannot fix, such as a schema's.
+    no_workshop: str | None = None
 
     def __post_init__(self) -> None:
         if self.equivalence not in get_args(Equivalence):
@@ -364,12 +371,36 @@ class Pair:
         knob: float,
         min_ratio: float,
         shows: Sequence[Shows] = (),
+        start: str | None = None,
+        order: int = 100,
     ) -> Exercise:
         """Declare the pair's workshop exercise (see `Exercise`); checked with the pair."""
-        if self.workshop is not None:
-            raise PairError(f"pair {self.name!r}: exercise declared twice")
-        self.workshop = Exercise(reference, task.strip(), knob, min_ratio, tuple(shows))
+        if self.workshop is not None or self.no_workshop is not None:
+            raise PairError(f"pair {self.name!r}: exercise declared twice, or after no_exercise")
+        self.workshop = Exercise(
+            # One paragraph: the stub re-wraps it, so a module's indentation must not stay.
+            reference,
+            " ".join(task.split()),
+            knob,
+            min_ratio,
+            tuple(shows),
+            start,
+            order,
+        )
         return self.workshop
+
+    def no_exercise(self, reason: str) -> None:
+        """Declare that the pair has no workshop exercise, and why (`workshop init` says so)."""
+        if self.workshop is not None or not reason.strip():
+            raise PairError(f"pair {self.name!r}: no_exercise needs a reason and no exercise")
+        self.no_workshop = " ".join(reason.split())
+
+    @property
+    def exercise_start(self) -> Variant:
+        """The bad variant the exercise starts from (the first bad one unless it names one)."""
+        if self.workshop is None or self.workshop.start is None:
+            return self.bad
+        return self.variants[self.workshop.start]
 
     @asynccontextmanager
     async def micro_servers(self, servers: MicroServers) -> AsyncIterator[MicroServers]:
@@ -463,6 +494,10 @@ class Pair:
         reference = self.variants.get(exercise.reference)
         if reference is None or reference.role != "good":
             raise PairError(f"{where}: reference {exercise.reference!r} is not a good variant")
+        if exercise.start is not None:
+            start = self.variants.get(exercise.start)
+            if start is None or start.role != "bad":
+                raise PairError(f"{where}: start {exercise.start!r} is not a bad variant")
         if not exercise.task:
             raise PairError(f"{where}: the task (the stub's docstring) is empty")
         if not exercise.min_ratio > 1:

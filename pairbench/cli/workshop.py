@@ -59,6 +59,7 @@ from pairbench.harness import (
     verify,
 )
 from pairbench.harness.postgres import needed_connections
+from pairbench.runmodel import ERROR_RATIO_METRIC
 from pairbench.targets.exercise import EXERCISE_VARIANT
 from pairbench.targets.registry import EXERCISE_ENV, Exercise, Pair, load_pairs
 
@@ -90,12 +91,14 @@ class Failed(PairbenchError):
 
 
 def exercises(pairs: Mapping[str, Pair] | None = None) -> dict[str, Pair]:
-    """The pairs that declare an exercise, in the workshop's order: those checked on one
-    request alone first (a wrong attempt fails on a counter in seconds, before any timing),
-    then those judged under load or on time alone; the registry's order within each."""
+    """The pairs that declare an exercise, in the workshop's order: by their `order`, then those
+    checked on one request alone first (a wrong attempt fails on a counter in seconds, before
+    any timing), then those judged under load or on time alone; the registry's order within each."""
     pairs = load_pairs() if pairs is None else pairs
     found = [p for p in pairs.values() if p.workshop is not None]
-    found.sort(key=lambda p: not any(s.per_request for s in _exercise(p).shows))
+    found.sort(
+        key=lambda p: (_exercise(p).order, not any(s.per_request for s in _exercise(p).shows))
+    )
     return {pair.name: pair for pair in found}
 
 
@@ -137,20 +140,21 @@ def exercise_source(pair: Pair, solution: str | None = None) -> str:
     runs as the targets' own code does, and FastAPI resolves its annotations.
     """
     exercise = _exercise(pair)
-    module = sys.modules[pair.bad.handler.__module__]
-    bad = variant_source(pair, pair.bad.name)
+    module = sys.modules[pair.exercise_start.handler.__module__]
+    bad = variant_source(pair, pair.exercise_start.name)
     body = solution if solution is not None else stub_source(pair)
-    own = {pair.bad.name, EXERCISE_VARIANT, "pair", "annotations"}
+    own = {pair.exercise_start.name, EXERCISE_VARIANT, "pair", "annotations"}
     # The task names what the fix may use (`spin`, `HITS`): those come along too.
     used = _names(bad + body) | set(re.findall(r"[A-Za-z_]\w*", exercise.task))
     names = sorted(n for n in used - own if n in vars(module) and not n.startswith("__"))
     imports = "".join(f"    {n},\n" for n in names)
     summary = textwrap.fill(pair.summary, width=96)
+    start = pair.exercise_start.name
     return (
         f'"""Exercise: {pair.title}.\n\n{summary}\n\n'
-        f"Below: `{pair.bad.name}`, the bad variant as the targets serve it at {pair.path(pair.bad.name)},"
+        f"Below: `{start}`, the bad variant as the targets serve it at {pair.path(start)},"
         f"\nthen `{EXERCISE_VARIANT}`, your fix: same signature and same result, measured against"
-        f" `{pair.bad.name}`\nat {pair.knob.name}={exercise.knob:g}. Check it with:\n\n"
+        f" `{start}`\nat {pair.knob.name}={exercise.knob:g}. Check it with:\n\n"
         f"    pairbench workshop check {pair.name}\n"
         '"""\n\n'
         "from __future__ import annotations\n\n"
@@ -196,7 +200,7 @@ def write_exercises(folder: Path, force: bool) -> list[Path]:
 
 def _readme(found: Mapping[str, Pair]) -> str:
     order = "\n".join(
-        f"{i}. `{name}.py`: {pair.title}. Fix `{pair.bad.name}`: bad / yours of the"
+        f"{i}. `{name}.py`: {pair.title}. Fix `{pair.exercise_start.name}`: bad / yours of the"
         f" {_metric(name)} at least {_exercise(pair).min_ratio:g}x at"
         f" {pair.knob.name}={_exercise(pair).knob:g}."
         for i, (name, pair) in enumerate(found.items(), start=1)
@@ -213,8 +217,17 @@ def _readme(found: Mapping[str, Pair]) -> str:
         " for a few seconds. It prints PASS or FAIL with the reason and a\nhint. Exit codes:"
         " 0 PASS, 1 FAIL, 2 usage (unknown pair, missing file), 3 infrastructure, 4 not\n"
         "attempted (the stub is untouched).\n\n"
-        f"## Order\n\n{order}\n"
+        f"## Order\n\n{order}\n{_without(found)}"
     )
+
+
+def _without(found: Mapping[str, Pair]) -> str:
+    """The pairs that have no exercise, each with why (a lesson no handler can fix)."""
+    absent = [p for p in load_pairs().values() if p.name not in found and p.no_workshop]
+    if not absent:
+        return ""
+    lines = "\n".join(f"- `{p.name}`: {p.no_workshop}." for p in absent)
+    return f"\n## Pairs without an exercise\n\n{lines}\n"
 
 
 def _metric(name: str) -> str:
@@ -225,6 +238,8 @@ def _metric(name: str) -> str:
     if expectation is None:
         return "p50 latency"
     subject = " of the bystander request" if expectation.subject == "bystander" else ""
+    if expectation.metric == ERROR_RATIO_METRIC:
+        return f"error ratio{subject}"
     return f"{expectation.metric} latency{subject}"
 
 
@@ -297,7 +312,10 @@ def check_scenario(pair: Pair, base: scenario.Scenario, profile: str) -> scenari
     the profile's, at one knob value, with CHECK_ROUNDS fixed rounds of at least MIN_ROUND_S.
     """
     exercise = _exercise(pair)
-    keep = {pair.bad.name: pair.bad.name, exercise.reference: EXERCISE_VARIANT}
+    keep = {
+        pair.exercise_start.name: pair.exercise_start.name,
+        exercise.reference: EXERCISE_VARIANT,
+    }
     mechanism = {
         counter: {keep[v]: rule for v, rule in rules.items() if v in keep}
         for counter, rules in base.mechanism.items()
@@ -460,7 +478,7 @@ def _probe(
                         raise Failed(
                             f"{file}:{def_line}: `{EXERCISE_VARIANT}` returned a value the"
                             f" response cannot carry ({raised}): return what"
-                            f" `{pair.bad.name}` returns"
+                            f" `{pair.exercise_start.name}` returns"
                         )
                     raise Failed(
                         f"{_where(text, file, def_line)}: `{EXERCISE_VARIANT}` raised {raised}"
@@ -509,7 +527,7 @@ def _verified(
             )
         if check.name.startswith("equal_"):
             raise Failed(
-                f"{file}:{def_line}: your variant returns other data than {pair.bad.name}"
+                f"{file}:{def_line}: your variant returns other data than {pair.exercise_start.name}"
                 f" at {pair.knob.name}={exercise.knob:g}: {check.detail}"
             )
         raise Failed(f"{file}:{def_line}: {check.name} check failed: {check.detail}")
@@ -608,7 +626,7 @@ def check_solution(
                 "plan": {},
             }
         )
-        say.message(f"{pair_name}: measuring {pair.bad.name} against {EXERCISE_VARIANT}")
+        say.message(f"{pair_name}: measuring {pair.exercise_start.name} against {EXERCISE_VARIANT}")
         given = services.ServiceOptions(pg_dsn=endpoints.pg_dsn, redis_url=endpoints.redis_url)
         run_options = runner.RunOptions(
             pairs=[pair_name],
@@ -674,7 +692,7 @@ def _judge(
             )
     metric = (stored.get("expectation") or {}).get("metric", "p50")
     claim = (
-        f"{metric} of {pair.bad.name} / {EXERCISE_VARIANT} {value:.2f}x{interval} at {where}"
+        f"{metric} of {pair.exercise_start.name} / {EXERCISE_VARIANT} {value:.2f}x{interval} at {where}"
         f" (threshold {exercise.min_ratio:g}x)"
     )
     if value < exercise.min_ratio:

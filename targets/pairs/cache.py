@@ -289,4 +289,5 @@ pair.exercise(
     shows=[
         Shows("cache_hits", "most reads still go to the database: read Redis first", at_least=50)
     ],
+    order=30,  # the workshop's order (docs/workshop.md)
 )

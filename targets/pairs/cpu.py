@@ -304,4 +304,5 @@ pair.exercise(
             at_most=20,
         )
     ],
+    order=40,  # the workshop's order (docs/workshop.md)
 )

@@ -355,3 +355,20 @@ async def _micro_btree(on: MicroServers) -> Any:
 @pair.micro("composite", knob=MICRO_ROWS)
 async def _micro_composite(on: MicroServers) -> Any:
     return await composite(on.pool, **MICRO_REQUEST)
+
+
+# The workshop exercise (docs/architecture.md, "Exercises"): the index exists, the query hides
+# it. A handler can fix this one (the others need a schema change, not code).
+pair.exercise(
+    reference="range_rewrite",
+    start="function_wrapped",
+    task="""Return the same orders as `function_wrapped`: customer `customer`'s orders with
+    status `status` in month `month` of `year`, oldest first, from the `rows`-row partition of
+    `missing_index_created`. That table has a B-tree on created_at, which the query in
+    `function_wrapped` cannot use because it wraps the column in a function (print
+    FUNCTION_WRAPPED_SQL to read it; COLUMNS are its columns): ask for the same month so that
+    the index can serve it (month_range gives the month's first instant and the next
+    month's).""",
+    knob=100_000,
+    min_ratio=1.5,
+)

@@ -227,4 +227,5 @@ pair.exercise(
     shows=[
         Shows("queries", "the loop still queries per author: fetch every author's books at once")
     ],
+    order=10,  # the workshop's order (docs/workshop.md)
 )

@@ -268,4 +268,5 @@ pair.exercise(
     on the index.""",
     knob=190_000,
     min_ratio=4.0,
+    order=50,  # the workshop's order (docs/workshop.md)
 )

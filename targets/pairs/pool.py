@@ -320,4 +320,5 @@ pair.exercise(
             "db_connections_opened", "your variant still connects per request: use the app's pool"
         )
     ],
+    order=20,  # the workshop's order (docs/workshop.md)
 )

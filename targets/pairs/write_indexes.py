@@ -276,3 +276,11 @@ async def _micro_indexed(on: MicroServers) -> Any:
 @pair.micro("lean", knob=MICRO_INDEXES)
 async def _micro_lean(on: MicroServers) -> Any:
     return await lean(on.pool, on.metrics, indexes=MICRO_INDEXES)
+
+
+# No workshop exercise (docs/architecture.md, "Exercises"): the fix is the schema (drop the
+# indexes no read uses), not code a participant writes in the handler.
+pair.no_exercise(
+    "the fix is the schema, not the handler: drop the indexes no query uses (its page and the"
+    " workshop notebook teach it)"
+)

@@ -88,12 +88,12 @@ def _init(pairbench: list[str], tmp_path: Path) -> Path:
     return folder
 
 
-def test_every_built_in_pair_declares_an_exercise() -> None:
+def test_every_built_in_pair_declares_an_exercise_or_why_not() -> None:
     built_in = [
         p for p in load_pairs().values() if p.bad.handler.__module__.startswith("pairbench.")
     ]
     assert built_in
-    assert [p.name for p in built_in if p.workshop is None] == []
+    assert [p.name for p in built_in if p.workshop is None and p.no_workshop is None] == []
 
 
 def test_init_writes_one_exercise_per_pair_and_refuses_a_non_empty_folder(
@@ -104,7 +104,7 @@ def test_init_writes_one_exercise_per_pair_and_refuses_a_non_empty_folder(
         text = (folder / f"{name}.py").read_text()
         tree = ast.parse(text)
         functions = {n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)}
-        assert functions == {pair.bad.name, EXERCISE_VARIANT}
+        assert functions == {pair.exercise_start.name, EXERCISE_VARIANT}
         assert "raise NotImplementedError" in text
         assert pair.workshop is not None and pair.workshop.task.split()[0] in text
     readme = (folder / "README.md").read_text()
@@ -156,7 +156,7 @@ def test_the_slow_way_fails_on_the_mechanism_with_the_hint(
 ) -> None:
     folder = _init(pairbench, tmp_path)
     assert MECHANISM.workshop is not None
-    (folder / f"{MECHANISM.name}.py").write_text(_solution(MECHANISM, MECHANISM.bad.name))
+    (folder / f"{MECHANISM.name}.py").write_text(_solution(MECHANISM, MECHANISM.exercise_start.name))
     done = _run(pairbench, check_env, folder, "check", MECHANISM.name)
     assert done.returncode == EXIT_FAILED, done.stdout + done.stderr
     assert done.stdout.startswith(f"FAIL {MECHANISM.name}: ")
