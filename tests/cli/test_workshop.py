@@ -156,7 +156,9 @@ def test_the_slow_way_fails_on_the_mechanism_with_the_hint(
 ) -> None:
     folder = _init(pairbench, tmp_path)
     assert MECHANISM.workshop is not None
-    (folder / f"{MECHANISM.name}.py").write_text(_solution(MECHANISM, MECHANISM.exercise_start.name))
+    (folder / f"{MECHANISM.name}.py").write_text(
+        _solution(MECHANISM, MECHANISM.exercise_start.name)
+    )
     done = _run(pairbench, check_env, folder, "check", MECHANISM.name)
     assert done.returncode == EXIT_FAILED, done.stdout + done.stderr
     assert done.stdout.startswith(f"FAIL {MECHANISM.name}: ")
