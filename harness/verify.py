@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,6 +44,11 @@ EXPLAIN_HEADER = {"X-Pairbench-Explain": "1"}
 PLANS_PATH = "/_pairbench/plans"
 NOT_MODIFIED = 304
 NO_BODY_STATUSES = (204, 304)
+# Before a pair's checks, the target must be idle: requests of the previous pair's last trial
+# can still be running in the server (a client that stops does not stop a handler), and their
+# statements would be counted as this pair's. Idle: two scrapes IDLE_GAP_S apart agree.
+IDLE_GAP_S = 0.1
+IDLE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -139,6 +145,19 @@ class _Verifier:
             return self.client.get(path)
         except httpx.TransportError as e:
             raise InfrastructureError(f"GET {path}: {e}") from e
+
+    def wait_until_idle(self) -> None:
+        """Until the pair's counters stop moving (at most IDLE_TIMEOUT_S; the checks then say
+        what they counted)."""
+        specs = {k: v for k, v in self.pair.counters.items() if v.get("kind") != metricsclient.PEAK}
+        deadline = time.monotonic() + IDLE_TIMEOUT_S
+        last = metricsclient.parse(self._get(self.after_url).text, specs)
+        while time.monotonic() < deadline:
+            time.sleep(IDLE_GAP_S)
+            now = metricsclient.parse(self._get(self.after_url).text, specs)
+            if now == last:
+                return
+            last = now
 
     def _offers_plans(self) -> bool:
         return self._get(PLANS_PATH).status_code == httpx.codes.OK
@@ -342,6 +361,7 @@ class _Verifier:
 def verify_pair(client: httpx.Client, pair: PairInfo, knob_values: list[float]) -> Verification:
     """Run every check for every knob value."""
     verifier = _Verifier(client, pair)
+    verifier.wait_until_idle()
     if pair.state is not None:
         verifier.reset()
         verifier.seeded_state = verifier.state()  # before any write of this verification
