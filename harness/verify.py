@@ -149,7 +149,15 @@ class _Verifier:
     def wait_until_idle(self) -> None:
         """Until the pair's counters stop moving (at most IDLE_TIMEOUT_S; the checks then say
         what they counted)."""
-        specs = {k: v for k, v in self.pair.counters.items() if v.get("kind") != metricsclient.PEAK}
+        # Only what the checks count: a scrape moves the request counters, a sampler the lag.
+        checked = self.pair.scenario.mechanism
+        specs = {
+            k: v
+            for k, v in self.pair.counters.items()
+            if k in checked and v.get("kind") != metricsclient.PEAK
+        }
+        if not specs:
+            return
         deadline = time.monotonic() + IDLE_TIMEOUT_S
         last = metricsclient.parse(self._get(self.after_url).text, specs)
         while time.monotonic() < deadline:
