@@ -184,7 +184,8 @@ def write_exercises(folder: Path, force: bool) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"{folder}: cannot create it ({e.strerror})") from e
-    found = exercises()
+    pairs = load_pairs()
+    found = exercises(pairs)
     written, hashes = [], {}
     for name, pair in found.items():
         text = exercise_source(pair)
@@ -193,12 +194,12 @@ def write_exercises(folder: Path, force: bool) -> list[Path]:
         hashes[name] = _digest(text)
         written.append(path)
     readme = folder / "README.md"
-    readme.write_text(_readme(found), encoding="utf-8")
+    readme.write_text(_readme(found, pairs), encoding="utf-8")
     (folder / STATE_FILE).write_text(json.dumps(hashes, indent=2) + "\n", encoding="utf-8")
     return [*written, readme]
 
 
-def _readme(found: Mapping[str, Pair]) -> str:
+def _readme(found: Mapping[str, Pair], pairs: Mapping[str, Pair]) -> str:
     order = "\n".join(
         f"{i}. `{name}.py`: {pair.title}. Fix `{pair.exercise_start.name}`: bad / yours of the"
         f" {_metric(name)} at least {_exercise(pair).min_ratio:g}x at"
@@ -217,13 +218,13 @@ def _readme(found: Mapping[str, Pair]) -> str:
         " for a few seconds. It prints PASS or FAIL with the reason and a\nhint. Exit codes:"
         " 0 PASS, 1 FAIL, 2 usage (unknown pair, missing file), 3 infrastructure, 4 not\n"
         "attempted (the stub is untouched).\n\n"
-        f"## Order\n\n{order}\n{_without(found)}"
+        f"## Order\n\n{order}\n{_without(found, pairs)}"
     )
 
 
-def _without(found: Mapping[str, Pair]) -> str:
+def _without(found: Mapping[str, Pair], pairs: Mapping[str, Pair]) -> str:
     """The pairs that have no exercise, each with why (a lesson no handler can fix)."""
-    absent = [p for p in load_pairs().values() if p.name not in found and p.no_workshop]
+    absent = [p for p in pairs.values() if p.name not in found and p.no_workshop]
     if not absent:
         return ""
     lines = "\n".join(f"- `{p.name}`: {p.no_workshop}." for p in absent)

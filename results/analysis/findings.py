@@ -148,23 +148,26 @@ def pair_finding(pair: Mapping[str, Any], analysis: Analysis) -> str:
 SAME_KNOB_TOLERANCE = 0.05
 
 
-def _our_ratio(pair: Mapping[str, Any], analysis: Analysis) -> tuple[str, Mapping[str, Any]] | None:
-    """(knob key, ratio record) of bad / best good where the expectation is judged (or the
-    largest knob value with ratios); None when no round compares them."""
+def headline_ratio(
+    pair: Mapping[str, Any], analysis: Analysis
+) -> tuple[str, str, Mapping[str, Any]] | None:
+    """(knob key, best good variant, ratio record) of bad / best good where the expectation is
+    judged (or the largest knob value with ratios); None when no round compares them. The
+    report's findings and the deck's slides quote this one ratio."""
     key = expectation_knob_key(pair)
     if key is None or key not in analysis["ratios"]:
         key = next(reversed(analysis["ratios"]), None)
     best = best_good(pair, analysis, key) if key is not None else None
     if key is None or best is None:
         return None
-    return key, analysis["ratios"][key][best]
+    return key, best, analysis["ratios"][key][best]
 
 
 def _ours(pair: Mapping[str, Any], analysis: Analysis) -> str:
-    found = _our_ratio(pair, analysis)
+    found = headline_ratio(pair, analysis)
     if found is None:
         return "no comparable rounds"
-    key, ratio = found
+    key, _, ratio = found
     interval = ""
     if ratio["ci_low"] is not None and ratio["ci_high"] is not None:
         low, high = fmt_ratio(ratio["ci_low"]), fmt_ratio(ratio["ci_high"])
@@ -192,10 +195,10 @@ def reference_standing(name: str, pair: Mapping[str, Any], analysis: Analysis) -
         return None
     head = f"`{name}`: ours {_ours(pair, analysis)}, published {reference['figure']}"
     published = reference.get("ratio")
-    found = _our_ratio(pair, analysis)
+    found = headline_ratio(pair, analysis)
     if published is None or found is None:
         return f"{head}: no number to set them against"
-    key, ratio = found
+    key, _, ratio = found
     at = reference.get("knob")
     if at is not None and not math.isclose(float(key), float(at), rel_tol=SAME_KNOB_TOLERANCE):
         # A ratio that grows with the knob is compared only at the point it was published at.

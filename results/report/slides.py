@@ -33,8 +33,8 @@ from matplotlib.figure import Figure
 
 from pairbench.atomicfile import write_text_atomic
 
-from ..analysis.expectation import best_good
-from ..analysis.knobs import expectation_knob_key, knob_text
+from ..analysis.findings import headline_ratio
+from ..analysis.knobs import knob_text
 from ..analysis.rounds import BYSTANDER
 from ..analysis.stats import valid_trials
 from ..analysis.summary import Analyses, analyse_run
@@ -142,13 +142,10 @@ def _draw(
 
 def headline_of(pair: Mapping[str, Any], analysis: Mapping[str, Any]) -> Headline | None:
     """Bad / best good at the expectation's knob value (else the largest compared one)."""
-    key = expectation_knob_key(pair)
-    if key is None or key not in analysis["ratios"]:
-        key = next(reversed(analysis["ratios"]), None)
-    best = best_good(pair, analysis, key) if key is not None else None
-    if key is None or best is None:
+    found = headline_ratio(pair, analysis)
+    if found is None:
         return None
-    ratio = analysis["ratios"][key][best]
+    key, best, ratio = found
     if ratio.get("subject") == BYSTANDER:
         claim = f"lower bystander {ratio['metric']} under {best} than under {pair['bad']}"
     else:
