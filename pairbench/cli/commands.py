@@ -8,21 +8,28 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pairbench import api, errors
-from pairbench.api import running
+from pairbench import errors
 from pairbench.errors import UsageError
 from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 from pairbench.harness.rounds import TrialStep
 
-from . import live, preflight, replay
+from . import preflight
 from .main import DEFAULT_OUT, main, service_options
+
+if TYPE_CHECKING:
+    from . import live
+
+# The API's running and loading, the replay and the live page import the reader (scipy,
+# matplotlib) or a web server: each is imported in the command that uses it, so `list`,
+# `services` or `serve` start without them (main.COMMAND_MODULES).
 
 # Piped output (CI logs) is not wrapped at 80 columns: the summary table needs the room.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
@@ -127,6 +134,8 @@ def run_options(
     verify_only: bool,
     **service_flags: str | None,
 ) -> runner.RunOptions:
+    from pairbench.api import running
+
     return running.options(pairs, profile, out, seed, verify_only, **service_flags)
 
 
@@ -215,6 +224,8 @@ def run(
             raise UsageError(
                 "--from replays a stored run: give no PAIRS, --seed or --rounds with it"
             )
+        from . import replay
+
         options = replay.options_from(
             from_run, out, services.ServiceOptions.from_env(**service_flags)
         )
@@ -246,6 +257,8 @@ def run(
         if view is not None:
             view.close()
     assert outcome.run_dir is not None
+    from pairbench.api import running
+
     from . import summary
 
     # Figures, reports and the stored analysis: the same end as a run from Python (pairbench.api).
@@ -301,6 +314,8 @@ def report(run_dir: Path, micro: Path | None, slides: bool, out: Path | None) ->
         raise UsageError("--out names where the deck goes: give it with --slides")
     if slides and micro is not None:
         raise UsageError("--micro adds a section to the report: the deck has none, drop --slides")
+    from pairbench import api
+
     stored = api.load(run_dir)  # a usage error naming the file when it is unusable
     if micro is not None and not micro.exists():
         raise UsageError(f"--micro {micro}: no such file or folder")
@@ -314,6 +329,8 @@ def report(run_dir: Path, micro: Path | None, slides: bool, out: Path | None) ->
 
 def _live_view(port: int | None) -> live.LiveView:
     """The live page's server, its port bound now: one in use is refused before anything starts."""
+    from . import live
+
     return live.LiveView(port or 0)
 
 

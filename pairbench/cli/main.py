@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,45 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+# Which module defines each command. A command's module is imported when the command is
+# looked up, so `pairbench list` or `pairbench workshop init` do not pay for scipy and
+# matplotlib, which only the commands that analyse or draw need (about a second per call).
+# tests/cli/test_main.py checks this table against the commands the modules register.
+COMMAND_MODULES = {
+    "list": "commands",
+    "run": "commands",
+    "verify": "commands",
+    "report": "commands",
+    "services": "commands",
+    "serve": "commands",
+    "worker": "commands",
+    "capacity": "commands",
+    "compare": "compare",
+    "gate": "compare",
+    "calibrate": "calibrate",
+    "doctor": "doctor",
+    "history": "history",
+    "new": "new",
+    "pages": "pages",
+    "workshop": "workshop",
+}
+
+
 class Cli(click.Group):
-    """Turns every error into one line and the documented exit code; never a traceback."""
+    """Turns every error into one line and the documented exit code; never a traceback.
+
+    Commands are loaded on first use (COMMAND_MODULES): importing a command's module runs its
+    `@main.command` decorator, which registers it here.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(f"{__package__}.{module}")
+        return super().get_command(ctx, cmd_name)
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         try:

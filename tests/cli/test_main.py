@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+import click
 import pytest
 
 FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
@@ -129,3 +131,32 @@ def test_list_shows_pairs_variants_and_knobs(
         "quick",
     ):
         assert text in result.stdout
+
+
+def test_the_command_table_names_every_command_and_its_module() -> None:
+    """main.COMMAND_MODULES is what lets a command load alone: it must match the registrations."""
+    import importlib
+
+    from pairbench.cli.main import COMMAND_MODULES, main
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"pairbench.cli.{module}")
+    assert set(main.commands) == set(COMMAND_MODULES)
+    for name, command in main.commands.items():
+        assert command.callback is not None
+        defined = command.callback.__module__
+        if isinstance(command, click.Group):  # a group's callback may be a bare passthrough
+            defined = next(iter(command.commands.values())).callback.__module__  # type: ignore[union-attr]
+        assert defined == f"pairbench.cli.{COMMAND_MODULES[name]}", name
+
+
+@pytest.mark.parametrize("module", ["commands", "workshop", "new", "doctor"])
+def test_a_command_module_loads_without_the_reader(module: str) -> None:
+    """`pairbench list`, `workshop init`... start without scipy and matplotlib (a second each)."""
+    probe = (
+        f"import sys; import pairbench.cli.{module};"
+        " print(sorted(m for m in ('scipy', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
