@@ -16,7 +16,8 @@ participant's `yours`: validated before anything is timed, then measured.
    result as the bad variant by the pair's rule, and each per-request counter of `shows` at
    most the reference variant's scenario rule (a JOIN's one statement passes where the
    reference sends two).
-4. Measurement: a short fixed-round run (harness/runner.py) of the bad variant against yours,
+4. Measurement (skipped with `--verify-only`, a participant's quick loop: VERIFIED, exit 0):
+   a short fixed-round run (harness/runner.py) of the bad variant against yours,
    real locust; bad / yours of the pair's expectation metric must reach the exercise's
    `min_ratio`, and the under-load counters of `shows` their bounds.
 
@@ -423,8 +424,10 @@ def _probe(
     endpoints: services.Endpoints,
     log: Path,
     counters: _Counters,
-) -> None:
-    """Serve yours, call it once within CALL_LIMIT_S, then verify it; a FAIL names file:line."""
+) -> int:
+    """Serve yours, call it once within CALL_LIMIT_S, then verify it; a FAIL names file:line.
+
+    Returns how many checks passed."""
     exercise = _exercise(pair)
     def_line = _def_line(source)
     try:
@@ -490,6 +493,7 @@ def _probe(
                 )
             result = verify.verify_pair(client, info, [exercise.knob])
             _verified(pair, file, def_line, result, counters)
+            return len(result.checks)
     finally:
         target.stop()
 
@@ -580,8 +584,10 @@ def check_solution(
     options: services.ServiceOptions,
     out: Path,
     say: runner.Progress,
+    measure: bool = True,
 ) -> Verdict:
-    """Grade FOLDER/PAIR.py: static checks, probe and verification, then the measurement."""
+    """Grade FOLDER/PAIR.py: static checks, probe and verification, then (`measure`) the
+    measurement; without it a solution that passes verification is VERIFIED, not graded."""
     found = exercises()
     pair = found.get(pair_name)
     if pair is None:
@@ -617,7 +623,15 @@ def check_solution(
         out.mkdir(parents=True, exist_ok=True)
         log = out / f"probe-{pair_name}.log"  # kept: the server's side of the last check
         log.unlink(missing_ok=True)
-        _probe(pair, file, source, checked, endpoints, log, counters)
+        passed = _probe(pair, file, source, checked, endpoints, log, counters)
+        if not measure:
+            return Verdict(
+                pair_name,
+                f"{passed} checks passed at {pair.knob.name}={exercise.knob:g}: the same result"
+                f" as {pair.exercise_start.name}, the reference {exercise.reference}'s mechanism"
+                " (not measured: drop --verify-only to be graded)",
+                None,
+            )
         measured = checked.model_copy(
             update={
                 "mechanism": {
@@ -738,16 +752,32 @@ def init(folder: Path, force: bool) -> None:
     type=click.Path(path_type=Path),
     help="where the check's run is stored [default: <state folder>/workshop]",
 )
+@click.option(
+    "--verify-only",
+    is_flag=True,
+    help="stop after the verification, before anything is timed: VERIFIED (exit 0) or FAIL",
+)
 @service_options
 def check(
-    pair: str, folder: Path, profile: str, out: Path | None, **service_flags: str | None
+    pair: str,
+    folder: Path,
+    profile: str,
+    out: Path | None,
+    verify_only: bool,
+    **service_flags: str | None,
 ) -> None:
     """Grade DIR/PAIR.py's `yours`: PASS (exit 0), FAIL (1), not attempted (4)."""
     options = services.ServiceOptions.from_env(**service_flags)
     say = runner.Progress(message=lambda text: click.echo(text, err=True))
     try:
         verdict = check_solution(
-            pair, folder, profile, options, out or services.state_dir() / "workshop", say
+            pair,
+            folder,
+            profile,
+            options,
+            out or services.state_dir() / "workshop",
+            say,
+            measure=not verify_only,
         )
     except Failed as e:
         click.echo(f"FAIL {pair}: {e}")
@@ -755,4 +785,4 @@ def check(
     except NotAttempted as e:
         click.echo(f"NOT ATTEMPTED {pair}: {e}")
         sys.exit(e.exit_code)
-    click.echo(f"PASS {pair}: {verdict.detail}")
+    click.echo(f"{'VERIFIED' if verify_only else 'PASS'} {pair}: {verdict.detail}")

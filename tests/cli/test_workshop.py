@@ -138,17 +138,21 @@ def test_an_unknown_pair_or_a_missing_file_is_a_usage_error(
     assert f"{MECHANISM.name}.py: no such exercise file" in missing.stderr
 
 
+# Whether each reference reaches its threshold under load is a timing figure:
+# benchmarks/workshop_references.py prints it. Here each reference passes everything decided
+# before timing, and the measured grading is exercised end to end on a generated pair (below).
 @pytest.mark.parametrize("pair", list(EXERCISES.values()), ids=list(EXERCISES))
-def test_the_reference_solution_passes(
+def test_the_reference_solution_passes_verification(
     pairbench: list[str], check_env: dict[str, str], tmp_path: Path, pair: Pair
 ) -> None:
     folder = _init(pairbench, tmp_path)
     assert pair.workshop is not None
     (folder / f"{pair.name}.py").write_text(_solution(pair, pair.workshop.reference))
-    done = _run(pairbench, check_env, folder, "check", pair.name)
+    done = _run(pairbench, check_env, folder, "check", pair.name, "--verify-only")
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
-    assert done.stdout.startswith(f"PASS {pair.name}: ")
-    assert f"threshold {pair.workshop.min_ratio:g}x" in done.stdout
+    assert done.stdout.startswith(f"VERIFIED {pair.name}: ")
+    assert f"the same result as {pair.exercise_start.name}" in done.stdout
+    assert "measuring" not in done.stderr  # nothing was timed
 
 
 def test_the_slow_way_fails_on_the_mechanism_with_the_hint(
