@@ -14,13 +14,14 @@ request.
 The four variants send the same statement through four pools that differ only in that setting,
 so the handlers are the same lines and the lesson is one keyword each: asyncpg's pool made with
 `statement_cache_size=0` or with its default (100 statements per connection), psycopg's with
-`prepare_threshold=None` or with its default (5). The knob is the number of tables the order page joins, 1 to 8: the planning work
-grows with it, the execution (one row by primary key through each join) hardly does. asyncpg
-without its cache also pays a round trip more: it still asks the server to parse and describe
-the statement, then sends it again to be parsed, planned and run, so even the one-table lookup
-costs it more than psycopg's single round trip. The counters come from
-pg_stat_statements, read at every scrape of /metrics (`pair.counter(read=...)`): statements
-planned, executed, and the server's time in each, for this pair's statements only.
+`prepare_threshold=None` or with its default (5). The knob is the number of tables the order
+page joins, 1 to 8: the planning work grows with it, the execution (one row by primary key
+through each join) hardly does. asyncpg without its cache also pays a round trip more: it still
+asks the server to parse and describe the statement, then sends it again to be parsed, planned
+and run, so even the one-table lookup costs it more than psycopg's single round trip. The
+counters come from pg_stat_statements, read at every scrape of /metrics
+(`pair.counter(read=...)`): statements planned, executed, and the server's time in each, for
+this pair's statements only.
 """
 
 from __future__ import annotations
