@@ -45,6 +45,8 @@ SERVER_SETTINGS: dict[str, str] = {
     "log_min_messages": "warning",
     # Rows and buffers per request (generic counters) need the module loaded at start.
     "shared_preload_libraries": "'pg_stat_statements'",
+    # Plans per statement (pg_stat_statements.plans, which pairs may count): off by default.
+    "pg_stat_statements.track_planning": "on",
 }
 
 

@@ -189,4 +189,10 @@ async def _scrape_servers(request: Request) -> dict[str, tuple[str, float]]:
             "Shared buffers hit or read (pg_stat_statements)",
             buffers,
         )
+    metrics: Metrics = request.app.state.metrics
+    for spec in metrics.read:  # the pairs' counters read from PostgreSQL
+        assert spec.read is not None
+        value = await introspection.value(spec.read)
+        if value is not None:
+            values[spec.metric.removesuffix("_total")] = (spec.help or spec.label, value)
     return values

@@ -36,6 +36,10 @@ class CounterSpec:
     scale: float = 1
     labels: Mapping[str, str] = field(default_factory=dict)
     help: str = ""  # the Prometheus HELP text (for counters a pair declares)
+    # A pair's counter read from PostgreSQL at every scrape rather than counted by handlers: a
+    # statement returning one number (a sum over pg_stat_statements), run on the app's
+    # introspection connection (targets/introspect.py); None: handlers count it.
+    read: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """The catalogue entry, exactly the documented keys."""

@@ -56,6 +56,16 @@ class Introspection:
                 return None
         return None if row is None else (int(row["rows"]), int(row["buffers"]))
 
+    async def value(self, query: str) -> float | None:
+        """The one number `query` returns (a pair's counter read at scrape time); None when
+        it fails, as a counter that cannot be read is left out."""
+        async with self._lock:
+            try:
+                value = await (await self._connection()).fetchval(query)
+            except (asyncpg.PostgresError, OSError):
+                return None
+        return None if value is None else float(value)
+
     async def explain(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         """EXPLAIN (FORMAT JSON) each statement with its arguments; the plans, in order.
 

@@ -101,7 +101,11 @@ class Metrics:
         self.scraped = ScrapedCounters()
         self.registry.register(self.scraped)
         self._declared: dict[str, Counter] = {}
+        # Read at scrape time (`pair.counter(read=...)`): reported by `scraped`, never counted.
+        self.read: list[CounterSpec] = [spec for spec in declared if spec.read is not None]
         for spec in declared:
+            if spec.read is not None:
+                continue
             self._declared[spec.name] = Counter(
                 spec.metric.removesuffix("_total"), spec.help or spec.label, registry=self.registry
             )

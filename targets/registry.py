@@ -322,12 +322,24 @@ class Pair:
         unit: str,
         per: Per = PER_REQUEST,
         scale: float = 1,
+        read: str | None = None,
     ) -> CounterSpec:
-        """Declare a counter of the pair's own; handlers increment it with `metrics.inc(spec)`."""
+        """Declare a counter of the pair's own; handlers increment it with `metrics.inc(spec)`.
+
+        `read`: instead, a statement returning the counter's value, run at every scrape of
+        /metrics (what only the server knows, such as plans from pg_stat_statements).
+        """
         if name in GENERIC or name in self.declared:
             raise PairError(f"pair {self.name!r}: counter {name!r} already exists")
         spec = CounterSpec(
-            name, f"pairbench_{name}_total", label, unit, per=per, scale=scale, help=help
+            name,
+            f"pairbench_{name}_total",
+            label,
+            unit,
+            per=per,
+            scale=scale,
+            help=help,
+            read=read,
         )
         self.declared[name] = spec
         return spec
