@@ -63,8 +63,8 @@ POOL_OPEN_TIMEOUT_S = 60.0  # opening 100 connections, each a scram handshake, o
 APPLICATION_NAME_PREFIX = "pairbench-pool_sizing-"  # pg_stat_activity tells the pools apart
 SAMPLER_APPLICATION_NAME = f"{APPLICATION_NAME_PREFIX}sampler"
 SAMPLE_INTERVAL_S = 0.02  # pg_stat_activity is read 50 times a second while the pair is loaded
-# The sampler reads only while the pair's variants are being requested: a request in the last
-# SAMPLE_IDLE_S. Other pairs' trials never pay for it.
+# The sampler reads only while the pair's variants are being requested: a request in flight, or
+# one begun in the last SAMPLE_IDLE_S. Other pairs' trials never pay for it.
 SAMPLE_IDLE_S = 0.5
 # Both pools and the sampler, plus what the rest of the app may hold open beside them (the
 # app's pool, the pool pair's psycopg pool, pool_leak's pools, introspection): the harness adds
@@ -241,6 +241,7 @@ class SizedPools:
     metrics: Metrics
     pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
     last_request: float = 0.0  # time.monotonic() of the last acquire
+    in_flight: int = 0  # requests between acquire and release (or waiting to acquire)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _sampler: asyncio.Task[None] | None = None
 
@@ -296,13 +297,17 @@ class SizedPools:
     async def acquire(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         """pool.acquire(), timing the wait: the one thing a small pool adds to a request."""
         self.last_request = time.monotonic()
-        # The pool is full-size from the start: no idle connection means this request queues.
-        if pool.get_idle_size() == 0:
-            self.metrics.inc(POOL_WAITS)
-        start = time.perf_counter()
-        async with pool.acquire() as conn:
-            self.metrics.inc(POOL_WAIT_SECONDS, time.perf_counter() - start)
-            yield conn
+        self.in_flight += 1
+        try:
+            # The pool is full-size from the start: no idle connection means this request queues.
+            if pool.get_idle_size() == 0:
+                self.metrics.inc(POOL_WAITS)
+            start = time.perf_counter()
+            async with pool.acquire() as conn:
+                self.metrics.inc(POOL_WAIT_SECONDS, time.perf_counter() - start)
+                yield conn
+        finally:
+            self.in_flight -= 1
 
     async def _opened(self, conn: asyncpg.Connection) -> None:
         # As the app's own pool does: connects and statements counted like every pair's.
@@ -318,7 +323,7 @@ class SizedPools:
         try:
             while True:
                 await asyncio.sleep(SAMPLE_INTERVAL_S)
-                if time.monotonic() - self.last_request > SAMPLE_IDLE_S:
+                if not self.in_flight and time.monotonic() - self.last_request > SAMPLE_IDLE_S:
                     continue
                 row = await conn.fetchrow(SAMPLE_SQL, names)
                 self.metrics.inc(BACKEND_SAMPLES)
