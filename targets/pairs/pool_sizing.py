@@ -1,4 +1,4 @@
-"""A pool of 100 connections vs a pool sized to the machine: fewer connections, more work done.
+"""A pool of 100 connections vs a pool sized to the machine's cores, under rising concurrency.
 
 A pool sized "for the peak", 100 connections, means no request ever waits for a connection:
 under load every request in flight has a backend of its own, and PostgreSQL runs them all at
@@ -13,16 +13,17 @@ Why this query. Backends that only burn CPU side by side would show little: the 
 shares the cores, and the work to do is the same whether 8 or 64 backends take turns at it.
 What makes many connections worse is contention inside the database: work that holds something
 the others need. So each request is a short transaction shaped like a transfer's first half:
-lock the account's row (`SELECT ... FOR UPDATE`), add up the account's ledger
-(ENTRIES_PER_ACCOUNT rows, real CPU work done while the lock is held), commit. Requests for
-the same account queue on its row lock. With 100 connections every one of them is inside
-PostgreSQL, holding a backend and a snapshot while it waits, and each lock holder shares the
-cores with every other holder, so each lock is held longer and the queue behind it grows: the
-tail pays. With the small pool at most a few transactions are inside, the holder of a lock
-runs nearly alone, and the rest wait their turn in the app. The accounts a load draws follow
-a Zipf distribution (the scenario's `[keys]`): a few hot accounts get most of the traffic, as
-a real ledger's do. The transaction only locks and reads, it writes nothing: every variant
-returns the same body and the pair needs no reset.
+lock the account's row (`SELECT ... FOR UPDATE`), add up the account's ledger while the lock is
+held (20,000 entries in the run profiles, 1 to 2 ms of PostgreSQL's CPU: enough that the
+database, not only the app, is what the load contends for), commit. The accounts
+are few and hot (ACCOUNTS, drawn uniformly: at 64 users about three requests want each one at
+once), and requests for the same account queue on its row lock. With 100 connections every one
+of them is inside PostgreSQL, holding a backend and a snapshot while it waits, and each lock
+holder shares the cores with every other holder, so each lock is held longer and the queue
+behind it grows: the tail pays. With the small pool at most a few transactions are inside, a
+lock's holder runs nearly alone, and the rest wait their turn in the app. The transaction only
+locks and reads, it writes nothing: every variant returns the same body and the pair needs no
+reset.
 
 Both pools are opened on first use (`GET /pool_sizing/pools`, the scenario's `[prepare]`),
 not at the app's start: their connections would otherwise be held through every other pair's
@@ -49,7 +50,7 @@ from ..counters import MS_PER_S, PER_TRIAL, PERCENT, per_sum_of
 from ..data import Size, person
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, Pair, Reference, ServerNeeds
+from ..registry import Knob, MicroServers, Pair, Reference, ServerNeeds
 
 BIG_POOL_SIZE = 100  # "enough for the peak": the size a pool is given when nobody measured
 CONNECTIONS_PER_CORE = 4  # the small pool: 4 x cores (the module docstring says why 4)
@@ -59,6 +60,9 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 # and the pair compares two right-sized pools.
 SMALL_POOL_SIZE = min(CONNECTIONS_PER_CORE * CORES, BIG_POOL_SIZE // 2)
 MAX_ACCOUNT_ID = 2**31 - 1  # sizing_accounts.id is an integer column
+# A small set of hot accounts, the same in every profile: requests for one account queue on its
+# row lock. The scenario's [keys] draws from them.
+ACCOUNTS = 20
 POOL_OPEN_TIMEOUT_S = 60.0  # opening 100 connections, each a scram handshake, on a busy machine
 APPLICATION_NAME_PREFIX = "pairbench-pool_sizing-"  # pg_stat_activity tells the pools apart
 SAMPLER_APPLICATION_NAME = f"{APPLICATION_NAME_PREFIX}sampler"
@@ -102,10 +106,10 @@ pair = Pair(
     sizes={
         # The same accounts and ledger in every run profile: the knob is the load, and the
         # contention it meets (hot accounts, work per transaction) must not change with the data.
-        "test": {"accounts": 20, "entries_per_account": 500},
-        "quick": {"accounts": 20, "entries_per_account": 20_000},
-        "standard": {"accounts": 20, "entries_per_account": 20_000},
-        "talk": {"accounts": 20, "entries_per_account": 20_000},
+        "test": {"accounts": ACCOUNTS, "entries_per_account": 500},
+        "quick": {"accounts": ACCOUNTS, "entries_per_account": 20_000},
+        "standard": {"accounts": ACCOUNTS, "entries_per_account": 20_000},
+        "talk": {"accounts": ACCOUNTS, "entries_per_account": 20_000},
     },
     counters=[
         "busy_backends",
@@ -385,6 +389,45 @@ def _entries(size: Size, rng: random.Random) -> Iterator[tuple[int, int, int]]:
         for _ in range(size["entries_per_account"]):
             entry_id += 1
             yield entry_id, account_id, rng.randint(-50_000, 100_000)
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"). One request alone is the same
+# transaction on either pool, so one call would compare a thing with itself: a core is instead
+# MICRO_USERS requests' transactions at once (the expectation's concurrency), through the
+# variant's own handler, with no HTTP. Its time is the time until the last one commits: the
+# work the database gets done through 100 connections or through a few per core.
+MICRO_USERS = 64
+
+
+@pair.micro_setup
+@contextlib.asynccontextmanager
+async def _micro_pools(on: MicroServers) -> AsyncIterator[SizedPools]:
+    """Both pools, opened in full once for every call (as the scenario's [prepare] opens them)."""
+    resources = SizedPools(on.dsn, on.metrics)
+    await resources.open()
+    try:
+        yield resources
+    finally:
+        await resources.close()
+
+
+@pair.micro("big_pool", knob=MICRO_USERS)
+async def _micro_big(on: MicroServers) -> Any:
+    return await asyncio.gather(
+        *(big_pool(account_id=_micro_account(i), pools=on.resource) for i in range(MICRO_USERS))
+    )
+
+
+@pair.micro("small_pool", knob=MICRO_USERS)
+async def _micro_small(on: MicroServers) -> Any:
+    return await asyncio.gather(
+        *(small_pool(account_id=_micro_account(i), pools=on.resource) for i in range(MICRO_USERS))
+    )
+
+
+def _micro_account(i: int) -> int:
+    """The i-th concurrent request's account: the hot accounts in turn, about 3 requests each."""
+    return i % ACCOUNTS + 1
 
 
 pair.no_exercise(
