@@ -10,7 +10,9 @@ the pair's equivalence rule (docs/architecture.md, "What the targets describe"):
     decoded       bodies equal after undoing Content-Encoding (gzip, deflate, br), as JSON or bytes
     jsonlines     equal rows of a JSON-lines stream (after undoing Content-Encoding)
     not_modified  the 200 carries an ETag; a conditional GET with it gets a 304 with the same
-                  ETag and no body; the 200 bodies are compared as JSON
+                  ETag and no body; the 200 bodies are compared as JSON. A scenario that sends
+                  If-None-Match itself expects 304 from the variants that revalidate (their
+                  200 is fetched without it) and 200 from one that never does
     side_effect   after the write, the pair's `state` route returns the same JSON for every
                   variant; and a reset brings the state back to what it was before any write
 
@@ -104,6 +106,11 @@ def _as_json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return body
+
+
+def _without_condition(step: Concrete) -> dict[str, str]:
+    """The step's headers less If-None-Match (header names are case-insensitive)."""
+    return {k: v for k, v in step["headers"].items() if k.lower() != "if-none-match"}
 
 
 def _rows(body: bytes) -> list[Any]:
@@ -288,9 +295,7 @@ class _Verifier:
         if rule == "bytes":
             return _Seen(reply.raw, repr(reply.raw[:BODY_PREVIEW]))
         if rule == "not_modified":
-            if not self._not_modified(knob, name, steps[0], reply):
-                return None
-            return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))
+            return self._revalidated(knob, name, steps, replies, reply)
         if rule in ("decoded", "jsonlines"):
             encoding = reply.headers.get("content-encoding")
             try:
@@ -307,6 +312,46 @@ class _Verifier:
                 self.add("jsonlines", knob, name, False, f"not JSON lines: {e}")
                 return None
             return _Seen(rows, f"{len(rows)} rows: {body[:BODY_PREVIEW]!r}")
+        return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))
+
+    def _revalidated(
+        self, knob: float, name: str, steps: list[Concrete], replies: list[Reply], reply: Reply
+    ) -> _Seen | None:
+        """The not_modified rule for one variant. A scenario may send If-None-Match itself (a
+        load of revalidations): a step that expects 304 is sent again without it, for the 200
+        to compare and the ETag the 304 must carry; a step that expects 200 to its own
+        If-None-Match is a variant that never revalidates, compared by its body alone."""
+        step = steps[0]
+        conditional = next(
+            ((s, r) for s, r in zip(steps, replies, strict=True) if s["status"] == NOT_MODIFIED),
+            None,
+        )
+        if conditional is not None:
+            step, sent = conditional
+            plain = {**step, "status": httpx.codes.OK, "headers": _without_condition(step)}
+            reply = request.send(self.client, plain)
+            if not self.add(
+                "status",
+                knob,
+                name,
+                reply.status == httpx.codes.OK,
+                f"{request.describe(step)} without If-None-Match -> {reply.status}",
+            ):
+                return None
+            carried = sent.headers.get("etag")
+            if not self.add(
+                "etag",
+                knob,
+                name,
+                carried is not None and carried == reply.headers.get("etag"),
+                f"the scenario's 304 carries ETag {carried}, the 200 {reply.headers.get('etag')}",
+            ):
+                return None
+        elif _without_condition(step) != step["headers"]:
+            self.add("etag", knob, name, True, "answers If-None-Match with 200, as expected")
+            return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))
+        if not self._not_modified(knob, name, step, reply):
+            return None
         return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))
 
     def _not_modified(self, knob: float, name: str, step: Concrete, first: Reply) -> bool:
