@@ -1,0 +1,180 @@
+"""etag_304: every variant sends the same document; a 304 by version touches neither PostgreSQL
+nor the serializer, a 304 by hash still does both; a write makes the next request a 200."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from pairbench.harness import metricsclient, services
+from pairbench.targets.pairs.etag_304 import MAX_ITEMS, MAX_PRICE_CENTS, MICRO_ITEMS, pair
+from pairbench.targets.registry import MicroServers, document
+
+COUNTERS = document()["counters"]
+VARIANTS = list(pair.variants)
+REVALIDATING = ["hashed", "versioned"]
+TEST_ITEMS = 1_000  # the test profile's
+
+
+def _get_counting(
+    client: httpx.Client, path: str, headers: dict[str, str] | None = None
+) -> tuple[httpx.Response, dict[str, float]]:
+    before = client.get("/metrics").text
+    response = client.get(path, headers=headers or {})
+    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
+
+
+@pytest.fixture
+def restored(target: httpx.Client) -> Iterator[httpx.Client]:
+    """The target, with the seeded prices back after the test (its writes undone)."""
+    yield target
+    assert target.post(pair.reset_path or "").status_code == 200
+
+
+def test_variants_worst_to_best() -> None:
+    assert [(v.name, v.role) for v in pair.variants.values()] == [
+        ("always_200", "bad"),
+        ("hashed", "middle"),
+        ("versioned", "good"),
+    ]
+
+
+@pytest.mark.parametrize("items,returned", [(1, 1), (100, 100), (MAX_ITEMS, TEST_ITEMS)])
+def test_same_document_from_every_variant(
+    target: httpx.Client, items: int, returned: int
+) -> None:
+    replies = {v: target.get(f"{pair.path(v)}?items={items}") for v in VARIANTS}
+    assert all(r.status_code == 200 for r in replies.values())
+    bodies = {v: r.content for v, r in replies.items()}
+    assert len(set(bodies.values())) == 1, {v: len(b) for v, b in bodies.items()}
+    ids = [item["id"] for item in replies["always_200"].json()["items"]]
+    assert ids == list(range(1, returned + 1))
+    assert "etag" not in replies["always_200"].headers
+    assert all(replies[v].headers["etag"].startswith('"') for v in REVALIDATING)
+
+
+@pytest.mark.parametrize("items", [10, 1_000])
+def test_a_304_by_version_skips_the_query_and_the_serializer(
+    target: httpx.Client, items: int
+) -> None:
+    path = f"?items={items}"
+    full = len(target.get(pair.path("always_200") + path).content)
+    seen = {}
+    for variant in VARIANTS:
+        etag = target.get(pair.path(variant) + path).headers.get("etag", '"none"')
+        response, counters = _get_counting(
+            target, pair.path(variant) + path, {"If-None-Match": etag}
+        )
+        seen[variant] = (response.status_code, counters)
+        if variant == "always_200":
+            assert response.status_code == 200 and len(response.content) == full
+        else:
+            assert response.status_code == 304 and response.content == b""
+            assert response.headers["etag"] == etag
+    queries = {v: c["queries"] for v, (_, c) in seen.items()}
+    serialized = {v: c["serialized"] for v, (_, c) in seen.items()}
+    sent = {v: c["response_bytes"] for v, (_, c) in seen.items()}
+    assert queries == {"always_200": 1, "hashed": 1, "versioned": 0}
+    assert serialized == {"always_200": 1, "hashed": 1, "versioned": 0}
+    assert {v: c["not_modified"] for v, (_, c) in seen.items()} == {
+        "always_200": 0,
+        "hashed": 1,
+        "versioned": 1,
+    }
+    # The bytes on the wire: the whole document, or none at all for either kind of 304.
+    assert sent == {"always_200": full, "hashed": 0, "versioned": 0}
+    # The version costs one Redis round trip; the hash none.
+    assert seen["versioned"][1]["redis_commands"] == 1
+    assert seen["hashed"][1]["redis_commands"] == 0
+
+
+@pytest.mark.parametrize("variant", REVALIDATING)
+def test_a_write_makes_the_next_request_a_200_with_the_new_body(
+    restored: httpx.Client, variant: str
+) -> None:
+    path = f"{pair.path(variant)}?items=5"
+    before = restored.get(path)
+    etag = before.headers["etag"]
+    assert restored.get(path, headers={"If-None-Match": etag}).status_code == 304
+    price = before.json()["items"][0]["price_cents"] % MAX_PRICE_CENTS + 1  # a new price
+    written = restored.post(f"{pair.path('write')}?price_cents={price}")
+    assert written.status_code == 200
+    after = restored.get(path, headers={"If-None-Match": etag})
+    assert after.status_code == 200
+    assert after.headers["etag"] != etag
+    assert after.json()["items"][0]["price_cents"] == price
+    assert after.json()["items"][1:] == before.json()["items"][1:]
+    assert after.content == restored.get(f"{pair.path('always_200')}?items=5").content
+    # The new ETag revalidates again.
+    again = restored.get(path, headers={"If-None-Match": after.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_the_reset_brings_the_seeded_document_back_under_a_new_version(
+    target: httpx.Client, servers: services.Endpoints
+) -> None:
+    path = f"{pair.path('versioned')}?items=3"
+    seeded = target.get(path)
+    assert target.post(f"{pair.path('write')}?price_cents=7").status_code == 200
+    assert target.post(pair.reset_path or "").json() == {"changed": 1}
+    back = target.get(path)
+    assert back.content == seeded.content
+    # A version names a moment, never contents: the same body comes back under a new ETag.
+    assert back.headers["etag"] != seeded.headers["etag"]
+    assert target.post(pair.reset_path or "").json() == {"changed": 0}
+    with psycopg.connect(servers.pg_dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM etag_items WHERE price_cents <> seeded_price_cents"
+        ).fetchone()
+    assert row == (0,)
+
+
+def test_the_etags_route_names_both_current_etags(target: httpx.Client) -> None:
+    listed = target.get(f"{pair.path('etags')}?items=20").json()["etags"]
+    for variant in REVALIDATING:
+        etag = target.get(f"{pair.path(variant)}?items=20").headers["etag"]
+        assert etag in listed.split(", ")
+        # The list revalidates with every variant that revalidates at all.
+        response = target.get(f"{pair.path(variant)}?items=20", headers={"If-None-Match": listed})
+        assert response.status_code == 304 and response.headers["etag"] == etag
+
+
+@pytest.mark.parametrize(
+    "header,status",
+    [("*", 304), ('"other"', 200), ("W/{etag}", 304), ('"other", {etag}', 304), ("", 200)],
+)
+def test_if_none_match_forms(target: httpx.Client, header: str, status: int) -> None:
+    for variant in REVALIDATING:
+        path = f"{pair.path(variant)}?items=4"
+        etag = target.get(path).headers["etag"]
+        response = target.get(path, headers={"If-None-Match": header.format(etag=etag)})
+        assert response.status_code == status, (variant, header)
+
+
+@pytest.mark.parametrize("query", ["", "items=0", f"items={MAX_ITEMS + 1}", "items=x"])
+def test_out_of_bounds_is_422_without_a_query(target: httpx.Client, query: str) -> None:
+    for variant in VARIANTS:
+        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        assert response.status_code == 422, (variant, query)
+        assert counters["queries"] == 0, (variant, query)
+
+
+@pytest.mark.parametrize("query", ["", "price_cents=0", f"price_cents={MAX_PRICE_CENTS + 1}"])
+def test_a_bad_write_is_422(target: httpx.Client, query: str) -> None:
+    assert target.post(f"{pair.path('write')}?{query}").status_code == 422
+
+
+def test_the_micro_cores(servers: services.Endpoints, target: httpx.Client) -> None:
+    async def run() -> dict[str, object]:
+        async with MicroServers.open(servers.pg_dsn, servers.redis_url) as on:
+            return {name: await micro.core(on) for name, micro in pair.micros.items()}
+
+    done = asyncio.run(run())
+    body = target.get(f"{pair.path('hashed')}?items={MICRO_ITEMS}")
+    assert done["always_200"] == body.content
+    assert done["hashed"] == body.headers["etag"]
+    assert done["versioned"] == f'"v0-{MICRO_ITEMS}"'  # the micro suite's Redis starts empty
