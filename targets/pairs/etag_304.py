@@ -34,7 +34,7 @@ from ..data import WORDS, Size, title
 from ..deps import AppMetrics, Pool, RedisClient
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, MicroServers, Pair, Reference, Shows
+from ..registry import Knob, MicroServers, Pair, Shows
 
 MAX_ITEMS = 10_000  # bounded: the document's size is user input, and no profile seeds more
 MAX_PRICE_CENTS = 10_000_000
@@ -105,8 +105,7 @@ ITEMS_SQL = "SELECT id, sku, name, description, price_cents FROM etag_items ORDE
 WRITE_SQL = "UPDATE etag_items SET price_cents = $1 WHERE id = 1"
 # Back to the seeded prices; the rows it changed, so that an unchanged table keeps its version.
 RESET_SQL = (
-    "UPDATE etag_items SET price_cents = seeded_price_cents"
-    " WHERE price_cents <> seeded_price_cents"
+    "UPDATE etag_items SET price_cents = seeded_price_cents WHERE price_cents <> seeded_price_cents"
 )
 
 Items = Annotated[int, Query(ge=1, le=MAX_ITEMS, description="items in the document")]
@@ -148,7 +147,9 @@ async def write(pool: Pool, redis: RedisClient, price_cents: Price) -> dict[str,
 
 
 @pair.route("etags", body=Etags)
-async def etags(pool: Pool, redis: RedisClient, metrics: AppMetrics, items: Items) -> dict[str, str]:
+async def etags(
+    pool: Pool, redis: RedisClient, metrics: AppMetrics, items: Items
+) -> dict[str, str]:
     """Both current ETags of the document, as one If-None-Match list (RFC 9110 allows a list):
     the scenario's [prepare] request, so that one request line revalidates with every variant."""
     body = await _document(pool, metrics, items)

@@ -74,7 +74,8 @@ class RowDict(TypedDict):
     updated_at: datetime
 
 
-ROWS_ADAPTER: TypeAdapter[list[RowDict]] = TypeAdapter(list[RowDict])
+# Typed Any: dump_json is given asyncpg's dicts as they are, never validated into RowDicts.
+ROWS_ADAPTER: TypeAdapter[Any] = TypeAdapter(list[RowDict])
 
 pair = Pair(
     name="json_encode",

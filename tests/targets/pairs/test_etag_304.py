@@ -44,9 +44,7 @@ def test_variants_worst_to_best() -> None:
 
 
 @pytest.mark.parametrize("items,returned", [(1, 1), (100, 100), (MAX_ITEMS, TEST_ITEMS)])
-def test_same_document_from_every_variant(
-    target: httpx.Client, items: int, returned: int
-) -> None:
+def test_same_document_from_every_variant(target: httpx.Client, items: int, returned: int) -> None:
     replies = {v: target.get(f"{pair.path(v)}?items={items}") for v in VARIANTS}
     assert all(r.status_code == 200 for r in replies.values())
     bodies = {v: r.content for v, r in replies.items()}

@@ -47,7 +47,9 @@ def test_same_rows_from_every_variant(target: httpx.Client, rows: int, returned:
     # string without an offset, the float and the tags list as they are.
     row = first[0]
     assert isinstance(row["rating"], float) and isinstance(row["in_stock"], bool)
-    assert isinstance(row["tags"], list) and datetime.fromisoformat(row["updated_at"]).tzinfo is None
+    assert (
+        isinstance(row["tags"], list) and datetime.fromisoformat(row["updated_at"]).tzinfo is None
+    )
 
 
 def test_the_body_matches_the_table(target: httpx.Client, servers: services.Endpoints) -> None:
@@ -58,8 +60,7 @@ def test_the_body_matches_the_table(target: httpx.Client, servers: services.Endp
             " LIMIT 50"
         ).fetchall()
     assert [
-        (r["id"], r["sku"], r["price_cents"], r["rating"], r["tags"], r["updated_at"])
-        for r in body
+        (r["id"], r["sku"], r["price_cents"], r["rating"], r["tags"], r["updated_at"]) for r in body
     ] == [(i, s, p, f, t, u.isoformat()) for i, s, p, f, t, u in rows]
 
 
