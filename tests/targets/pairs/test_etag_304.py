@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from pairbench.harness import metricsclient, services
+from pairbench.harness import catalogue, metricsclient, scenario, services, verify
+from pairbench.scenarios import SCENARIO_DIR
 from pairbench.targets.pairs.etag_304 import MAX_ITEMS, MAX_PRICE_CENTS, MICRO_ITEMS, pair
 from pairbench.targets.registry import MicroServers, document
 
@@ -176,3 +178,51 @@ def test_the_micro_cores(servers: services.Endpoints, target: httpx.Client) -> N
     assert done["always_200"] == body.content
     assert done["hashed"] == body.headers["etag"]
     assert done["versioned"] == f'"v0-{MICRO_ITEMS}"'  # the micro suite's Redis starts empty
+
+
+def _verify(target: httpx.Client, tmp_path: Path, text: str) -> verify.Verification:
+    """The pair's scenario (or `text` in its place) verified against the running target."""
+    path = tmp_path / "etag_304.toml"
+    path.write_text(text)
+    spec = scenario.load_scenario(path)
+    pair_info = catalogue.resolve(spec, catalogue.fetch(str(target.base_url)))
+    return verify.verify_pair(target, pair_info, [10])
+
+
+SCENARIO = (SCENARIO_DIR / "etag_304.toml").read_text()
+
+
+def test_the_scenario_verifies_revalidations_it_sends_itself(
+    target: httpx.Client, tmp_path: Path
+) -> None:
+    outcome = _verify(target, tmp_path, SCENARIO)
+    assert outcome.passed, outcome.first_failure
+    checks = {(c.name, c.variant): c for c in outcome.checks}
+    # The 200 behind each 304 was fetched and compared; always_200's body compared alone.
+    assert checks[("not_modified", "versioned")].passed
+    assert checks[("not_modified", "hashed")].passed
+    assert ("not_modified", "always_200") not in checks
+    assert checks[("equal_body", "versioned")].passed
+
+
+@pytest.mark.parametrize(
+    "override,failed",
+    [
+        # The bad variant never revalidates: a scenario expecting its 304 fails on the status.
+        ("[request.variants.always_200]\nstatus = 304\n", "status"),
+        # A revalidating variant asked to answer 200 to its own ETag fails too.
+        (
+            "[request.variants.always_200]\nstatus = 200\n[request.variants.versioned]\n"
+            "status = 200\n",
+            "status",
+        ),
+    ],
+)
+def test_the_scenario_fails_when_a_status_is_wrong(
+    target: httpx.Client, tmp_path: Path, override: str, failed: str
+) -> None:
+    text = SCENARIO.replace("[request.variants.always_200]\nstatus = 200\n", "") + override
+    assert text != SCENARIO + override  # the scenario's own override was taken out
+    outcome = _verify(target, tmp_path, text)
+    assert not outcome.passed
+    assert outcome.first_failure is not None and outcome.first_failure.name == failed
