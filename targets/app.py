@@ -174,12 +174,13 @@ async def _scrape_servers(request: Request) -> dict[str, tuple[str, float]]:
     except (aioredis.RedisError, OSError):
         stats = {}
     if stats:
-        calls = sum(
-            int(v.get("calls", 0))
-            for k, v in stats.items()
-            if k != REDIS_INFO_COMMAND and isinstance(v, dict)
-        )
+        commands = [v for k, v in stats.items() if k != REDIS_INFO_COMMAND and isinstance(v, dict)]
+        calls = sum(int(v.get("calls", 0)) for v in commands)
         values[counters.REDIS_COMMANDS_METRIC] = ("Redis commands (INFO commandstats)", calls)
+        # Redis runs commands one at a time: the time it spent in them is time every other
+        # client waited (a KEYS walking the keyspace blocks them all).
+        seconds = sum(int(v.get("usec", 0)) for v in commands) / 1e6
+        values[counters.REDIS_SECONDS_METRIC] = ("Time Redis spent executing commands", seconds)
     introspection: Introspection = request.app.state.introspection
     pgss = await introspection.pg_stat_statements()
     if pgss is not None:

@@ -66,6 +66,7 @@ CONNECTIONS_METRIC = "pairbench_db_connections_opened"
 LOOP_LAG_METRIC = "pairbench_event_loop_lag_seconds"
 RESPONSE_BYTES_METRIC = "pairbench_response_bytes"
 REDIS_COMMANDS_METRIC = "pairbench_redis_commands"
+REDIS_SECONDS_METRIC = "pairbench_redis_command_seconds"
 DB_ROWS_METRIC = "pairbench_db_rows"
 DB_BUFFERS_METRIC = "pairbench_db_buffers"
 PEAK_RSS_METRIC = "pairbench_peak_rss_bytes"
@@ -127,6 +128,13 @@ GENERIC: dict[str, CounterSpec] = {
             f"{REDIS_COMMANDS_METRIC}_total",
             "Redis commands",
             "commands",
+        ),
+        CounterSpec(
+            "redis_seconds",
+            f"{REDIS_SECONDS_METRIC}_total",
+            "time Redis spent executing commands (every client waits meanwhile)",
+            "ms",
+            scale=MS_PER_S,
         ),
         CounterSpec(
             "db_rows",
