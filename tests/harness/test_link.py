@@ -1,0 +1,197 @@
+"""The link emulator on real sockets: its bandwidth, its added round trip, its process.
+
+The round-trip proof runs `SELECT 1` against the embedded PostgreSQL through the proxy at 0 ms
+and at 1 ms, alternating in blocks so drift on a busy machine hits both, and compares medians:
+the proxy's own cost is in both and cancels (docs/architecture.md, "The link emulator").
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo
+
+from pairbench.errors import InfrastructureError, UsageError
+from pairbench.harness import link, procs, services
+
+MEGABYTE = 1_000_000
+BLOCKS = 8  # alternations of 0 ms and 1 ms
+SAMPLES = 150  # SELECT 1s per block
+
+
+class Sink:
+    """A TCP server that reads everything, answers `ping` with `pong`, and `done` at EOF."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket) -> None:
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while data := conn.recv(65536):
+                if data == b"ping":
+                    conn.sendall(b"pong")
+            conn.sendall(b"done")
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    server = Sink()
+    yield server
+    server.listener.close()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    return tmp_path / "link.log"
+
+
+def _send_megabyte(port: int) -> float:
+    """Seconds from the first byte sent to the receiver's reply after the last one."""
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        started = time.perf_counter()
+        conn.sendall(b"x" * MEGABYTE)
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(16) == b"done"
+        return time.perf_counter() - started
+
+
+def test_one_megabyte_at_10_mbit_takes_0_8_s(sink: Sink, log: Path) -> None:
+    proxy = link.start("client", ("127.0.0.1", sink.port), link.Shape(10.0, 0.0), log)
+    try:
+        seconds = _send_megabyte(proxy.port)
+        stats = proxy.stats()
+    finally:
+        proxy.stop()
+    assert 0.72 <= seconds <= 0.88, f"1 MB at 10 Mbit/s took {seconds:.3f} s, not 0.8 s +-10%"
+    assert stats["bytes_up"] == MEGABYTE
+    assert stats["cpu_s"] > 0
+
+
+def test_the_delay_does_not_limit_throughput(sink: Sink, log: Path) -> None:
+    """A delay line, not stop-and-wait: 100 ms of round trip adds 50 ms (one way) to 0.8 s."""
+    proxy = link.start("client", ("127.0.0.1", sink.port), link.Shape(10.0, 100.0), log)
+    try:
+        seconds = _send_megabyte(proxy.port)
+    finally:
+        proxy.stop()
+    # The reply crosses back too: 0.8 s + 50 ms there + 50 ms back.
+    assert 0.85 <= seconds <= 0.99, f"took {seconds:.3f} s"
+
+
+def test_connections_share_the_link_bandwidth(sink: Sink, log: Path) -> None:
+    proxy = link.start("client", ("127.0.0.1", sink.port), link.Shape(20.0, 0.0), log)
+    took: list[float] = []
+    try:
+        threads = [
+            threading.Thread(target=lambda: took.append(_send_megabyte(proxy.port)))
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        proxy.stop()
+    # 2 MB through one 20 Mbit/s link: 0.8 s for the last to finish, not 0.4 s each.
+    assert 0.72 <= max(took) <= 0.88, took
+
+
+def _select_one_ms(conn: psycopg.Connection[tuple[int]], samples: int) -> list[float]:
+    out = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        conn.execute("SELECT 1").fetchone()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def test_one_ms_round_trip_adds_one_ms_to_select_1(servers: services.Endpoints, log: Path) -> None:
+    params = conninfo.conninfo_to_dict(servers.pg_dsn)
+    upstream = (str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = link.start("db", upstream, link.Shape(None, 0.0), log)
+    medians: dict[float, list[float]] = {0.0: [], 1.0: []}
+    try:
+        dsn = conninfo.make_conninfo(servers.pg_dsn, host="127.0.0.1", port=proxy.port)
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+            _select_one_ms(conn, 50)  # warm the connection and the plan
+            for block in range(BLOCKS):
+                # ABBA order: a drift within a pair of blocks hits both round trips alike.
+                order = (0.0, 1.0) if block % 2 == 0 else (1.0, 0.0)
+                for rtt in order:
+                    proxy.set(link.Shape(None, rtt))
+                    medians[rtt].append(statistics.median(_select_one_ms(conn, SAMPLES)))
+    finally:
+        proxy.stop()
+    added = statistics.median(medians[1.0]) - statistics.median(medians[0.0])
+    spread = [round(b - a, 3) for a, b in zip(medians[0.0], medians[1.0], strict=True)]
+    assert abs(added - 1.0) <= 0.1, f"1 ms RTT added {added:.3f} ms (per block: {spread})"
+
+
+def test_stop_ends_the_process_and_a_dead_proxy_is_named(sink: Sink, log: Path) -> None:
+    proxy = link.start("db", ("127.0.0.1", sink.port), link.Shape(None, 0.5), log)
+    try:
+        with procs.watched("the db link", proxy.popen, proxy.log):
+            procs.stop_pid(proxy.pid, popen=proxy.popen)  # as if it had crashed
+            dead = procs.dead_watched("a trial")
+        assert dead is not None and dead.startswith(f"the db link (pid {proxy.pid}) died")
+        assert str(log) in dead
+        with pytest.raises(InfrastructureError, match=f"the db link \\(pid {proxy.pid}\\)"):
+            proxy.set(link.Shape(None, 1.0))
+    finally:
+        proxy.stop()
+    assert not procs.pid_alive(proxy.pid)
+
+
+def test_changes_apply_to_open_connections(sink: Sink, log: Path) -> None:
+    proxy = link.start("db", ("127.0.0.1", sink.port), link.Shape(None, 0.0), log)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def ping_ms() -> float:
+                started = time.perf_counter()
+                conn.sendall(b"ping")
+                assert conn.recv(16) == b"pong"
+                return (time.perf_counter() - started) * 1000
+
+            before = statistics.median(ping_ms() for _ in range(20))
+            proxy.set(link.Shape(None, 20.0))
+            after = statistics.median(ping_ms() for _ in range(5))
+    finally:
+        proxy.stop()
+    assert before < 5 and 20 <= after < 30, (before, after)
+
+
+@pytest.mark.parametrize(
+    ("mbit", "rtt_ms", "message"),
+    [(0.0, 0.0, "link mbit 0: must be above 0"), (None, -1.0, "link rtt_ms -1: must be 0")],
+)
+def test_bad_shapes_are_refused_in_one_line(
+    mbit: float | None, rtt_ms: float, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        link.Shape(mbit, rtt_ms)
+
+
+def test_describe_names_rate_and_round_trip() -> None:
+    assert link.Shape(10.0, 1.0).describe() == "10 Mbit/s, 1 ms RTT"
+    assert link.Shape(None, 0.5).describe() == "unlimited, 0.5 ms RTT"
