@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import os
 import queue
@@ -38,9 +39,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
@@ -48,13 +51,17 @@ from pairbench.errors import InfrastructureError, UsageError
 
 from . import procs
 
+if TYPE_CHECKING:  # the proxy process itself needs neither psycopg nor the server module
+    from . import server
+
 BURST_BYTES = 4096  # the token bucket's depth: a few packets of a 1500-byte MTU
 UNLIMITED_READ_BYTES = 65536  # what one read takes when no bandwidth limit applies
 QUEUE_CHUNKS = 4096  # chunks in flight per direction of a connection before the reader waits
 START_TIMEOUT_S = 10.0
 REPLY_TIMEOUT_S = 5.0  # for an answer on the control pipe
 SWITCH_INTERVAL_S = 0.0002  # the GIL handoff: a waking writer must not wait 5 ms for it
-SPIN_S = 0.0001  # the end of a wait spent spinning, not asleep (_sleep_until)
+LATENESS_GAIN = 0.1  # how fast _Waker follows the measured lateness of wake-ups
+MAX_EARLY_S = 0.0003  # the most a sleep is cut short by
 TIMER_SLACK_NS = 1  # see _precise_sleeps
 _PR_SET_TIMERSLACK = 29
 MAX_MBIT = 100_000.0
@@ -165,6 +172,7 @@ class _Proxy:
         not cancel between 0 ms and 1 ms.
         """
         bucket = self.buckets[index]
+        waker = _Waker()
         try:
             while True:
                 shape = self.shape  # read once per chunk: a `set` applies from the next one
@@ -172,7 +180,7 @@ class _Proxy:
                 data = source.recv(UNLIMITED_READ_BYTES if rate is None else BURST_BYTES)
                 now = time.perf_counter()
                 leaves = bucket.departure(len(data), rate, now) if data else now
-                _sleep_until(leaves)  # the shaping holds the reader: TCP pushes back upstream
+                waker.sleep_until(leaves)  # the shaping holds the reader: TCP pushes back upstream
                 if shape.rtt_ms == 0 and line.idle():
                     self._deliver(pair, sink, data, index)
                 else:
@@ -191,10 +199,11 @@ class _Proxy:
         index: int,
     ) -> None:
         """Deliver each chunk at its time: the delay line."""
+        waker = _Waker()
         try:
             while True:
                 due, data = line.get()
-                _sleep_until(due)
+                waker.sleep_until(due)
                 self._deliver(pair, sink, data, index)
                 line.done()
                 if not data:
@@ -270,14 +279,25 @@ class _Connection:
                 s.close()
 
 
-def _sleep_until(when: float) -> None:
-    """Sleep, then spin the last SPIN_S: a sleeping thread wakes some tens of microseconds
-    late on a busy machine, which would add to every delayed chunk."""
-    wait = when - time.perf_counter()
-    if wait > SPIN_S:
-        time.sleep(wait - SPIN_S)
-    while time.perf_counter() < when:
-        pass
+class _Waker:
+    """Sleeps that end on time on average: a thread woken from `time.sleep` runs some tens of
+    microseconds late on a busy machine (the scheduler, the GIL), which would add to every
+    delayed chunk. The lateness is measured on every wake-up and the next sleep ends that much
+    early (a moving average), instead of spinning, which would hold the GIL other threads wait
+    for."""
+
+    def __init__(self) -> None:
+        self.early = 0.0  # seconds a sleep is cut short by
+
+    def sleep_until(self, when: float) -> None:
+        wait = when - time.perf_counter() - self.early
+        if wait <= 0:
+            return
+        time.sleep(wait)
+        late = time.perf_counter() - when  # negative: woke before `when`
+        # Clamped: one long stall (a page fault, a preempted core) must not make every later
+        # chunk early.
+        self.early = min(MAX_EARLY_S, max(0.0, self.early + LATENESS_GAIN * late))
 
 
 def _parse_settings(words: list[str], shape: Shape) -> Shape:
@@ -461,6 +481,141 @@ def start(
     except BaseException:
         link.stop()
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# A pair measured across links: its own target server behind them
+
+
+@dataclass
+class Linked:
+    """What a pair with links talks to: a target server whose PostgreSQL and Redis are reached
+    through the db link, reached itself through the client link (either may be absent)."""
+
+    target: server.TargetServer  # its `url` is the client link's when there is one
+    links: dict[str, Link]  # "client", "postgres", "redis"
+    rtt_from_knob: bool = False
+
+    def set_db_rtt(self, rtt_ms: float) -> None:
+        """The db links' round trip (the `db_rtt_ms` knob): both PostgreSQL's and Redis's."""
+        for name in ("postgres", "redis"):
+            if name in self.links:
+                link = self.links[name]
+                link.set(Shape(link.shape.mbit, rtt_ms))
+
+    def record(self) -> dict[str, Any]:
+        """run.json's `pairs.<name>.link` (docs/run-format.md)."""
+        client = self.links.get("client")
+        db = self.links.get("postgres")
+        return {
+            "client": client.shape.record() if client else None,
+            "db": {**db.shape.record(), "rtt_from_knob": self.rtt_from_knob} if db else None,
+            "description": self.description(),
+            "proxies": {},
+        }
+
+    def description(self) -> str:
+        """How captions name the conditions: "client link 10 Mbit/s, 1 ms RTT; db link ..."."""
+        parts = []
+        client = self.links.get("client")
+        if client is not None:
+            parts.append(f"client link {client.shape.describe()}")
+        db = self.links.get("postgres")
+        if db is not None:
+            if self.rtt_from_knob:
+                rate = "unlimited" if db.shape.mbit is None else f"{db.shape.mbit:g} Mbit/s"
+                parts.append(f"db link {rate}, RTT = the knob")
+            else:
+                parts.append(f"db link {db.shape.describe()}")
+        return "; ".join(parts)
+
+    def usage(self) -> dict[str, Any]:
+        """Each proxy's connections, bytes and CPU seconds so far (`Link.stats`)."""
+        return {name: link.stats() for name, link in self.links.items()}
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(address)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _via(url: str, port: int) -> str:
+    """`url` with its host and port replaced by the proxy's, its user and password kept."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{user + '@' if user else ''}127.0.0.1:{port}"))
+
+
+def _pg_upstream(dsn: str) -> tuple[str, int]:
+    from psycopg import conninfo
+
+    params = conninfo.conninfo_to_dict(dsn)
+    host = str(params.get("host") or "")
+    if not host or host.startswith("/"):
+        raise UsageError(
+            "a [link.db] needs PostgreSQL on TCP (host and port in the DSN), not a Unix socket"
+        )
+    return host.split(",")[0], int(str(params.get("port") or 5432).split(",")[0])
+
+
+@contextlib.contextmanager
+def serve_through(
+    client: Shape | None,
+    db: Shape | None,
+    pg_dsn: str,
+    redis_url: str,
+    target: server.TargetServer,
+    logs: Path,
+    prefix: str,
+    *,
+    rtt_from_knob: bool = False,
+) -> Iterator[Linked]:
+    """Start the proxies (and, for a db link, a target server of the pair's own behind them);
+    every process started here is watched while the block runs and stopped when it exits."""
+    from psycopg import conninfo
+
+    from . import server
+
+    links: dict[str, Link] = {}
+    with contextlib.ExitStack() as stack:
+
+        def started(name: str, link: Link, watched_as: str) -> Link:
+            stack.callback(link.stop)
+            stack.enter_context(procs.watched(watched_as, link.popen, link.log))
+            links[name] = link
+            return link
+
+        if db is not None:
+            pg = started(
+                "postgres",
+                start("postgres", _pg_upstream(pg_dsn), db, logs / f"{prefix}-link-postgres.log"),
+                "the link to PostgreSQL",
+            )
+            rs = started(
+                "redis",
+                start("redis", _host_port(redis_url, 6379), db, logs / f"{prefix}-link-redis.log"),
+                "the link to Redis",
+            )
+            dsn = (
+                _via(pg_dsn, pg.port)
+                if urlsplit(pg_dsn).scheme in ("postgres", "postgresql")
+                else conninfo.make_conninfo(pg_dsn, host="127.0.0.1", port=pg.port)
+            )
+            url = _via(redis_url, rs.port)
+            target = server.start(dsn, url, logs / f"{prefix}-linked-server.log")
+            stack.callback(target.stop)
+            stack.enter_context(
+                procs.watched("the target server behind the db link", target.popen, target.log)
+            )
+        if client is not None:
+            host, port = _host_port(target.url, 80)
+            front = started(
+                "client",
+                start("client", (host, port), client, logs / f"{prefix}-link-client.log"),
+                "the client link",
+            )
+            target = dataclasses.replace(target, url=f"http://127.0.0.1:{front.port}")
+        yield Linked(target, links, rtt_from_knob)
 
 
 if __name__ == "__main__":
