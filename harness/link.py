@@ -25,6 +25,7 @@ rtt_ms=1`, `stats`); the harness changes the round trip between knob values with
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -35,6 +36,7 @@ import queue
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -60,8 +62,11 @@ QUEUE_CHUNKS = 4096  # chunks in flight per direction of a connection before the
 START_TIMEOUT_S = 10.0
 REPLY_TIMEOUT_S = 5.0  # for an answer on the control pipe
 SWITCH_INTERVAL_S = 0.0002  # the GIL handoff: a waking writer must not wait 5 ms for it
-LATENESS_GAIN = 0.1  # how fast _Waker follows the measured lateness of wake-ups
-MAX_EARLY_S = 0.0003  # the most a sleep is cut short by
+LATENESS_STEP_S = 0.000002  # how fast _Waker's estimate of the wake-up lateness moves
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value when Python lacks it
+MAX_STAMP_AGE_S = 0.05  # a kernel receive time stamp older than this is not believed
+LATENESS_KEPT = 2000  # delayed chunks whose lateness `stats` summarises
+MAX_EARLY_S = 0.0002  # the most a sleep is cut short by
 TIMER_SLACK_NS = 1  # see _precise_sleeps
 _PR_SET_TIMERSLACK = 29
 MAX_MBIT = 100_000.0
@@ -125,6 +130,10 @@ class _Proxy:
     bytes_moved: list[int] = field(default_factory=lambda: [0, 0])  # up (to upstream), down
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # How late (s, negative: early) the last delayed chunks were written, for `stats`.
+    lateness: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=LATENESS_KEPT)
+    )
 
     def accept_forever(self) -> None:
         while True:
@@ -144,6 +153,7 @@ class _Proxy:
         for s in (client, server):
             # Small messages (a query, a row) must not wait for Nagle's algorithm.
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # see _receive
         with self.lock:
             self.connections += 1
         pair = _Connection(client, server)
@@ -177,8 +187,7 @@ class _Proxy:
             while True:
                 shape = self.shape  # read once per chunk: a `set` applies from the next one
                 rate = None if shape.mbit is None else shape.mbit * 1e6 / 8
-                data = source.recv(UNLIMITED_READ_BYTES if rate is None else BURST_BYTES)
-                now = time.perf_counter()
+                data, now = _receive(source, UNLIMITED_READ_BYTES if rate is None else BURST_BYTES)
                 leaves = bucket.departure(len(data), rate, now) if data else now
                 waker.sleep_until(leaves)  # the shaping holds the reader: TCP pushes back upstream
                 if shape.rtt_ms == 0 and line.idle():
@@ -204,6 +213,7 @@ class _Proxy:
             while True:
                 due, data = line.get()
                 waker.sleep_until(due)
+                self.lateness.append(time.perf_counter() - due)
                 self._deliver(pair, sink, data, index)
                 line.done()
                 if not data:
@@ -222,12 +232,36 @@ class _Proxy:
             self.bytes_moved[index] += len(data)
 
     def stats(self) -> dict[str, Any]:
+        late = sorted(self.lateness)
         with self.lock:
             return {
                 "connections": self.connections,
                 "bytes_up": self.bytes_moved[0],
                 "bytes_down": self.bytes_moved[1],
+                "late_us_p50": round(late[len(late) // 2] * 1e6, 1) if late else None,
+                "late_us_p90": round(late[len(late) * 9 // 10] * 1e6, 1) if late else None,
             }
+
+
+_TIMESPEC = struct.Struct("@ll")
+
+
+def _receive(source: socket.socket, size: int) -> tuple[bytes, float]:
+    """Up to `size` bytes and when the kernel received them, on the perf_counter clock.
+
+    The kernel's own time stamp (SO_TIMESTAMPNS), not the time the reading thread woke: after
+    an idle millisecond that wake-up is some tens of microseconds late, and a delay counted from
+    it would be that much longer than asked.
+    """
+    data, ancillary, _, _ = source.recvmsg(size, _TIMESPEC.size * 2)
+    now = time.perf_counter()
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            ago = time.time() - (seconds + nanoseconds * 1e-9)
+            if 0 <= ago < MAX_STAMP_AGE_S:  # a clock step must not throw the delay off
+                return data, now - ago
+    return data, now
 
 
 class _DelayLine:
@@ -280,24 +314,25 @@ class _Connection:
 
 
 class _Waker:
-    """Sleeps that end on time on average: a thread woken from `time.sleep` runs some tens of
-    microseconds late on a busy machine (the scheduler, the GIL), which would add to every
-    delayed chunk. The lateness is measured on every wake-up and the next sleep ends that much
-    early (a moving average), instead of spinning, which would hold the GIL other threads wait
-    for."""
+    """Sleeps that end on time: a thread woken from `time.sleep` runs some tens of microseconds
+    late on a busy machine (the scheduler, the GIL), which would add to every delayed chunk.
+    Each wake-up's lateness is measured and the next sleep ends early by an estimate of its
+    median (a step up when late, a step down when early: robust to the long tail of a stalled
+    core), instead of spinning, which would hold the GIL the other threads wait for."""
 
     def __init__(self) -> None:
         self.early = 0.0  # seconds a sleep is cut short by
 
     def sleep_until(self, when: float) -> None:
-        wait = when - time.perf_counter() - self.early
-        if wait <= 0:
-            return
-        time.sleep(wait)
-        late = time.perf_counter() - when  # negative: woke before `when`
-        # Clamped: one long stall (a page fault, a preempted core) must not make every later
-        # chunk early.
-        self.early = min(MAX_EARLY_S, max(0.0, self.early + LATENESS_GAIN * late))
+        now = time.perf_counter()
+        if now >= when:
+            return  # due already (the chunk came late): nothing learnt about sleeping
+        wait = when - now - self.early
+        if wait > 0:
+            time.sleep(wait)
+        late = time.perf_counter() - when  # negative: woke (or did not sleep) before `when`
+        step = LATENESS_STEP_S if late > 0 else -LATENESS_STEP_S
+        self.early = min(MAX_EARLY_S, max(0.0, self.early + step))
 
 
 def _parse_settings(words: list[str], shape: Shape) -> Shape:
