@@ -7,19 +7,26 @@ the proxy's own cost is in both and cancels (docs/architecture.md, "The link emu
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
+from hdrh.histogram import HdrHistogram
 from psycopg import conninfo
 
+from pairbench import runmodel
 from pairbench.errors import InfrastructureError, UsageError
-from pairbench.harness import link, procs, services
+from pairbench.harness import link, procs, scenario, services
+
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 
 MEGABYTE = 1_000_000
 BLOCKS = 8  # alternations of 0 ms and 1 ms
@@ -196,3 +203,113 @@ def test_bad_shapes_are_refused_in_one_line(
 def test_describe_names_rate_and_round_trip() -> None:
     assert link.Shape(10.0, 1.0).describe() == "10 Mbit/s, 1 ms RTT"
     assert link.Shape(None, 0.5).describe() == "unlimited, 0.5 ms RTT"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios that declare links, and a real run across one
+
+FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+RTT_SCENARIO = """
+pair = "fixture_rows"
+name = "fixture_rows_rtt"
+request = "/fixture_rows/{variant}?n=10"
+knob_sets = "db_rtt_ms"
+
+[knob]
+name = "db_rtt_ms"
+label = "round trip to the database"
+unit = "ms"
+log_scale = false
+
+[mechanism.queries]
+per_row = { base = 11 }
+join = { base = 1 }
+batched = { base = 2 }
+
+[profiles.quick]
+knob_values = [0, 2]
+users = 2
+warmup_seconds = 0.1
+trial_warmup_seconds = 0.1
+round_seconds = 0.4
+rounds = 2
+"""
+
+
+def _scenario(tmp_path: Path, text: str) -> scenario.Scenario:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return scenario.load_scenario(path)
+
+
+def test_a_round_trip_knob_implies_the_db_link(tmp_path: Path) -> None:
+    spec = _scenario(tmp_path, RTT_SCENARIO)
+    chosen = spec.link_for(spec.load("quick"))
+    assert spec.key == "fixture_rows_rtt"
+    assert chosen is not None and chosen.client is None
+    assert chosen.db is not None and chosen.db.mbit is None and chosen.db.rtt_ms == 0
+
+
+def test_a_profile_link_replaces_the_scenarios(tmp_path: Path) -> None:
+    text = RTT_SCENARIO.replace('knob_sets = "db_rtt_ms"', 'knob_sets = "users"') + (
+        "\n[link.client]\nmbit = 10\n\n[profiles.quick.link.client]\nmbit = 1\nrtt_ms = 40\n"
+    )
+    spec = _scenario(tmp_path, text)
+    chosen = spec.link_for(spec.load("quick"))
+    assert chosen is not None and chosen.db is None
+    assert chosen.client is not None and (chosen.client.mbit, chosen.client.rtt_ms) == (1, 40)
+
+
+def test_a_bad_link_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"s\.toml: link\.db\.rtt_ms: Input should be greater"):
+        _scenario(tmp_path, RTT_SCENARIO + "\n[link.db]\nrtt_ms = -1\n")
+
+
+def _link_processes(since: float) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "create_time"]):
+        cmdline = process.info["cmdline"] or []
+        if "pairbench.harness.link" in cmdline and process.info["create_time"] >= since:
+            found.append(process)
+    return found
+
+
+def test_a_run_across_the_db_link_grows_with_the_round_trip(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "fixture_rows_rtt.toml").write_text(RTT_SCENARIO)
+    env = {**server_env, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS), "PAIRBENCH_SCENARIOS": str(folder)}
+    started = time.time() - 1
+    result = subprocess.run(
+        [*pairbench, "run", "fixture_rows_rtt", "--out", str(tmp_path / "out"), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fixture_rows_rtt: across db link unlimited, RTT = the knob" in result.stderr
+    assert _link_processes(started) == []  # both proxies ended with the run
+    (run_dir,) = (tmp_path / "out").iterdir()
+    stored = json.loads((run_dir / "run.json").read_text())
+    record = stored["pairs"]["fixture_rows_rtt"]
+    assert record["link"]["db"]["rtt_from_knob"] is True and record["link"]["client"] is None
+    assert record["link"]["description"] == "db link unlimited, RTT = the knob"
+    postgres = record["link"]["proxies"]["postgres"]
+    assert postgres["connections"] >= 1 and postgres["bytes_down"] > 0 and postgres["cpu_s"] > 0
+    assert postgres["late_us_p50"] is not None  # chunks crossed the 2 ms line
+
+    def p50_ms(variant: str, knob: float) -> float:
+        values = []
+        for trial in record["trials"]:
+            if trial["variant"] == variant and trial["knob"] == knob:
+                values.append(HdrHistogram.decode(trial["histogram"]).get_value_at_percentile(50))
+        return statistics.median(values) / 1000
+
+    # 11 statements a request cross 2 ms each; the join's one crosses it once.
+    per_row = p50_ms("per_row", 2) - p50_ms("per_row", 0)
+    join = p50_ms("join", 2) - p50_ms("join", 0)
+    assert per_row > 15 and join < per_row / 3, (per_row, join)
+    assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
