@@ -313,3 +313,47 @@ def test_a_run_across_the_db_link_grows_with_the_round_trip(
     join = p50_ms("join", 2) - p50_ms("join", 0)
     assert per_row > 15 and join < per_row / 3, (per_row, join)
     assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
+
+
+CLIENT_SCENARIO = """
+pair = "fixture_rows"
+name = "fixture_rows_client"
+request = "/fixture_rows/{variant}?n={knob}"
+
+[link.client]
+mbit = 10
+rtt_ms = 4
+
+[profiles.quick]
+knob_values = [1]
+users = 1
+warmup_seconds = 0.1
+trial_warmup_seconds = 0.1
+round_seconds = 0.4
+rounds = 2
+"""
+
+
+def test_a_run_across_the_client_link_pays_its_round_trip(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "fixture_rows_client.toml").write_text(CLIENT_SCENARIO)
+    env = {**server_env, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS), "PAIRBENCH_SCENARIOS": str(folder)}
+    result = subprocess.run(
+        [*pairbench, "run", "fixture_rows_client", "--out", str(tmp_path / "out"), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "out").iterdir()
+    record = json.loads((run_dir / "run.json").read_text())["pairs"]["fixture_rows_client"]
+    assert record["link"]["description"] == "client link 10 Mbit/s, 4 ms RTT"
+    assert record["link"]["db"] is None and "postgres" not in record["link"]["proxies"]
+    assert record["link"]["proxies"]["client"]["bytes_down"] > 0
+    for trial in record["trials"]:
+        p50_ms = HdrHistogram.decode(trial["histogram"]).get_value_at_percentile(50) / 1000
+        assert 4.0 <= p50_ms < 12.0, (trial["variant"], p50_ms)  # every request crossed 4 ms
