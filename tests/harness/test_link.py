@@ -7,6 +7,7 @@ the proxy's own cost is in both and cancels (docs/architecture.md, "The link emu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import statistics
@@ -39,7 +40,8 @@ class Sink:
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
 
     def _accept(self) -> None:
         while True:
@@ -47,7 +49,18 @@ class Sink:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def close(self) -> None:
+        """Stop accepting and wait for every thread: later tests count this process's threads
+        (the figure workers draw in one process when others run)."""
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(timeout=5)
 
     @staticmethod
     def _serve(conn: socket.socket) -> None:
@@ -63,7 +76,7 @@ class Sink:
 def sink() -> Iterator[Sink]:
     server = Sink()
     yield server
-    server.listener.close()
+    server.close()
 
 
 @pytest.fixture
