@@ -230,7 +230,8 @@ class PairInfo:
 
     @property
     def name(self) -> str:
-        return self.scenario.pair
+        """The run's key for it: the scenario's `name`, else the pair's."""
+        return self.scenario.key
 
     @property
     def rule(self) -> str:

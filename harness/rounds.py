@@ -182,11 +182,18 @@ def measure_pair(
     step: Callable[[TrialStep], None],
     skip: Callable[[int], None] = lambda n: None,
     stopper: Stopper | None = None,
+    *,
+    at_knob: Callable[[float], None] | None = None,
+    absolute: bool = False,
 ) -> int:
     """Warm up and run the rounds at every knob value, appending each trial to `record` and
-    saving it at once; returns the count of invalid trials."""
+    saving it at once; returns the count of invalid trials. `at_knob(knob)` runs before a knob
+    value's warm-up (a link's round trip set to it); `absolute`: the target is not the one the
+    agent was started for, so every request names its URL."""
     side = Side("new", target, client, pair, record)
-    return measure_sides([side], save, load, agent, rng, step, skip, stopper)
+    return measure_sides(
+        [side], save, load, agent, rng, step, skip, stopper, at_knob=at_knob, absolute=absolute
+    )
 
 
 class Stopper(Protocol):
@@ -228,6 +235,9 @@ def measure_sides(
     step: Callable[[TrialStep], None],
     skip: Callable[[int], None] = lambda n: None,
     stopper: Stopper | None = None,
+    *,
+    at_knob: Callable[[float], None] | None = None,
+    absolute: bool = False,
 ) -> int:
     """Every round runs every (side, variant) once in a fresh shuffled order, so drift hits
     both versions and all variants alike; a base variant the new side lacks is not measured.
@@ -242,7 +252,7 @@ def measure_sides(
         for v in side.pair.variants
         if side is first or v.name in known
     ]
-    absolute = len(sides) > 1  # two servers: each request names its own
+    absolute = absolute or len(sides) > 1  # two servers: each request names its own
     drivers = {
         side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, absolute)
         for side in sides
@@ -267,6 +277,8 @@ def measure_sides(
     measuring = time.perf_counter()
     saver = _Saver(save)
     for knob in load.knob_values:
+        if at_knob is not None:
+            at_knob(knob)
         paths = {side.label: _paths(side, knob, absolute) for side in sides}
         users = spec.users_at(load, knob)
         rate = spec.rate_at(load, knob)

@@ -29,6 +29,7 @@ from . import (
     baseline,
     capacity,
     catalogue,
+    link,
     metadata,
     postgres,
     procs,
@@ -120,7 +121,7 @@ class Run:
 
     def __init__(self, options: RunOptions, scenarios: list[scenario.Scenario]) -> None:
         self.options = options
-        self.run_id = _run_id([s.pair for s in scenarios])
+        self.run_id = _run_id([s.key for s in scenarios])
         self.dir = options.out / self.run_id
         self.logs = services.state_dir() / "logs"  # server and agent logs, by run id
         self.logs.mkdir(exist_ok=True)
@@ -212,8 +213,10 @@ class _Session:
         rng: random.Random,
         progress: Progress,
         datasets: dict[str, seeding.PairDataset],
+        endpoints: services.Endpoints,
     ) -> None:
         self.run, self.options, self.target, self.client = run, options, target, client
+        self.endpoints = endpoints
         self.datasets = datasets
         self.rng, self.progress = rng, progress
         self.agent: LoadAgent | None = None
@@ -250,15 +253,62 @@ class _Session:
         return self.agent
 
     def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
-        """Verify one pair, then (unless only verifying) measure it or find its capacity."""
+        """Verify one pair, then (unless only verifying) measure it or find its capacity.
+
+        A pair whose scenario declares links is served by a target of its own behind them
+        (docs/architecture.md, "The link emulator"); the other pairs never cross a proxy.
+        """
+        spec = pair.scenario.link_for(load)
+        if spec is None:
+            self._pair(pair, load)
+            return
+        if self.base is not None:
+            raise UsageError(
+                f"{pair.scenario.source}: [link]: an interleaved gate cannot run a pair across"
+                " links yet; gate it without one"
+            )
+        with (
+            link.serve_through(
+                _shape(spec.client),
+                _shape(spec.db),
+                self.endpoints.pg_dsn,
+                self.endpoints.redis_url,
+                self.target,
+                self.run.logs,
+                f"{self.run.run_id}-{pair.name}",
+                rtt_from_knob=pair.scenario.knob_sets == "db_rtt_ms",
+            ) as linked,
+            httpx.Client(base_url=linked.target.url, timeout=verify.REQUEST_TIMEOUT_S) as client,
+        ):
+            self.progress.message(f"{pair.name}: across {linked.description()}")
+            main = self.target, self.client
+            self.target, self.client = linked.target, client
+            try:
+                self._pair(pair, load, linked)
+            finally:
+                self.target, self.client = main
+                record = self.run.doc["pairs"].get(pair.name)
+                if record is not None:
+                    with contextlib.suppress(InfrastructureError):  # a dead proxy: said elsewhere
+                        record["link"]["proxies"] = linked.usage()
+
+    def _pair(
+        self, pair: PairInfo, load: scenario.LoadProfile, linked: link.Linked | None = None
+    ) -> None:
         record = {
             **pair.record(),
             "load": load.model_dump(),
             "scenario": pair.scenario.model_dump(exclude={"source"}),
             "expectation": _expectation(pair, load),
-            "dataset": self.datasets[pair.name].record() if pair.name in self.datasets else None,
+            "dataset": (
+                self.datasets[pair.scenario.pair].record()
+                if pair.scenario.pair in self.datasets
+                else None
+            ),
             "trials": [],
         }
+        if linked is not None:
+            record["link"] = linked.record()
         record["knob"]["values"] = load.knob_values
         verifying = time.perf_counter()
         outcome = verify.verify_pair(self.client, pair, load.knob_values)
@@ -311,6 +361,8 @@ class _Session:
                 self.progress.step,
                 self.progress.skip,
                 self.options.stopper,
+                at_knob=linked.set_db_rtt if linked is not None and linked.rtt_from_knob else None,
+                absolute=linked is not None,
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
             self.progress.message(_rounds_line(pair.name, record))
@@ -335,7 +387,7 @@ class _BaseSide:
     ) -> rounds.Side | None:
         """The pair on the baseline's server, verified; None (and the reason stored in the
         baseline's record of it) when the baseline cannot be measured against it."""
-        if pair.name not in self.served.pairs:
+        if pair.scenario.pair not in self.served.pairs:
             session.progress.message(f"{pair.name}: not in the baseline: measured for new only")
             return None
         try:
@@ -348,7 +400,11 @@ class _BaseSide:
             "load": record["load"],
             "scenario": record["scenario"],
             "expectation": record["expectation"],
-            "dataset": self.datasets[pair.name].record() if pair.name in self.datasets else None,
+            "dataset": (
+                self.datasets[pair.scenario.pair].record()
+                if pair.scenario.pair in self.datasets
+                else None
+            ),
             "trials": [],
         }
         base_record["knob"]["values"] = load.knob_values
@@ -442,7 +498,8 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     scenarios = options.scenarios or scenario.select(options.pairs)
     suite = options.suite or scenario.profile(options.profile)
     data_profile = suite.data_profile(options.profile)
-    loads = {s.pair: s.load(options.profile) for s in scenarios}
+    _one_record_each(scenarios)
+    loads = {s.key: s.load(options.profile) for s in scenarios}
     if options.rounds is not None:
         loads = {name: load.fixed(options.rounds) for name, load in loads.items()}
     run = Run(options, scenarios)
@@ -453,7 +510,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     rng = random.Random(options.seed)
     session: _Session | None = None
     status = "failed"
-    names = [s.pair for s in scenarios]
+    names = list(dict.fromkeys(s.pair for s in scenarios))
     # Where start-up time goes (docs/run-format.md, metadata.timing).
     timing: dict[str, float] = run.doc["metadata"].setdefault("timing", {})
     try:
@@ -526,7 +583,9 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     client = clients.enter_context(
                         httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S)
                     )
-                    session = _Session(run, options, target, client, rng, progress, datasets)
+                    session = _Session(
+                        run, options, target, client, rng, progress, datasets, endpoints
+                    )
                     if not options.verify_only:
                         session.start_agent()
                     if base_target is not None:
@@ -560,6 +619,22 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
         _finish(run, status, progress)
     failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def _one_record_each(scenarios: list[scenario.Scenario]) -> None:
+    """Two scenarios of one pair need different names (`name = ...`): run.json keys by it."""
+    seen: dict[str, str] = {}
+    for each in scenarios:
+        if each.key in seen:
+            raise UsageError(
+                f"{each.source}: records as {each.key!r} like {seen[each.key]}: give it a name"
+                " of its own (name = ...)"
+            )
+        seen[each.key] = each.source
+
+
+def _shape(side: scenario.LinkSide | None) -> link.Shape | None:
+    return None if side is None else link.Shape(side.mbit, side.rtt_ms)
 
 
 def _watch_services(endpoints: services.Endpoints) -> contextlib.ExitStack:

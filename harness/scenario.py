@@ -73,6 +73,21 @@ class KnobSpec(Strict):
     log_scale: bool = True
 
 
+class LinkSide(Strict):
+    """One emulated link (harness/link.py): a bandwidth (None: unlimited) and an added round trip."""
+
+    mbit: float | None = Field(None, gt=0, le=100_000)
+    rtt_ms: float = Field(0.0, ge=0, le=10_000)
+
+
+class Link(Strict):
+    """Where a scenario puts a link (docs/architecture.md, "The link emulator"): between the load
+    generator and the target (`client`), and between the target and PostgreSQL and Redis (`db`)."""
+
+    client: LinkSide | None = None
+    db: LinkSide | None = None
+
+
 class Expectation(Strict):
     # error_ratio: the share of requests that failed, for a lesson that is a cliff, not a time
     metric: Literal["p50", "p90", "p99", "error_ratio"] = "p50"
@@ -120,6 +135,8 @@ class LoadProfile(Strict):
     max_rate_shortfall: float = Field(0.05, ge=0, le=1)  # open model: achieved vs target rate
     # Overrides [expectation] min_ratio for this profile: a deeper or larger dataset shows more.
     min_ratio: float | None = Field(None, gt=0)
+    # Replaces the scenario's [link] for this profile ([profiles.<name>.link.db] ...).
+    link: Link | None = None
 
     @model_validator(mode="after")
     def _open_needs_rate(self) -> LoadProfile:
@@ -332,10 +349,14 @@ class Scenario(Strict):
     """One pair's experiment: what to request, how to load it, how to judge it."""
 
     pair: str
+    # The key of its record in run.json when it is not `pair`: a second scenario of the same pair
+    # measured another way (scenarios/n_plus_one_rtt.toml sweeps the database's round trip).
+    name: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     # What each variant sends: see the module docstring ("The request").
     request: RequestSpec
-    # "users": the knob is the concurrency; "rate": the open model's arrival rate
-    knob_sets: Literal["request", "users", "rate"] = "request"
+    # "users": the knob is the concurrency; "rate": the open model's arrival rate;
+    # "db_rtt_ms": the round trip (ms) of the link to PostgreSQL and Redis ([link.db])
+    knob_sets: Literal["request", "users", "rate", "db_rtt_ms"] = "request"
     prepare: Prepare | None = None
     keys: Keys | None = None
     bystander: Bystander | None = None
@@ -351,6 +372,8 @@ class Scenario(Strict):
     plan: dict[str, str] = Field(default_factory=dict)
     # Record client-side time to first byte beside full latency (costs generator CPU).
     ttfb: bool = False
+    # Emulated links (harness/link.py); a profile's own [profiles.<name>.link] replaces it.
+    link: Link | None = None
     profiles: dict[str, LoadProfile]
     source: str = ""  # the file it came from, filled by the loader
 
@@ -383,6 +406,11 @@ class Scenario(Strict):
         if self.keys is None and any("{key}" in t for t in templates):
             raise ValueError("request uses {key} but there is no [keys] table")
         return self
+
+    @property
+    def key(self) -> str:
+        """What the run records it as (`name`, else `pair`)."""
+        return self.name or self.pair
 
     def check_variants(self, names: set[str]) -> None:
         """Every variant has a path; overrides name only real variants (one line if not)."""
@@ -417,6 +445,16 @@ class Scenario(Strict):
         if leftover:
             raise UsageError(f"{self.source}: request placeholder {{{leftover[0]}}} has no value")
         return text
+
+    def link_for(self, load: LoadProfile) -> Link | None:
+        """The links a profile runs with: its own, else the scenario's; a knob that sets the
+        database link's round trip implies that link (unlimited bandwidth unless declared)."""
+        chosen = load.link if load.link is not None else self.link
+        if self.knob_sets == "db_rtt_ms" and (chosen is None or chosen.db is None):
+            chosen = Link(
+                client=chosen.client if chosen else None, db=LinkSide(mbit=None, rtt_ms=0.0)
+            )
+        return chosen
 
     def users_at(self, load: LoadProfile, knob: float) -> int:
         """Users (closed) or connections (open): the knob itself when it is the concurrency."""

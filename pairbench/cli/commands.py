@@ -68,7 +68,9 @@ def list_pairs(as_json: bool) -> None:
     for column in ("pair", "variants (worst to best)", "knob", "scenario values (quick)"):
         table.add_column(column)
     for name in names:
-        pair = described.pairs.get(name)
+        spec = scenarios.get(name)
+        # A second scenario of a described pair (name = ...) lists that pair's variants.
+        pair = described.pairs.get(name) or (described.pairs.get(spec.pair) if spec else None)
         variants = (
             "\n".join(
                 f"[{'red' if v['role'] == 'bad' else 'cyan'}]{v['name']}[/] ({v['role']}): {v['label']}"
@@ -78,9 +80,11 @@ def list_pairs(as_json: bool) -> None:
             else "(service of your own)"
         )
         knob = f"{pair['knob']['name']}: {pair['knob']['label']}" if pair else ""
-        quick = scenarios[name].profiles.get("quick") if name in scenarios else None
+        if spec is not None and spec.knob is not None:
+            knob = f"{spec.knob.name}: {spec.knob.label}"
+        quick = spec.profiles.get("quick") if spec is not None else None
         values = ", ".join(f"{v:g}" for v in quick.knob_values) if quick else ""
-        title = pair["title"] if pair else ""
+        title = (spec.title if spec is not None else None) or (pair["title"] if pair else "")
         table.add_row(f"{name}\n{title}", variants, knob, values or "(no scenario)")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     for name, profile in profiles.items():

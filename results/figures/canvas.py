@@ -37,12 +37,30 @@ NO_DATE = {"png": {"Software": None}, "svg": {"Date": None}}
 LOG_AXIS_SPAN = 100.0
 
 
-def caption(run: Mapping[str, Any]) -> str:
-    """The line under every figure: run id, machine and profile."""
+def caption(run: Mapping[str, Any], pair: Mapping[str, Any] | None = None) -> str:
+    """The line under every figure: run id, machine and profile, and the emulated links the
+    pair (or, for a figure of the whole run, any pair) was measured across, so no number is
+    shown without its conditions (docs/run-format.md, `pairs.*.link`)."""
     machine = (run.get("metadata") or {}).get("machine") or {}
     cores = machine.get("cores")
     where = str(machine.get("cpu_model") or "unknown CPU") + (f", {cores} cores" if cores else "")
-    return f"run {run['run_id']} · {where} · profile {run['profile']}"
+    text = f"run {run['run_id']} · {where} · profile {run['profile']}"
+    links = link_descriptions(run, pair)
+    return text + "".join(f" · {link}" for link in links)
+
+
+def link_descriptions(run: Mapping[str, Any], pair: Mapping[str, Any] | None = None) -> list[str]:
+    """The recorded links of `pair`, or of every pair of the run named by pair, as captions
+    say them ("db link unlimited, RTT = the knob"); empty when none crossed a link."""
+    if pair is not None:
+        described = (pair.get("link") or {}).get("description")
+        return [str(described)] if described else []
+    found = []
+    for name, each in (run.get("pairs") or {}).items():
+        described = (each.get("link") or {}).get("description")
+        if described:
+            found.append(f"{name}: {described}")
+    return found
 
 
 def new_figure(size_in: tuple[float, float]) -> Figure:

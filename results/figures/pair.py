@@ -44,7 +44,7 @@ def plot_pair(
     Always `<name>-scaling`, `-spectrum`, `-timeline`; `-mechanism` when the run has server
     counters, `-bystander` when a bystander was loaded.
     """
-    text = caption(run)
+    text = caption(run, pair)
     keys = list(analysis["per_variant"])
     largest = keys[-1] if keys else None
     jobs = [(kind, name, pair, analysis, largest, text, folder) for kind in FIGURES]

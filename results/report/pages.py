@@ -99,7 +99,7 @@ def figures(declaration: Declaration, stored: StoredRun, folder: Path | None) ->
     analysis = stored.analyses[declaration.name]
     keys = list(analysis["per_variant"])
     largest = keys[-1] if keys else None
-    text = caption(stored.run)
+    text = caption(stored.run, record)
     found = []
     for kind in PAGE_FIGURES:
         figure = FIGURES[kind](record, analysis, largest, text)

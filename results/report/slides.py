@@ -39,7 +39,7 @@ from ..analysis.rounds import BYSTANDER
 from ..analysis.stats import valid_trials
 from ..analysis.summary import Analyses, analyse_run
 from ..figures import workers
-from ..figures.canvas import SVG_HASH_SALT, caption
+from ..figures.canvas import SVG_HASH_SALT, caption, link_descriptions
 from ..figures.forest import forest_figure
 from ..figures.pair import FIGURES
 from ..io.runfile import load_run, run_file_path
@@ -232,15 +232,16 @@ def conditions(run: Mapping[str, Any]) -> str:
     if machine.get("cores"):
         where += f", {machine['cores']} cores"
     parts = [where, f"profile {run['profile']}"]
-    link = link_text(metadata)
+    link = link_text(metadata, run)
     if link:
         parts.append(link)
     parts.append(f"run {run['run_id']}")
     return " · ".join(parts)
 
 
-def link_text(metadata: Mapping[str, Any]) -> str | None:
-    """How requests reached the server, from the recorded server URL: loopback or a network."""
+def link_text(metadata: Mapping[str, Any], run: Mapping[str, Any] | None = None) -> str | None:
+    """How requests reached the server, from the recorded server URL: loopback or a network,
+    and the emulated links the run's pairs crossed (`pairs.*.link`)."""
     url = str((metadata.get("server") or {}).get("url") or "")
     host = urlsplit(url).hostname if url else None
     if not host:
@@ -250,6 +251,9 @@ def link_text(metadata: Mapping[str, Any]) -> str | None:
     except ValueError:
         loopback = False
     text = "loopback" if loopback else f"network to {host}"
+    links = link_descriptions(run) if run is not None else []
+    if links:  # what the emulated links did replaces the bare "loopback" (harness/link.py)
+        text = f"{text} across " + "; ".join(links)
     remote = (metadata.get("load_generator") or {}).get("remote_workers") or 0
     if remote:
         text += f", {remote} remote load generator{'s' if remote != 1 else ''}"

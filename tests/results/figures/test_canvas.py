@@ -50,3 +50,19 @@ def test_a_log_knob_that_starts_at_zero_keeps_its_sweep_readable(
     positions = axes.transData.transform([(float(k), 1.0) for k in keys])[:, 0]
     gaps = positions[1:] - positions[:-1]
     assert gaps.min() > 0.2 * gaps.max()  # no value crushed against another
+
+
+def test_caption_names_the_link_a_pair_crossed() -> None:
+    linked = {"link": {"description": "db link unlimited, RTT = the knob"}}
+    run = {
+        "run_id": "r",
+        "profile": "quick",
+        "metadata": {},
+        "pairs": {"plain": {}, "across": linked},
+    }
+    assert caption(run, linked) == (
+        "run r · unknown CPU · profile quick · db link unlimited, RTT = the knob"
+    )
+    assert caption(run, {}) == "run r · unknown CPU · profile quick"  # loopback: nothing added
+    # A figure of the whole run names each pair that crossed a link.
+    assert caption(run).endswith(" · across: db link unlimited, RTT = the knob")
