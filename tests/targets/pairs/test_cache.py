@@ -32,6 +32,8 @@ from pairbench.targets.pairs.cache import (
 )
 from pairbench.targets.registry import document
 
+from .counting import get_counting
+
 # The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
 COUNTERS = document()["counters"]
 
@@ -40,12 +42,6 @@ CACHED = ["cache_aside", "single_flight"]
 MISSING_CUSTOMER = 999_999  # a valid id that no dataset profile reaches
 BURST = 20
 TTL_SLACK_MS = 2_000  # time between the SET and the PTTL that reads it, on a busy machine
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +94,8 @@ def test_same_bytes_from_the_database_and_from_the_cache(
 @pytest.mark.parametrize("variant", CACHED)
 def test_a_miss_queries_once_then_a_hit_queries_nothing(target: httpx.Client, variant: str) -> None:
     path = f"/cache/{variant}?customer=33"
-    first, miss = _get_counting(target, path)
-    second, hit = _get_counting(target, path)
+    first, miss = get_counting(target, path)
+    second, hit = get_counting(target, path)
     assert first.status_code == second.status_code == 200
     assert (miss["queries"], miss["cache_misses"], miss["cache_hits"]) == (1, 1, 0)
     assert (hit["queries"], hit["cache_misses"], hit["cache_hits"]) == (0, 0, 1)
@@ -128,7 +124,7 @@ def _redis_commands(text: str) -> float:
 
 def test_uncached_queries_every_time(target: httpx.Client) -> None:
     for _ in range(3):
-        response, counters = _get_counting(target, "/cache/uncached?customer=33")
+        response, counters = get_counting(target, "/cache/uncached?customer=33")
         assert response.status_code == 200
         assert counters["queries"] == 1
         assert counters["cache_hits"] == counters["cache_misses"] == 0
@@ -241,7 +237,7 @@ def test_a_burst_for_a_missing_customer_is_404_for_all(target: httpx.Client) -> 
 def test_bad_ids_are_422_without_touching_anything(
     target: httpx.Client, variant: str, query: str
 ) -> None:
-    response, counters = _get_counting(target, f"/cache/{variant}?{query}")
+    response, counters = get_counting(target, f"/cache/{variant}?{query}")
     assert response.status_code == 422
     assert counters["queries"] == 0
     assert counters["cache_hits"] == counters["cache_misses"] == 0

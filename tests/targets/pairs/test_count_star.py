@@ -7,7 +7,7 @@ import httpx
 import psycopg
 import pytest
 
-from pairbench.harness import metricsclient, services
+from pairbench.harness import services
 from pairbench.targets.pairs.count_star import (
     COUNT_CAP,
     COUNT_SQL,
@@ -17,17 +17,11 @@ from pairbench.targets.pairs.count_star import (
     TAG_SIZES,
     pair,
 )
-from pairbench.targets.registry import document
 
-COUNTERS = document()["counters"]
+from .counting import get_counting
+
 VARIANTS = list(pair.variants)
 TEST_MAX_MATCHING = 10_000  # the test profile's largest tag
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def _pages(target: httpx.Client, query: str) -> dict[str, httpx.Response]:
@@ -87,7 +81,7 @@ def test_pages_follow_each_other_newest_first(target: httpx.Client) -> None:
 def test_statements_and_rows_counted_per_request(target: httpx.Client, tag: int) -> None:
     counted = {}
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?tag={tag}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?tag={tag}")
         assert response.status_code == 200, variant
         assert counters["queries"] == (1 if variant == "limit_plus_one" else 2), variant
         counted[variant] = counters["rows_counted"]
@@ -102,7 +96,7 @@ def test_the_exact_count_reads_buffers_in_proportion_to_the_matching_rows(
     buffers = {}
     for variant in ("exact", "limit_plus_one"):
         for tag in (100, 10_000):
-            _, counters = _get_counting(target, f"{pair.path(variant)}?tag={tag}")
+            _, counters = get_counting(target, f"{pair.path(variant)}?tag={tag}")
             buffers[variant, tag] = counters["db_buffers"]
     # LIMIT n+1 reads the same handful of pages whatever the tag matches; the exact count's
     # extra pages grow with the rows it counts.
@@ -144,7 +138,7 @@ def test_the_count_is_an_index_only_scan_of_a_vacuumed_table(
 )
 def test_out_of_bounds_is_422_without_a_statement(target: httpx.Client, query: str) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
         assert response.status_code == 422, (variant, query)
         assert counters["queries"] == 0, (variant, query)
 

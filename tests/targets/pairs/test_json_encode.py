@@ -9,19 +9,14 @@ import httpx
 import psycopg
 import pytest
 
-from pairbench.harness import metricsclient, services
+from pairbench.harness import services
 from pairbench.targets.pairs.json_encode import MAX_ROWS, MICRO_ROWS, pair
-from pairbench.targets.registry import MicroServers, document
+from pairbench.targets.registry import MicroServers
 
-COUNTERS = document()["counters"]
+from .counting import get_counting
+
 VARIANTS = list(pair.variants)
 TEST_ROWS = 2_000  # the test profile's
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def test_variants_worst_to_best() -> None:
@@ -68,7 +63,7 @@ def test_the_body_matches_the_table(target: httpx.Client, servers: services.Endp
 def test_one_query_and_the_same_bytes_on_the_wire(target: httpx.Client, rows: int) -> None:
     sent = {}
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?rows={rows}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?rows={rows}")
         assert response.status_code == 200, variant
         assert counters["queries"] == 1, variant
         sent[variant] = counters["response_bytes"]
@@ -81,7 +76,7 @@ def test_one_query_and_the_same_bytes_on_the_wire(target: httpx.Client, rows: in
 @pytest.mark.parametrize("query", ["", "rows=0", f"rows={MAX_ROWS + 1}", "rows=ten"])
 def test_out_of_bounds_is_422_without_a_query(target: httpx.Client, query: str) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
         assert response.status_code == 422, (variant, query)
         assert counters["queries"] == 0, (variant, query)
 

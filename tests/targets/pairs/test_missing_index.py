@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from pairbench.harness import metricsclient, services
+from pairbench.harness import services
 from pairbench.targets.pairs.missing_index import (
     BTREE_SQL,
     CLUSTERED_SQL,
@@ -28,9 +28,9 @@ from pairbench.targets.pairs.missing_index import (
     month_range,
     pair,
 )
-from pairbench.targets.registry import document
 
-COUNTERS = document()["counters"]
+from .counting import get_counting
+
 VARIANTS = list(pair.variants)
 ROWS = 10_000  # the test profile's largest table
 SCENARIO_QUERY = "customer=1&year=2025&month=12&status=shipped"
@@ -49,12 +49,6 @@ STATEMENTS = {
 
 def _partition(structure: str, rows: int) -> str:
     return f"missing_index_{structure}_{rows}"
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def _explain(dsn: str, variant: str, rows: int, customer: int = 1) -> dict[str, Any]:
@@ -183,7 +177,7 @@ def test_buffers_grow_with_the_table_only_for_a_scan(target: httpx.Client) -> No
         target.get(f"{pair.path(variant)}?rows={ROWS}&{SCENARIO_QUERY}")
     buffers = {}
     for variant in VARIANTS:
-        response, counters = _get_counting(
+        response, counters = get_counting(
             target, f"{pair.path(variant)}?rows={ROWS}&{SCENARIO_QUERY}"
         )
         assert response.status_code == 200
@@ -222,7 +216,7 @@ def test_month_range_rolls_over_the_year() -> None:
 
 def test_a_size_without_a_partition_lists_nothing(target: httpx.Client) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(
+        response, counters = get_counting(
             target, f"{pair.path(variant)}?rows=5000&{SCENARIO_QUERY}"
         )
         assert (response.status_code, response.json()) == (200, []), variant
@@ -244,6 +238,6 @@ def test_a_size_without_a_partition_lists_nothing(target: httpx.Client) -> None:
 )
 def test_out_of_bounds_is_422_without_a_statement(target: httpx.Client, query: str) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
         assert response.status_code == 422, (variant, query)
         assert counters["queries"] == 0, (variant, query)

@@ -12,6 +12,8 @@ from pairbench.harness import metricsclient, services
 from pairbench.targets.pairs.n_plus_one import MAX_AUTHORS, pair
 from pairbench.targets.registry import document
 
+from .counting import get_counting
+
 # The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
 COUNTERS = document()["counters"]
 
@@ -22,12 +24,6 @@ EXPECTED_QUERIES = {
     "batched": lambda n: 2,
     "dataloader": lambda n: 2,
 }
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 120])
@@ -50,7 +46,7 @@ def test_some_authors_have_no_books_and_still_appear(target: httpx.Client) -> No
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("n", [1, 10, 40])
 def test_query_counts(target: httpx.Client, variant: str, n: int) -> None:
-    response, counters = _get_counting(target, f"/n_plus_one/{variant}?n={n}")
+    response, counters = get_counting(target, f"/n_plus_one/{variant}?n={n}")
     assert response.status_code == 200
     assert counters["queries"] == EXPECTED_QUERIES[variant](n)
     assert counters["db_connections_opened"] == 0  # the pool is warm: no connect per request
@@ -59,7 +55,7 @@ def test_query_counts(target: httpx.Client, variant: str, n: int) -> None:
 # Huge and negative values are the contract test's (tests/test_pair_contract.py).
 @pytest.mark.parametrize("query", ["n=0", f"n={MAX_AUTHORS + 1}", "n=abc", ""])
 def test_bad_n_is_rejected_without_touching_the_database(target: httpx.Client, query: str) -> None:
-    response, counters = _get_counting(target, f"/n_plus_one/lazy?{query}")
+    response, counters = get_counting(target, f"/n_plus_one/lazy?{query}")
     assert response.status_code == 422
     assert counters["queries"] == 0
 

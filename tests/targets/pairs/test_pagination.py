@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pairbench.harness import metricsclient, postgres, server, services
+from pairbench.harness import postgres, server, services
 from pairbench.targets.pairs.pagination import (
     KEYSET_SQL,
     MAX_CURSOR_CHARS,
@@ -27,21 +27,15 @@ from pairbench.targets.pairs.pagination import (
     OFFSET_SQL,
     pair,
 )
-from pairbench.targets.registry import document
 from pairbench.targets.seeding import seed
 
+from .counting import get_counting
+
 # The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
-COUNTERS = document()["counters"]
 
 LIMIT = 20
 CHAIN_LIMIT = 7  # not a divisor of anything: pages end at arbitrary rows, ties included
 CHAIN_PAGES = 40
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def _b64(raw: bytes) -> str:
@@ -171,7 +165,7 @@ BAD_CURSORS = {
 
 @pytest.mark.parametrize("cursor,message", BAD_CURSORS.values(), ids=BAD_CURSORS.keys())
 def test_bad_cursor_is_a_400_that_says_why(target: httpx.Client, cursor: str, message: str) -> None:
-    response, counters = _get_counting(target, f"/pagination/keyset?after={cursor}")
+    response, counters = get_counting(target, f"/pagination/keyset?after={cursor}")
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert detail.startswith("invalid cursor:") and message in detail
@@ -200,7 +194,7 @@ def test_tampered_cursor_is_rejected(target: httpx.Client) -> None:
     ],
 )
 def test_out_of_bounds_is_422(target: httpx.Client, path: str) -> None:
-    response, counters = _get_counting(target, path)
+    response, counters = get_counting(target, path)
     assert response.status_code == 422
     assert counters["queries"] == 0
 
@@ -213,7 +207,7 @@ def test_one_query_per_request(target: httpx.Client, depth: int) -> None:
         "keyset": f"/pagination/keyset?limit={LIMIT}" + (f"&after={cursor}" if cursor else ""),
     }
     for variant, path in paths.items():
-        response, counters = _get_counting(target, path)
+        response, counters = get_counting(target, path)
         assert response.status_code == 200, variant
         assert counters["queries"] == 1, variant
         assert counters["db_connections_opened"] == 0, variant

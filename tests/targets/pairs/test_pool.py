@@ -21,6 +21,8 @@ from pairbench.targets.pairs.pool import (
 )
 from pairbench.targets.registry import document
 
+from .counting import get_counting
+
 # The catalogue the harness reads counters with (docs/architecture.md, "What the targets describe").
 COUNTERS = document()["counters"]
 
@@ -34,12 +36,6 @@ CONNECTS_PER_REQUEST = {
 CONCURRENT_USERS = 20
 # Backends exit asynchronously after the client closes: give pg_stat_activity time to catch up.
 SETTLE_TIMEOUT_S = 5.0
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 async def _burst(base_url: str, path: str, users: int) -> list[httpx.Response]:
@@ -112,7 +108,7 @@ def test_one_query_and_the_connects_that_define_the_variant(
 ) -> None:
     target.get(f"/pool/{variant}?id=1")  # warm-up: the shared pool may still be connecting
     for author_id in (2, 3):
-        response, counters = _get_counting(target, f"/pool/{variant}?id={author_id}")
+        response, counters = get_counting(target, f"/pool/{variant}?id={author_id}")
         assert response.status_code == 200
         assert counters["queries"] == 1
         assert counters["db_connections_opened"] == CONNECTS_PER_REQUEST[variant]
@@ -136,7 +132,7 @@ def test_concurrent_users_are_served(target: httpx.Client, variant: str) -> None
 def test_bad_id_is_rejected_without_touching_the_database(
     target: httpx.Client, variant: str, query: str
 ) -> None:
-    response, counters = _get_counting(target, f"/pool/{variant}?{query}")
+    response, counters = get_counting(target, f"/pool/{variant}?{query}")
     assert response.status_code == 422
     assert counters["queries"] == 0
     assert counters["db_connections_opened"] == 0

@@ -30,6 +30,8 @@ from pairbench.targets.pairs.pool_sizing import (
 )
 from pairbench.targets.registry import document
 
+from .counting import get_counting
+
 COUNTERS = document()["counters"]
 VARIANTS = ["big_pool", "small_pool"]
 STATEMENTS_PER_REQUEST = 4  # BEGIN, the locking SELECT, the ledger's sum, COMMIT
@@ -51,12 +53,6 @@ def _pools(target: httpx.Client) -> dict[str, int]:
     assert response.status_code == 200
     sizes: dict[str, int] = response.json()
     return sizes
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 async def _count(dsn: str, sql: str, name: str) -> int:
@@ -169,7 +165,7 @@ def test_one_request_alone_is_one_transaction_and_never_waits(
 ) -> None:
     _pools(target)
     for account_id in (2, 5):
-        response, counters = _get_counting(target, f"{pair.path(variant)}?account={account_id}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?account={account_id}")
         assert response.status_code == 200
         assert counters["queries"] == STATEMENTS_PER_REQUEST
         assert counters["pool_waits"] == 0
@@ -229,7 +225,7 @@ def test_a_bad_account_is_422_and_borrows_nothing(
     target: httpx.Client, variant: str, query: str
 ) -> None:
     _pools(target)
-    response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+    response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
     assert response.status_code == 422
     assert counters["queries"] == 0
     assert counters.get("pool_waits", 0) == 0

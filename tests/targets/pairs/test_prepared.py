@@ -36,17 +36,13 @@ from pairbench.targets.pairs.prepared import (
 )
 from pairbench.targets.registry import document
 
+from .counting import get_counting
+
 COUNTERS = document()["counters"]
 VARIANTS = list(pair.variants)
 CACHING = {"asyncpg_cached", "psycopg_prepared"}
 TEST_ORDERS = 1_000  # the test profile's orders
 REQUESTS = 20  # per variant, for the per-request figures
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def _warm(client: httpx.Client, tables: int) -> None:
@@ -117,7 +113,7 @@ def test_planned_every_request_without_the_cache_never_with_it(
     _warm(target, tables)
     for variant in VARIANTS:
         for order_id in (3, 300, 900):
-            response, counters = _get_counting(
+            response, counters = get_counting(
                 target, f"{pair.path(variant)}?tables={tables}&id={order_id}"
             )
             assert response.status_code == 200
@@ -242,13 +238,13 @@ def test_read_counters_are_exposed_once(target: httpx.Client) -> None:
 )
 def test_out_of_bounds_is_422_without_a_statement(target: httpx.Client, query: str) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
         assert response.status_code == 422, (variant, query)
         assert counters["executions"] == 0, (variant, query)
 
 
 @pytest.mark.parametrize("query", ["", "tables=0", f"tables={MAX_TABLES + 1}"])
 def test_the_warm_route_takes_only_a_knob_value(target: httpx.Client, query: str) -> None:
-    response, counters = _get_counting(target, f"/prepared/warm?{query}")
+    response, counters = get_counting(target, f"/prepared/warm?{query}")
     assert response.status_code == 422
     assert counters["executions"] == 0

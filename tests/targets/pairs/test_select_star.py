@@ -7,7 +7,7 @@ import httpx
 import psycopg
 import pytest
 
-from pairbench.harness import metricsclient, services
+from pairbench.harness import services
 from pairbench.targets.pairs.select_star import (
     COVERING_SQL,
     DEFAULT_LIMIT,
@@ -18,18 +18,12 @@ from pairbench.targets.pairs.select_star import (
     WIDTHS,
     pair,
 )
-from pairbench.targets.registry import document
 
-COUNTERS = document()["counters"]
+from .counting import get_counting
+
 VARIANTS = list(pair.variants)
 ROWS_PER_WIDTH = 250  # the test profile's
 TEST_MAX_WIDTH = 10_000
-
-
-def _get_counting(client: httpx.Client, path: str) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path)
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 def test_variants_worst_to_best() -> None:
@@ -85,7 +79,7 @@ def test_same_list_from_every_variant(
 def test_only_select_star_fetches_the_wide_column(target: httpx.Client, width: int) -> None:
     sent = {}
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?width={width}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?width={width}")
         assert response.status_code == 200, variant
         assert counters["queries"] == 1, variant
         unused = DEFAULT_LIMIT * width if variant == "star" else 0
@@ -101,7 +95,7 @@ def test_select_star_reads_the_toast_pages_the_others_never_touch(target: httpx.
         target.get(f"{pair.path(variant)}?width=10")
     buffers = {}
     for variant in VARIANTS:
-        _, counters = _get_counting(target, f"{pair.path(variant)}?width=10000")
+        _, counters = get_counting(target, f"{pair.path(variant)}?width=10000")
         buffers[variant] = counters["db_buffers"]
     # 200 details of 10 KB live out of line (TOAST): SELECT * reads their chunks as well.
     assert buffers["star"] > 5 * buffers["columns"], buffers
@@ -170,7 +164,7 @@ def test_the_fieldset_defaults_to_the_list_fields(target: httpx.Client) -> None:
     [("id,price", "'price'"), ("", "''"), ("id,,name", "''"), ("ID", "'ID'"), ("*", "'*'")],
 )
 def test_an_unknown_field_is_a_400_naming_it(target: httpx.Client, fields: str, named: str) -> None:
-    response, counters = _get_counting(target, f"/select_star/fieldset?width=100&fields={fields}")
+    response, counters = get_counting(target, f"/select_star/fieldset?width=100&fields={fields}")
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert named in detail and "known: id, width, name, details" in detail, detail
@@ -189,7 +183,7 @@ def test_an_unknown_field_is_a_400_naming_it(target: httpx.Client, fields: str, 
 )
 def test_out_of_bounds_is_422_without_a_statement(target: httpx.Client, query: str) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
         assert response.status_code == 422, (variant, query)
         assert counters["queries"] == 0, (variant, query)
 
