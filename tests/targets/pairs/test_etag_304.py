@@ -11,23 +11,16 @@ import httpx
 import psycopg
 import pytest
 
-from pairbench.harness import catalogue, metricsclient, scenario, services, verify
+from pairbench.harness import catalogue, scenario, services, verify
 from pairbench.scenarios import SCENARIO_DIR
 from pairbench.targets.pairs.etag_304 import MAX_ITEMS, MAX_PRICE_CENTS, MICRO_ITEMS, pair
-from pairbench.targets.registry import MICRO_REDIS_DATABASE, MicroServers, document
+from pairbench.targets.registry import MICRO_REDIS_DATABASE, MicroServers
 
-COUNTERS = document()["counters"]
+from .counting import get_counting
+
 VARIANTS = list(pair.variants)
 REVALIDATING = ["hashed", "versioned"]
 TEST_ITEMS = 1_000  # the test profile's
-
-
-def _get_counting(
-    client: httpx.Client, path: str, headers: dict[str, str] | None = None
-) -> tuple[httpx.Response, dict[str, float]]:
-    before = client.get("/metrics").text
-    response = client.get(path, headers=headers or {})
-    return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
 
 
 @pytest.fixture
@@ -66,7 +59,7 @@ def test_a_304_by_version_skips_the_query_and_the_serializer(
     seen = {}
     for variant in VARIANTS:
         etag = target.get(pair.path(variant) + path).headers.get("etag", '"none"')
-        response, counters = _get_counting(
+        response, counters = get_counting(
             target, pair.path(variant) + path, {"If-None-Match": etag}
         )
         seen[variant] = (response.status_code, counters)
@@ -158,7 +151,7 @@ def test_if_none_match_forms(target: httpx.Client, header: str, status: int) -> 
 @pytest.mark.parametrize("query", ["", "items=0", f"items={MAX_ITEMS + 1}", "items=x"])
 def test_out_of_bounds_is_422_without_a_query(target: httpx.Client, query: str) -> None:
     for variant in VARIANTS:
-        response, counters = _get_counting(target, f"{pair.path(variant)}?{query}")
+        response, counters = get_counting(target, f"{pair.path(variant)}?{query}")
         assert response.status_code == 422, (variant, query)
         assert counters["queries"] == 0, (variant, query)
 
