@@ -29,6 +29,7 @@ from typing import Any
 
 from .registry import Pair, PairError, Variant
 
+TASK_STACKS_END = "End of task stacks."  # the check reads the stacks once this follows them
 EXERCISE_VARIANT = "yours"  # the participant's function's name, and its variant's
 USER_PAIRS_PACKAGE = "pairbench_user_pairs"  # registry._load_folder's module prefix
 
@@ -110,4 +111,5 @@ def _print_task_stacks() -> None:
                     file=sys.stderr,
                 )
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    print(TASK_STACKS_END, file=sys.stderr)
     sys.stderr.flush()

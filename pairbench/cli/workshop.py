@@ -61,7 +61,7 @@ from pairbench.harness import (
 )
 from pairbench.harness.postgres import needed_connections
 from pairbench.runmodel import ERROR_RATIO_METRIC
-from pairbench.targets.exercise import EXERCISE_VARIANT
+from pairbench.targets.exercise import EXERCISE_VARIANT, TASK_STACKS_END
 from pairbench.targets.registry import EXERCISE_ENV, Exercise, Pair, load_pairs
 
 from .main import main, service_options
@@ -71,7 +71,7 @@ STATE_FILE = ".workshop.json"  # init's hash of each exercise file: an unchanged
 CHECK_ROUNDS = 3  # rounds per variant of the check's measurement
 MIN_ROUND_S = 1.0  # a check's round is the quick profile's, at least this long
 STACK_WAIT_S = 1.0  # for faulthandler's dump to reach the server's log
-TASKS_WAIT_S = 0.5  # for the tasks' stacks, which a blocked event loop never prints
+TASKS_WAIT_S = 2.0  # for the tasks' stacks, which a blocked event loop never prints
 STUB_MESSAGE = "write your fix here, then: pairbench workshop check {pair}"
 FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+),? in (?P<function>\S+)')
 
@@ -460,10 +460,14 @@ def _probe(
                     raise
                 # Every task's stack (an await that never returns: the loop is free), then
                 # every thread's (a loop that blocks it): targets/exercise.py.
+                # The tasks' dump is read whole (its end marker) before the threads' is asked
+                # for: the two would interleave in the log, and a read at the end of the
+                # second could miss the participant's frame in the first.
                 os.kill(target.pid, signal.SIGUSR2)
-                _log_after(log, start, "Stack for", TASKS_WAIT_S)
-                os.kill(target.pid, signal.SIGUSR1)
-                text = _log_after(log, start, "most recent call first")
+                text = _log_after(log, start, TASK_STACKS_END, TASKS_WAIT_S)
+                if TASK_STACKS_END not in text or _participant_frame(text, file) is None:
+                    os.kill(target.pid, signal.SIGUSR1)
+                    text = _log_after(log, start, "most recent call first")
                 # Stuck: SIGTERM would wait for the request that never ends.
                 procs.stop_pid(target.pid, signal.SIGKILL, popen=target.popen)
                 raise Failed(
