@@ -23,6 +23,8 @@ PEAK = "peak"
 ERRORS = "error_ratio"  # generic: every pair has requests and errors
 PERCENT = 100.0
 MECHANISM_FIELD = "mechanism"  # the cell's key holding counter name -> value
+# Units that measure rather than count: shown beside the number even per request.
+MEASURE_UNITS = frozenset({"ms", "s", "%", "MiB", "KiB", "KB", "MB", "GB"})
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,21 @@ class Mechanism:
     per_request: bool
 
     @property
+    def measured(self) -> bool:
+        """Whether the unit is a measure the label does not say (`ms`, `%`, `MiB`), unlike a
+        count whose unit is the label's noun (`statements` of `SQL statements`)."""
+        return self.unit in MEASURE_UNITS
+
+    @property
     def axis_label(self) -> str:
-        """Axis label and table header: `SQL statements / request`, `cache hit ratio (%)`."""
-        return f"{self.label} / request" if self.per_request else f"{self.label} ({self.unit})"
+        """Axis label and table header: `SQL statements / request`, `cache hit ratio (%)`,
+        `time in SQL statements / request (ms)`. A share of requests (% per request) is a
+        ratio, not an amount per request."""
+        if self.unit == "%" or not self.per_request:
+            return f"{self.label} ({self.unit})"
+        return (
+            f"{self.label} / request ({self.unit})" if self.measured else f"{self.label} / request"
+        )
 
     def value(self, cell: Mapping[str, Any]) -> float | None:
         """This figure of an analysis cell, in display units (scale applied)."""
@@ -51,16 +65,21 @@ class Mechanism:
         """A value in words: `201 SQL statements per request`, `cache hit ratio 92%`."""
         if value is None:
             return f"no {self.label}"
-        if self.per_request:
+        if self.per_request and self.unit != "%":
+            if self.measured:
+                return f"{self.label}: {number} {self.unit} per request"
             return f"{number} {self.label} per request"
         return f"{self.label} {number}{self.suffix}"
 
     @property
     def suffix(self) -> str:
-        """After a bare number: `%` stuck to it, other units after a space; none per request."""
-        if self.per_request:
+        """After a bare number: `%` stuck to it, other units after a space; none for a count
+        per request (its label names what is counted)."""
+        if self.unit == "%":
+            return "%"
+        if self.per_request and not self.measured:
             return ""
-        return self.unit if self.unit == "%" else f" {self.unit}"
+        return f" {self.unit}"
 
 
 ERROR_MECHANISM = Mechanism(key=ERRORS, label="errors", unit="%", per_request=False)

@@ -92,3 +92,27 @@ def test_declared_counters_and_lesson_decide_the_panels(synth: Any) -> None:
     # bytes are all zero and no request failed: only rows is worth a panel.
     assert [m.key for m in shown(pair, [summary])] == ["rows"]
     assert shown(pair, [summary])[0].axis_label == "rows read / request"
+
+
+@pytest.mark.parametrize(
+    ("per", "unit", "label", "amount", "suffix"),
+    [
+        # A count: its unit is the label's noun.
+        ("request", "statements", "SQL statements / request", "3 SQL statements per request", ""),
+        # A measure per request: its unit is shown.
+        ("request", "ms", "time waiting / request (ms)", "time waiting: 3 ms per request", " ms"),
+        # A share of requests is a ratio, not an amount per request.
+        ("request", "%", "time waiting (%)", "time waiting 3%", "%"),
+        ("trial", "MiB", "time waiting (MiB)", "time waiting 3 MiB", " MiB"),
+    ],
+)
+def test_a_measure_per_request_keeps_its_unit(
+    per: str, unit: str, label: str, amount: str, suffix: str
+) -> None:
+    pair = {"counters": {"c": {**_spec(per, label="x"), "unit": unit}}}
+    noun = "SQL statements" if unit == "statements" else "time waiting"
+    pair["counters"]["c"]["label"] = noun
+    (mechanism,) = [m for m in lesson(pair | {"lesson": ["c"]}) if m.key == "c"]
+    assert mechanism.axis_label == label
+    assert mechanism.amount(3.0, "3") == amount
+    assert mechanism.suffix == suffix
