@@ -213,7 +213,8 @@ class _Proxy:
             while True:
                 due, data = line.get()
                 waker.sleep_until(due)
-                self.lateness.append(time.perf_counter() - due)
+                if data:  # a failed reader's end (due 0) is no delivery time to summarise
+                    self.lateness.append(time.perf_counter() - due)
                 self._deliver(pair, sink, data, index)
                 line.done()
                 if not data:
