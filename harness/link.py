@@ -541,14 +541,16 @@ class Linked:
                 link.set(Shape(link.shape.mbit, rtt_ms))
 
     def set_client_mbit(self, mbit: float) -> None:
-        """The client link's bandwidth (the `client_mbit` knob): 0 is unlimited.
+        """The client link's bandwidth (the `client_mbit` knob); MAX_MBIT means unlimited.
 
-        0, not a large rate: a shaped link reads BURST_BYTES at a time and wakes per chunk, so
-        even a rate no body reaches would cost the proxy CPU per byte that an unlimited link
-        (64 KB reads) does not, and that cost would fall on the largest (uncompressed) bodies.
+        The largest value, so that the unlimited link sorts and plots after every finite one
+        (the knob's axis runs from the slowest link to none). Unlimited, not shaped at that
+        rate: a shaped link reads BURST_BYTES at a time and wakes per chunk, so even a rate no
+        body reaches would cost the proxy CPU per byte that an unlimited link (64 KB reads)
+        does not, and that cost would fall on the largest (uncompressed) bodies.
         """
         link = self.links["client"]
-        link.set(Shape(None if mbit == 0 else mbit, link.shape.rtt_ms))
+        link.set(Shape(None if mbit >= MAX_MBIT else mbit, link.shape.rtt_ms))
 
     def at_knob(self) -> Callable[[float], None] | None:
         """What to run before each knob value's trials: the knob's setting of a link, if any."""
@@ -578,7 +580,8 @@ class Linked:
         if client is not None:
             if self.mbit_from_knob:
                 parts.append(
-                    f"client link bandwidth = the knob (0: unlimited), {client.shape.rtt_ms:g} ms RTT"
+                    f"client link bandwidth = the knob ({MAX_MBIT:g}: unlimited),"
+                    f" {client.shape.rtt_ms:g} ms RTT"
                 )
             else:
                 parts.append(f"client link {client.shape.describe()}")

@@ -36,7 +36,7 @@ from pairbench.errors import UsageError
 from pairbench.scenarios import SCENARIO_DIR
 
 PROFILES_FILE = "profiles.toml"
-# The most a link carries (harness/link.py MAX_MBIT); a client_mbit knob of 0 means unlimited.
+# The most a link carries (harness/link.py MAX_MBIT); as a client_mbit knob value: unlimited.
 MAX_CLIENT_MBIT = 100_000
 Role = Literal["bad", "middle", "good"]
 
@@ -358,7 +358,7 @@ class Scenario(Strict):
     request: RequestSpec
     # "users": the knob is the concurrency; "rate": the open model's arrival rate;
     # "db_rtt_ms": the round trip (ms) of the link to PostgreSQL and Redis ([link.db]);
-    # "client_mbit": the bandwidth (Mbit/s, 0: unlimited) of the client link ([link.client])
+    # "client_mbit": the bandwidth (Mbit/s; 100,000: unlimited) of the client link ([link.client])
     knob_sets: Literal["request", "users", "rate", "db_rtt_ms", "client_mbit"] = "request"
     prepare: Prepare | None = None
     keys: Keys | None = None
@@ -416,10 +416,10 @@ class Scenario(Strict):
             return self
         for name, load in self.profiles.items():
             for value in load.knob_values:
-                if not 0 <= value <= MAX_CLIENT_MBIT:
+                if not 0 < value <= MAX_CLIENT_MBIT:
                     raise ValueError(
                         f"profiles.{name}.knob_values: {value:g} Mbit/s: a client_mbit knob value"
-                        f" must be 0 (unlimited) to {MAX_CLIENT_MBIT:g}"
+                        f" must be above 0 and at most {MAX_CLIENT_MBIT:g} (unlimited)"
                     )
         return self
 

@@ -80,7 +80,7 @@ pair = Pair(
     name="compression",
     title="No compression vs gzip 9 on everything vs gzip 6 above a threshold",
     summary="Hundreds of KB of JSON across a client link: bytes on the wire against server CPU.",
-    knob=Knob("client_mbit", "client link bandwidth (0: unlimited)", "Mbit/s"),
+    knob=Knob("client_mbit", "client link bandwidth (100000: unlimited)", "Mbit/s"),
     # Bytes on the wire per request (counted after encoding: targets/wire.py) and the server's
     # CPU per request: what compressing trades.
     counters=["response_bytes", "cpu_seconds"],
