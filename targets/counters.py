@@ -127,7 +127,7 @@ GENERIC: dict[str, CounterSpec] = {
         CounterSpec(
             "cpu_seconds",
             f"{CPU_SECONDS_METRIC}_total",
-            "server CPU time (the target process, user + system)",
+            "server CPU time",
             "ms",
             scale=MS_PER_S,
         ),
