@@ -407,3 +407,62 @@ def test_a_run_across_the_client_link_pays_its_round_trip(
     for trial in record["trials"]:
         p50_ms = HdrHistogram.decode(trial["histogram"]).get_value_at_percentile(50) / 1000
         assert 4.0 <= p50_ms < 12.0, (trial["variant"], p50_ms)  # every request crossed 4 ms
+
+
+BANDWIDTH_SCENARIO = """
+pair = "fixture_rows"
+name = "fixture_rows_bandwidth"
+request = "/fixture_rows/{variant}?n=100"
+knob_sets = "client_mbit"
+
+[knob]
+name = "client_mbit"
+label = "client link bandwidth"
+unit = "Mbit/s"
+
+[profiles.quick]
+knob_values = [1, 100000]
+users = 1
+warmup_seconds = 0.1
+trial_warmup_seconds = 0.1
+round_seconds = 0.5
+rounds = 2
+"""
+
+
+def test_a_run_across_the_client_link_pays_the_knobs_bandwidth(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "fixture_rows_bandwidth.toml").write_text(BANDWIDTH_SCENARIO)
+    env = {**server_env, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS), "PAIRBENCH_SCENARIOS": str(folder)}
+    result = subprocess.run(
+        [*pairbench, "run", "fixture_rows_bandwidth", "--out", str(tmp_path / "out")]
+        + ["--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "out").iterdir()
+    stored = json.loads((run_dir / "run.json").read_text())
+    record = stored["pairs"]["fixture_rows_bandwidth"]
+    assert record["link"]["client"]["mbit_from_knob"] is True
+    assert record["link"]["description"] == (
+        "client link bandwidth = the knob (100000: unlimited), 0 ms RTT"
+    )
+    assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
+
+    def p50_ms(variant: str, knob: float) -> float:
+        values = []
+        for trial in record["trials"]:
+            if trial["variant"] == variant and trial["knob"] == knob:
+                values.append(HdrHistogram.decode(trial["histogram"]).get_value_at_percentile(50))
+        return statistics.median(values) / 1000
+
+    # A page of 100 parents is some KB: tens of milliseconds at 1 Mbit/s, a few unlimited.
+    for variant in ("per_row", "join", "batched"):
+        slow, unlimited = p50_ms(variant, 1), p50_ms(variant, 100_000)
+        assert slow > 10 and slow > 3 * unlimited, (variant, slow, unlimited)
