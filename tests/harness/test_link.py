@@ -438,15 +438,14 @@ def test_a_run_across_the_client_link_pays_the_knobs_bandwidth(
     (folder / "fixture_rows_bandwidth.toml").write_text(BANDWIDTH_SCENARIO)
     env = {**server_env, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS), "PAIRBENCH_SCENARIOS": str(folder)}
     result = subprocess.run(
-        [*pairbench, "run", "fixture_rows_bandwidth", "--out", str(tmp_path / "out")]
-        + ["--no-progress"],
+        [*pairbench, "run", "fixture_rows_bandwidth", "--no-progress", "--out", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    (run_dir,) = (tmp_path / "out").iterdir()
+    (run_dir,) = (d for d in tmp_path.iterdir() if d.name != "scenarios")
     stored = json.loads((run_dir / "run.json").read_text())
     record = stored["pairs"]["fixture_rows_bandwidth"]
     assert record["link"]["client"]["mbit_from_knob"] is True
