@@ -41,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,7 +213,8 @@ class _Proxy:
             while True:
                 due, data = line.get()
                 waker.sleep_until(due)
-                self.lateness.append(time.perf_counter() - due)
+                if data:  # a failed reader's end (due 0) is no delivery time to summarise
+                    self.lateness.append(time.perf_counter() - due)
                 self._deliver(pair, sink, data, index)
                 line.done()
                 if not data:
@@ -530,6 +531,7 @@ class Linked:
     target: server.TargetServer  # its `url` is the client link's when there is one
     links: dict[str, Link]  # "client", "postgres", "redis"
     rtt_from_knob: bool = False
+    mbit_from_knob: bool = False
 
     def set_db_rtt(self, rtt_ms: float) -> None:
         """The db links' round trip (the `db_rtt_ms` knob): both PostgreSQL's and Redis's."""
@@ -538,12 +540,34 @@ class Linked:
                 link = self.links[name]
                 link.set(Shape(link.shape.mbit, rtt_ms))
 
+    def set_client_mbit(self, mbit: float) -> None:
+        """The client link's bandwidth (the `client_mbit` knob); MAX_MBIT means unlimited.
+
+        The largest value, so that the unlimited link sorts and plots after every finite one
+        (the knob's axis runs from the slowest link to none). Unlimited, not shaped at that
+        rate: a shaped link reads BURST_BYTES at a time and wakes per chunk, so even a rate no
+        body reaches would cost the proxy CPU per byte that an unlimited link (64 KB reads)
+        does not, and that cost would fall on the largest (uncompressed) bodies.
+        """
+        link = self.links["client"]
+        link.set(Shape(None if mbit >= MAX_MBIT else mbit, link.shape.rtt_ms))
+
+    def at_knob(self) -> Callable[[float], None] | None:
+        """What to run before each knob value's trials: the knob's setting of a link, if any."""
+        if self.rtt_from_knob:
+            return self.set_db_rtt
+        if self.mbit_from_knob:
+            return self.set_client_mbit
+        return None
+
     def record(self) -> dict[str, Any]:
         """run.json's `pairs.<name>.link` (docs/run-format.md)."""
         client = self.links.get("client")
         db = self.links.get("postgres")
         return {
-            "client": client.shape.record() if client else None,
+            "client": (
+                {**client.shape.record(), "mbit_from_knob": self.mbit_from_knob} if client else None
+            ),
             "db": {**db.shape.record(), "rtt_from_knob": self.rtt_from_knob} if db else None,
             "description": self.description(),
             "proxies": {},
@@ -554,7 +578,13 @@ class Linked:
         parts = []
         client = self.links.get("client")
         if client is not None:
-            parts.append(f"client link {client.shape.describe()}")
+            if self.mbit_from_knob:
+                parts.append(
+                    f"client link bandwidth = the knob ({MAX_MBIT:g}: unlimited),"
+                    f" {client.shape.rtt_ms:g} ms RTT"
+                )
+            else:
+                parts.append(f"client link {client.shape.describe()}")
         db = self.links.get("postgres")
         if db is not None:
             if self.rtt_from_knob:
@@ -604,6 +634,7 @@ def serve_through(
     prefix: str,
     *,
     rtt_from_knob: bool = False,
+    mbit_from_knob: bool = False,
 ) -> Iterator[Linked]:
     """Start the proxies (and, for a db link, a target server of the pair's own behind them);
     every process started here is watched while the block runs and stopped when it exits."""
@@ -650,7 +681,7 @@ def serve_through(
                 "the client link",
             )
             target = dataclasses.replace(target, url=f"http://127.0.0.1:{front.port}")
-        yield Linked(target, links, rtt_from_knob)
+        yield Linked(target, links, rtt_from_knob, mbit_from_knob)
 
 
 if __name__ == "__main__":

@@ -277,6 +277,7 @@ class _Session:
                 self.run.logs,
                 f"{self.run.run_id}-{pair.name}",
                 rtt_from_knob=pair.scenario.knob_sets == "db_rtt_ms",
+                mbit_from_knob=pair.scenario.knob_sets == "client_mbit",
             ) as linked,
             httpx.Client(base_url=linked.target.url, timeout=verify.REQUEST_TIMEOUT_S) as client,
         ):
@@ -361,7 +362,7 @@ class _Session:
                 self.progress.step,
                 self.progress.skip,
                 self.options.stopper,
-                at_knob=linked.set_db_rtt if linked is not None and linked.rtt_from_knob else None,
+                at_knob=linked.at_knob() if linked is not None else None,
                 absolute=linked is not None,
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))

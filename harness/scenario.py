@@ -36,6 +36,8 @@ from pairbench.errors import UsageError
 from pairbench.scenarios import SCENARIO_DIR
 
 PROFILES_FILE = "profiles.toml"
+# The most a link carries (harness/link.py MAX_MBIT); as a client_mbit knob value: unlimited.
+MAX_CLIENT_MBIT = 100_000
 Role = Literal["bad", "middle", "good"]
 
 
@@ -76,7 +78,7 @@ class KnobSpec(Strict):
 class LinkSide(Strict):
     """One emulated link (harness/link.py): a bandwidth (None: unlimited) and an added round trip."""
 
-    mbit: float | None = Field(None, gt=0, le=100_000)
+    mbit: float | None = Field(None, gt=0, le=MAX_CLIENT_MBIT)
     rtt_ms: float = Field(0.0, ge=0, le=10_000)
 
 
@@ -355,8 +357,9 @@ class Scenario(Strict):
     # What each variant sends: see the module docstring ("The request").
     request: RequestSpec
     # "users": the knob is the concurrency; "rate": the open model's arrival rate;
-    # "db_rtt_ms": the round trip (ms) of the link to PostgreSQL and Redis ([link.db])
-    knob_sets: Literal["request", "users", "rate", "db_rtt_ms"] = "request"
+    # "db_rtt_ms": the round trip (ms) of the link to PostgreSQL and Redis ([link.db]);
+    # "client_mbit": the bandwidth (Mbit/s; 100,000: unlimited) of the client link ([link.client])
+    knob_sets: Literal["request", "users", "rate", "db_rtt_ms", "client_mbit"] = "request"
     prepare: Prepare | None = None
     keys: Keys | None = None
     bystander: Bystander | None = None
@@ -407,6 +410,19 @@ class Scenario(Strict):
             raise ValueError("request uses {key} but there is no [keys] table")
         return self
 
+    @model_validator(mode="after")
+    def _bandwidth_knob(self) -> Scenario:
+        if self.knob_sets != "client_mbit":
+            return self
+        for name, load in self.profiles.items():
+            for value in load.knob_values:
+                if not 0 < value <= MAX_CLIENT_MBIT:
+                    raise ValueError(
+                        f"profiles.{name}.knob_values: {value:g} Mbit/s: a client_mbit knob value"
+                        f" must be above 0 and at most {MAX_CLIENT_MBIT:g} (unlimited)"
+                    )
+        return self
+
     @property
     def key(self) -> str:
         """What the run records it as (`name`, else `pair`)."""
@@ -448,12 +464,16 @@ class Scenario(Strict):
 
     def link_for(self, load: LoadProfile) -> Link | None:
         """The links a profile runs with: its own, else the scenario's; a knob that sets the
-        database link's round trip implies that link (unlimited bandwidth unless declared)."""
+        database link's round trip implies that link (unlimited bandwidth unless declared), and
+        one that sets the client link's bandwidth the client link (no added round trip unless
+        declared)."""
         chosen = load.link if load.link is not None else self.link
         if self.knob_sets == "db_rtt_ms" and (chosen is None or chosen.db is None):
             chosen = Link(
                 client=chosen.client if chosen else None, db=LinkSide(mbit=None, rtt_ms=0.0)
             )
+        if self.knob_sets == "client_mbit" and (chosen is None or chosen.client is None):
+            chosen = Link(client=LinkSide(mbit=None, rtt_ms=0.0), db=chosen.db if chosen else None)
         return chosen
 
     def users_at(self, load: LoadProfile, knob: float) -> int:

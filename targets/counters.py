@@ -70,6 +70,7 @@ REDIS_SECONDS_METRIC = "pairbench_redis_command_seconds"
 DB_ROWS_METRIC = "pairbench_db_rows"
 DB_BUFFERS_METRIC = "pairbench_db_buffers"
 PEAK_RSS_METRIC = "pairbench_peak_rss_bytes"
+CPU_SECONDS_METRIC = "pairbench_process_cpu_seconds"
 SLOWDOWN_METRIC = "pairbench_slowdown_seconds"  # only with PAIRBENCH_SLOWDOWN (targets/slowdown.py)
 
 GENERIC: dict[str, CounterSpec] = {
@@ -122,6 +123,13 @@ GENERIC: dict[str, CounterSpec] = {
             f"{RESPONSE_BYTES_METRIC}_total",
             "response body bytes sent",
             "bytes",
+        ),
+        CounterSpec(
+            "cpu_seconds",
+            f"{CPU_SECONDS_METRIC}_total",
+            "server CPU time",
+            "ms",
+            scale=MS_PER_S,
         ),
         CounterSpec(
             "redis_commands",

@@ -4,7 +4,7 @@ The harness reads them before and after a trial (one variant at a time), so plai
 counters are enough: their deltas belong to the variant that ran in between. What each counter
 means is in targets/counters.py; this module only keeps the values. Some are counted as they
 happen (statements, connections, loop lag, response bytes, a pair's own counters), others are
-read from the servers at scrape time (Redis commands, pg_stat_statements, peak memory).
+read at scrape time (Redis commands, pg_stat_statements, peak memory, the process's CPU time).
 """
 
 from __future__ import annotations
@@ -58,6 +58,23 @@ class ScrapedCounters(Collector):
             yield CounterMetricFamily(metric, help_text, value=value)
 
 
+class ProcessCpu(Collector):
+    """The target process's CPU seconds (user + system, every thread), read at scrape time.
+
+    `time.process_time()` is cumulative, so the harness's delta over a trial is the CPU the
+    variant cost the server: what compressing a body or encoding JSON spends, which latency on
+    an idle core hides. Child processes (a process pool's workers) are not in it.
+    """
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        """The CPU seconds so far."""
+        yield CounterMetricFamily(
+            names.CPU_SECONDS_METRIC,
+            "CPU seconds of the target process (user + system, all threads)",
+            value=time.process_time(),
+        )
+
+
 class Metrics:
     """One registry per app instance, so two apps in one process (tests) never collide."""
 
@@ -100,6 +117,7 @@ class Metrics:
         )
         self.scraped = ScrapedCounters()
         self.registry.register(self.scraped)
+        self.registry.register(ProcessCpu())
         self._declared: dict[str, Counter] = {}
         # Read at scrape time (`pair.counter(read=...)`): reported by `scraped`, never counted.
         self.read: list[CounterSpec] = [spec for spec in declared if spec.read is not None]

@@ -1,5 +1,9 @@
 """Response bytes on the wire: an ASGI middleware counting every body byte the app sends.
 
+It is the app's outermost counting layer, so a body compressed inside the app (by a handler,
+or by a middleware added before this one) is counted compressed, as it goes on the wire; the
+headers are not counted.
+
 The harness's own endpoints (/metrics, /pairs, /_pairbench/...) are left out: a scrape must not
 count itself into the trial it measures.
 """

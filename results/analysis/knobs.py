@@ -17,6 +17,10 @@ __all__ = [
 ]
 
 
+# A client_mbit knob's largest value: the client link without a bandwidth limit.
+UNLIMITED_MBIT_KEY = "100000"
+
+
 def sorted_keys(keys: Iterable[str]) -> list[str]:
     """Knob keys in numeric order."""
     return sorted(set(keys), key=float)
@@ -42,7 +46,15 @@ def expectation_knob_key(pair: Mapping[str, Any]) -> str | None:
 def knob_text(pair: Mapping[str, Any], value: str | float) -> str:
     """A knob value for prose, e.g. `n=200`, from its key ("200") or the number itself."""
     key = value if isinstance(value, str) else knob_key(value)
+    if key == UNLIMITED_MBIT_KEY and _bandwidth_knob(pair):
+        key = "unlimited"  # docs/architecture.md, "The link emulator"
     return f"{pair.get('knob', {}).get('name', 'knob')}={key}"
+
+
+def _bandwidth_knob(pair: Mapping[str, Any]) -> bool:
+    """Whether the knob set the client link's bandwidth (run.json `link.client.mbit_from_knob`)."""
+    client = (pair.get("link") or {}).get("client") or {}
+    return bool(client.get("mbit_from_knob"))
 
 
 def knob_axis_label(pair: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import psutil
 import psycopg
@@ -25,7 +26,7 @@ from psycopg import conninfo
 
 from pairbench import runmodel
 from pairbench.errors import InfrastructureError, UsageError
-from pairbench.harness import link, procs, scenario, services
+from pairbench.harness import link, procs, scenario, server, services
 
 RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 
@@ -278,6 +279,42 @@ def test_a_bad_link_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
         _scenario(tmp_path, RTT_SCENARIO + "\n[link.db]\nrtt_ms = -1\n")
 
 
+def test_a_bandwidth_knob_implies_the_client_link(tmp_path: Path) -> None:
+    text = RTT_SCENARIO.replace('knob_sets = "db_rtt_ms"', 'knob_sets = "client_mbit"')
+    spec = _scenario(tmp_path, text.replace("knob_values = [0, 2]", "knob_values = [10, 100000]"))
+    chosen = spec.link_for(spec.load("quick"))
+    assert chosen is not None and chosen.db is None
+    assert chosen.client is not None and chosen.client.mbit is None and chosen.client.rtt_ms == 0
+
+
+@pytest.mark.parametrize("value", ["0", "200000"])
+def test_a_bandwidth_knob_value_out_of_range_is_one_line(tmp_path: Path, value: str) -> None:
+    text = RTT_SCENARIO.replace('knob_sets = "db_rtt_ms"', 'knob_sets = "client_mbit"')
+    with pytest.raises(UsageError, match=rf"profiles\.quick\.knob_values: {value} Mbit/s"):
+        _scenario(tmp_path, text.replace("knob_values = [0, 2]", f"knob_values = [{value}]"))
+
+
+def test_the_bandwidth_knob_sets_the_client_link(sink: Sink, log: Path) -> None:
+    """10 Mbit/s moves 1 MB in 0.8 s; the knob's largest value is a link with no limit."""
+    proxy = link.start("client", ("127.0.0.1", sink.port), link.Shape(None, 0.0), log)
+    linked = link.Linked(cast(server.TargetServer, None), {"client": proxy}, mbit_from_knob=True)
+    try:
+        at_knob = linked.at_knob()
+        assert at_knob is not None
+        at_knob(10)
+        limited = _send_megabyte(proxy.port)
+        at_knob(link.MAX_MBIT)
+        unlimited = _send_megabyte(proxy.port)
+    finally:
+        proxy.stop()
+    assert 0.72 <= limited <= 0.88, f"1 MB at 10 Mbit/s took {limited:.3f} s"
+    assert unlimited < 0.2, f"1 MB unlimited took {unlimited:.3f} s"
+    assert proxy.shape.mbit is None
+    record = linked.record()
+    assert record["client"]["mbit_from_knob"] is True and record["db"] is None
+    assert record["description"] == "client link bandwidth = the knob (100000: unlimited), 0 ms RTT"
+
+
 def _link_processes(since: float) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline", "create_time"]):
@@ -370,3 +407,61 @@ def test_a_run_across_the_client_link_pays_its_round_trip(
     for trial in record["trials"]:
         p50_ms = HdrHistogram.decode(trial["histogram"]).get_value_at_percentile(50) / 1000
         assert 4.0 <= p50_ms < 12.0, (trial["variant"], p50_ms)  # every request crossed 4 ms
+
+
+BANDWIDTH_SCENARIO = """
+pair = "fixture_rows"
+name = "fixture_rows_bandwidth"
+request = "/fixture_rows/{variant}?n=100"
+knob_sets = "client_mbit"
+
+[knob]
+name = "client_mbit"
+label = "client link bandwidth"
+unit = "Mbit/s"
+
+[profiles.quick]
+knob_values = [1, 100000]
+users = 1
+warmup_seconds = 0.1
+trial_warmup_seconds = 0.1
+round_seconds = 0.5
+rounds = 2
+"""
+
+
+def test_a_run_across_the_client_link_pays_the_knobs_bandwidth(
+    pairbench: list[str], server_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "fixture_rows_bandwidth.toml").write_text(BANDWIDTH_SCENARIO)
+    env = {**server_env, "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS), "PAIRBENCH_SCENARIOS": str(folder)}
+    result = subprocess.run(
+        [*pairbench, "run", "fixture_rows_bandwidth", "--no-progress", "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (d for d in tmp_path.iterdir() if d.name != "scenarios")
+    stored = json.loads((run_dir / "run.json").read_text())
+    record = stored["pairs"]["fixture_rows_bandwidth"]
+    assert record["link"]["client"]["mbit_from_knob"] is True
+    assert record["link"]["description"] == (
+        "client link bandwidth = the knob (100000: unlimited), 0 ms RTT"
+    )
+    assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
+
+    def p50_ms(variant: str, knob: float) -> float:
+        values = []
+        for trial in record["trials"]:
+            if trial["variant"] == variant and trial["knob"] == knob:
+                values.append(HdrHistogram.decode(trial["histogram"]).get_value_at_percentile(50))
+        return statistics.median(values) / 1000
+
+    # A page of 100 parents is some KB: tens of milliseconds at 1 Mbit/s, a few unlimited.
+    for variant in ("per_row", "join", "batched"):
+        slow, unlimited = p50_ms(variant, 1), p50_ms(variant, 100_000)
+        assert slow > 10 and slow > 3 * unlimited, (variant, slow, unlimited)

@@ -84,3 +84,14 @@ def test_pg_stat_statements_counters_only_when_loaded(
     loaded = _preloaded(servers.pg_dsn)
     assert ("db_rows" in values) == loaded and ("db_buffers" in values) == loaded
     assert "redis_commands" in values  # Redis is always there to ask
+
+
+def test_cpu_seconds_count_work_not_waiting(target: httpx.Client, counters: dict[str, Any]) -> None:
+    """The process's CPU time: a 300 ms sleep on the loop costs next to none of it (the pair
+    tests show it growing with work: compressing a body costs milliseconds of it)."""
+    assert counters["cpu_seconds"]["scale"] == 1000 and counters["cpu_seconds"]["unit"] == "ms"
+    target.get("/probe/stall/arm", params={"ms": 300})
+    before = _scrape(target, counters)
+    assert target.get("/probe/stall").json() == {"stalled_ms": 300}
+    after = _scrape(target, counters)
+    assert 0 <= after["cpu_seconds"] - before["cpu_seconds"] < 0.15

@@ -7,6 +7,7 @@ from pairbench.results.analysis.knobs import (
     knob_axis_label,
     knob_key,
     knob_keys,
+    knob_text,
 )
 
 
@@ -34,3 +35,11 @@ def test_axis_label_has_the_unit() -> None:
         knob_axis_label({"knob": {"name": "ratio", "label": "hit ratio", "unit": ""}})
         == "hit ratio"
     )
+
+
+def test_the_unlimited_client_link_is_named_so() -> None:
+    linked = {"knob": {"name": "client_mbit"}, "link": {"client": {"mbit_from_knob": True}}}
+    assert knob_text(linked, 100_000) == "client_mbit=unlimited"
+    assert knob_text(linked, "10") == "client_mbit=10"
+    # Without the bandwidth knob the same number is just a number.
+    assert knob_text({"knob": {"name": "rows"}, "link": None}, 100_000) == "rows=100000"
