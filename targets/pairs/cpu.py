@@ -7,8 +7,8 @@ back in switch-interval slices. A process pool runs the work beside the loop, wh
 The middle road often advised for tens to hundreds of milliseconds of work keeps it on the loop
 but shares the loop: the work split into chunks of CHUNK_MS with `await asyncio.sleep(0)`
 between them, so other requests run between the chunks, and the request itself pays for each
-yield and for the others' chunks now run in the middle of its own. The cheap /cpu/ping shows the collateral damage: load
-it alongside and watch its latency.
+yield and for the others' chunks now run in the middle of its own. The cheap /cpu/ping shows
+the collateral damage: load it alongside and watch its latency.
 
 The work is an integer LCG iterated in pure Python, deterministic in its inputs. Its cost is
 calibrated once at startup (iterations per millisecond, in the server process); every variant,
