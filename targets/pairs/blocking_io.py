@@ -6,7 +6,8 @@ as it waits, so every other request on the server (even a trivial one) waits too
 process is idle. The fix awaits an async driver: the loop serves others while the database works.
 The middle road is a plain `def` handler: FastAPI runs it in its thread pool (AnyIO's, 40 threads
 by default), so the loop stays free, but each waiting request holds a thread, and the 41st
-concurrent one queues for a thread, not for the database.
+concurrent one queues for a thread, not for the database. (Here the pair's SYNC_POOL_SIZE sync
+connections bound it first; the profiles' 4 users reach neither bound.)
 
 The blocking call here is a synchronous database driver against a slow query: psycopg's sync
 connection running `SELECT ... FROM pg_sleep(K ms)`, against asyncpg awaiting the same statement.
