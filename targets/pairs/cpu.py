@@ -4,11 +4,15 @@ The bad variant computes inside `async def`: while it runs, the event loop serve
 every other request (even a trivial one) waits behind it. Moving the work to a thread looks like
 the fix but is the trap: pure-Python code holds the GIL, so the loop thread still has to win it
 back in switch-interval slices. A process pool runs the work beside the loop, which stays free.
-The cheap /cpu/ping shows the collateral damage: load it alongside and watch its latency.
+The middle road often advised for tens to hundreds of milliseconds of work keeps it on the loop
+but shares the loop: the work split into chunks of CHUNK_MS with `await asyncio.sleep(0)`
+between them, so other requests run between the chunks, and the request itself pays for each
+yield and for the others' chunks now run in the middle of its own. The cheap /cpu/ping shows
+the collateral damage: load it alongside and watch its latency.
 
 The work is an integer LCG iterated in pure Python, deterministic in its inputs. Its cost is
 calibrated once at startup (iterations per millisecond, in the server process); every variant,
-and every worker process, runs the same iteration count, so all three do identical work and
+and every worker process, runs the same iteration count, so all four do identical work and
 return byte-identical JSON.
 """
 
@@ -50,6 +54,11 @@ LCG_MULTIPLIER = 6364136223846793005
 LCG_INCREMENT = 1442695040888963407
 LCG_MASK = (1 << 64) - 1
 
+# The chunked variant's work between two yields: the longest one request holds the loop at a
+# time. Each yield costs a trip through the loop (tens of microseconds), so smaller chunks buy
+# the bystander less than they cost the request.
+CHUNK_MS = 1
+
 CALIBRATION_START_ITERATIONS = 10_000
 CALIBRATION_MIN_MS = 50.0  # long enough that timer resolution and call overhead are noise
 CALIBRATION_RUNS = 5  # the fastest run wins: interference only ever makes a run slower
@@ -82,7 +91,8 @@ class CalibrationBody(Body):
 pair = Pair(
     name="cpu",
     title="CPU work on the event loop vs offloaded",
-    summary="K ms of pure-Python CPU per request: inline, in a thread, or in a process pool.",
+    summary="K ms of pure-Python CPU per request: inline, in a thread, chunked, or in a process"
+    " pool.",
     knob=Knob("ms", "CPU time per request", "ms"),
     counters=["loop_lag_seconds_sum"],  # mean event-loop lag: what the bystanders wait for
     reference=None,  # no published figure for this setup is known
@@ -113,6 +123,18 @@ async def thread(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
     """asyncio.to_thread: the GIL still serializes pure-Python work and starves the loop."""
     iterations = cpu.calibration.iterations(ms)
     result = await asyncio.to_thread(spin, iterations, ms)
+    return _reply(ms, iterations, result)
+
+
+@pair.variant("middle")
+async def chunked(ms: CpuMs, cpu: Cpu) -> dict[str, int]:
+    """Chunks of 1 ms with await asyncio.sleep(0) between: others run between the chunks."""
+    iterations = cpu.calibration.iterations(ms)
+    chunk = cpu.calibration.iterations(CHUNK_MS)
+    result = ms  # the seed: each chunk carries the LCG on from where the last one stopped
+    for done in range(0, iterations, chunk):
+        result = spin(min(chunk, iterations - done), result)
+        await asyncio.sleep(0)  # yield: the loop serves whatever became ready meanwhile
     return _reply(ms, iterations, result)
 
 

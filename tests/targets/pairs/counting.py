@@ -1,8 +1,10 @@
-"""One request with the app's counters read around it, for the pair tests' mechanism checks."""
+"""The app's counters read around a request, and its loop-lag histogram, for the pair tests'
+mechanism checks."""
 
 from __future__ import annotations
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from pairbench.harness import metricsclient
 from pairbench.targets.registry import document
@@ -17,3 +19,17 @@ def get_counting(
     before = client.get("/metrics").text
     response = client.get(path, headers=headers or {})
     return response, metricsclient.delta(before, client.get("/metrics").text, COUNTERS)
+
+
+def lag_samples_above(metrics_text: str, bound: str) -> float:
+    """Event-loop lag observations above `bound` seconds (a bucket bound), from a /metrics scrape."""
+    values = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == "pairbench_event_loop_lag_seconds_count":
+                values["count"] = sample.value
+            elif sample.name == "pairbench_event_loop_lag_seconds_bucket" and (
+                sample.labels.get("le") == bound
+            ):
+                values["below"] = sample.value
+    return values["count"] - values["below"]  # a KeyError: the histogram or bucket is gone
