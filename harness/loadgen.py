@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import gevent
 import psutil
 from locust import FastHttpUser, constant, task
+from locust.contrib.fasthttp import LocustBadStatusCode
 
 from pairbench.harness.recorder import KeySampler, OpenSchedule, Recorder
 
@@ -73,7 +74,8 @@ class Trial:
     # The open model plans one send per iteration: only this step (the first measured one)
     # carries the planned time; later measured steps are timed from their own send.
     planned_at = 0
-    expected: ClassVar[dict[str, int]] = {}  # step name -> expected status
+    # step name -> the statuses it accepts (one, or a scenario's list such as [200, 429])
+    expected: ClassVar[dict[str, frozenset[int]]] = {}
     ttfb = False  # record time to first byte (streamed replies: costs generator CPU)
     think_s = 0.0  # closed model: a user's pause between a reply and its next request
     keys: KeySampler | None = None
@@ -125,8 +127,13 @@ def on_request(
         if exception is None:
             Trial.target.record_ttfb(response_time, planned)
         return
-    if exception is None and response.status_code != Trial.expected[name]:
-        exception = STATUS_ERROR
+    if exception is None:
+        if response.status_code not in Trial.expected[name]:
+            exception = STATUS_ERROR
+    elif type(exception) is LocustBadStatusCode and response.status_code in Trial.expected[name]:
+        # locust's client fails every 4xx and 5xx; a status the step lists (a 429 a limited
+        # client expects) is a complete reply, its body read like any other.
+        exception = None
     Trial.target.record(response_time, exception, planned)
 
 
@@ -189,7 +196,7 @@ def _timed(
         reply.content  # noqa: B018 - reading the body is the point: full latency ends here
     except Exception as e:  # a reset mid-body is a failed request, as locust would count it
         error = e
-    if error is None and reply.status_code != Trial.expected[step.name]:
+    if error is None and reply.status_code not in Trial.expected[step.name]:
         error = STATUS_ERROR
     Trial.target.record((time.perf_counter() - t0) * 1000.0, error, planned)
     return reply
@@ -265,7 +272,7 @@ def configure(
     ]
     Trial.steps = [Step(i, step) for i, step in enumerate(steps)]
     Trial.expected = {
-        s.name: int(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
+        s.name: _accepted(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
     }
     Trial.simple = len(Trial.steps) == 1 and not Trial.steps[0].carry
     Trial.planned_at = next((i for i, s in enumerate(Trial.steps) if s.measure), 0)
@@ -293,6 +300,11 @@ def configure(
         BystanderUser.fixed_count = int(bystander["users"])
         classes.append(BystanderUser)
     return classes
+
+
+def _accepted(status: int | list[int]) -> frozenset[int]:
+    """A concrete step's status, one or a list (harness/request.py), as the set it accepts."""
+    return frozenset(int(s) for s in status) if isinstance(status, list) else frozenset({status})
 
 
 def start_delay(command: dict[str, Any]) -> float:
