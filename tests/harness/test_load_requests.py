@@ -123,6 +123,32 @@ def test_a_revalidating_client_carries_the_etag(
     assert reply["requests"] > 0 and reply["errors"] == reply["requests"]
 
 
+# /probe/sleep answers 422 to a negative ms (a real 4xx, which locust's client fails by itself).
+STATUSES = """
+pair = "harness_statuses"
+[request]
+path = "/probe/sleep?ms={knob}&variant={variant}"
+status = %s
+"""
+
+
+def test_a_listed_status_is_a_success_and_any_other_an_error(
+    agent: LoadAgent, fixture_target: server.TargetServer, tmp_path: Path
+) -> None:
+    rejected = _steps(tmp_path, STATUSES % "[200, 422]", "v", -1)
+    reply, _ = _trial(agent, fixture_target, rejected)
+    assert reply["requests"] > 0 and reply["errors"] == 0
+    # Every accepted 4xx is in the latency histogram, like a 200.
+    assert HdrHistogram.decode(reply["histogram"]).get_total_count() == reply["requests"]
+    answered = _steps(tmp_path, STATUSES % "[200, 422]", "v", 0)
+    reply, _ = _trial(agent, fixture_target, answered)
+    assert reply["requests"] > 0 and reply["errors"] == 0
+    # The same 422s against a step that accepts only 200 (or another list) are all errors.
+    for status in ("200", "[200, 429]"):
+        reply, _ = _trial(agent, fixture_target, _steps(tmp_path, STATUSES % status, "v", -1))
+        assert reply["requests"] > 0 and reply["errors"] == reply["requests"]
+
+
 def test_peak_counter_is_the_window_peak_not_a_difference(
     agent: LoadAgent, fixture_target: server.TargetServer
 ) -> None:
