@@ -83,6 +83,7 @@ class Trial:
     slots: ClassVar[list[int]] = []  # the open schedule's connection slots this process runs
     worker_index, worker_count = 0, 1
     bystander_path = "/"
+    bystander_interval_s = 0.0  # a paced bystander user's time between request starts
     with_bystander = False
     target = Recorder()
     bystander = Recorder()
@@ -251,12 +252,22 @@ class OpenUser(FastHttpUser):
 
 
 class BystanderUser(FastHttpUser):
-    """Hits a cheap endpoint while the variant is loaded: its latency shows collateral damage."""
+    """Hits a cheap endpoint while the variant is loaded: its latency shows collateral damage.
 
-    wait_time = constant(0)
+    Back to back, or paced (the scenario's bystander `rate`): each request starts an interval
+    after the previous one started, or at once when that reply took longer (locust's
+    constant_pacing, with the interval set per trial)."""
+
+    started = 0.0
+
+    def wait_time(self) -> float:
+        if not Trial.bystander_interval_s:
+            return 0.0
+        return max(0.0, self.started + Trial.bystander_interval_s - time.perf_counter())
 
     @task
     def hit(self) -> None:
+        self.started = time.perf_counter()
         self.client.get(Trial.bystander_path, name=BYSTANDER_PREFIX + Trial.bystander_path)
 
 
@@ -298,6 +309,8 @@ def configure(
     if bystander:
         Trial.bystander_path = bystander["path"]
         BystanderUser.fixed_count = int(bystander["users"])
+        rate = bystander.get("rate")
+        Trial.bystander_interval_s = int(bystander["users"]) / float(rate) if rate else 0.0
         classes.append(BystanderUser)
     return classes
 

@@ -104,7 +104,11 @@ class _TrialDriver:
             path = self.spec.bystander.request
             if self.absolute:
                 path = self.target.url + path
-            bystander = {"path": path, "users": self.spec.bystander.users}
+            bystander = {
+                "path": path,
+                "users": self.spec.bystander.users,
+                "rate": self.spec.bystander.rate,
+            }
         before_url, after_url = metricsclient.urls(self.target.url)
         return self.agent.trial(
             steps,

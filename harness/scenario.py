@@ -196,10 +196,15 @@ class Keys(Strict):
 
 
 class Bystander(Strict):
-    """A cheap endpoint loaded alongside the variant, measured apart: the collateral damage."""
+    """A cheap endpoint loaded alongside the variant, measured apart: the collateral damage.
+
+    Each of `users` sends as soon as its reply arrived, or, with `rate`, at a steady pace of
+    rate / users requests per second each (a well-behaved client; a slow reply delays its next
+    request, which is never sent early to catch up)."""
 
     request: str
     users: int = Field(1, ge=1, le=1000)
+    rate: float | None = Field(None, gt=0, le=100_000)  # requests per second, over all users
 
 
 class Capacity(Strict):

@@ -149,6 +149,22 @@ def test_a_listed_status_is_a_success_and_any_other_an_error(
         assert reply["requests"] > 0 and reply["errors"] == reply["requests"]
 
 
+PACED_RATE = 40.0  # requests per second: well below what back to back reaches on /probe/sleep
+PACE_SLACK = 0.2
+
+
+def test_a_paced_bystander_keeps_its_rate(agent: LoadAgent) -> None:
+    path = "/probe/sleep?ms=1"
+    paced = {"path": path, "users": 1, "rate": PACED_RATE}
+    reply = agent.trial(path, USERS, WARMUP_S, WINDOW_S, bystander=paced)
+    sent = reply["bystander"]["requests"]
+    assert reply["bystander"]["errors"] == 0
+    assert abs(sent - PACED_RATE * WINDOW_S) <= PACED_RATE * WINDOW_S * PACE_SLACK + 1
+    # The same bystander unpaced sends back to back: many more in the same window.
+    free = agent.trial(path, USERS, WARMUP_S, WINDOW_S, bystander={"path": path, "users": 1})
+    assert free["bystander"]["requests"] > 2 * sent
+
+
 def test_peak_counter_is_the_window_peak_not_a_difference(
     agent: LoadAgent, fixture_target: server.TargetServer
 ) -> None:
