@@ -139,12 +139,6 @@ class LoadProfile(Strict):
     link: Link | None = None
 
     @model_validator(mode="after")
-    def _open_needs_rate(self) -> LoadProfile:
-        if self.model == "open" and self.rate is None:
-            raise ValueError("the open model needs rate (requests per second)")
-        return self
-
-    @model_validator(mode="after")
     def _one_round_count(self) -> LoadProfile:
         if (self.rounds is None) == (self.max_rounds is None):
             raise ValueError(
@@ -429,6 +423,17 @@ class Scenario(Strict):
                 raise ValueError('{knob} appears in no request (or set knob_sets = "users")')
         if self.keys is None and any("{key}" in t for t in templates):
             raise ValueError("request uses {key} but there is no [keys] table")
+        return self
+
+    @model_validator(mode="after")
+    def _open_needs_rate(self) -> Scenario:
+        # Here, not in LoadProfile: with knob_sets = "rate" the knob is the arrival rate.
+        for name, load in self.profiles.items():
+            if load.model == "open" and load.rate is None and self.knob_sets != "rate":
+                raise ValueError(
+                    f"profiles.{name}: the open model needs rate (requests per second), "
+                    'or knob_sets = "rate"'
+                )
         return self
 
     @property

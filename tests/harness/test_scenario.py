@@ -141,3 +141,23 @@ def test_plan_expectations_live_under_mechanism(tmp_path: Path) -> None:
     assert spec.plan == {"good": "Index Scan"} and spec.mechanism == {}
     with pytest.raises(UsageError, match=r"plan\.good: no such variant"):
         spec.check_variants({"bad", "best"})
+
+
+OPEN = """
+[profiles.quick]
+model = "open"
+knob_values = [10, 20]
+users = 4
+round_seconds = 1
+rounds = 1
+"""
+
+
+def test_the_open_model_takes_its_rate_from_the_profile_or_the_knob(tmp_path: Path) -> None:
+    path = tmp_path / "pair.toml"
+    path.write_text('pair = "p"\nrequest = "/p/{variant}?n={knob}"\n' + OPEN)
+    with pytest.raises(UsageError, match=r"profiles\.quick: the open model needs rate"):
+        scenario.load_scenario(path)
+    path.write_text('pair = "p"\nknob_sets = "rate"\nrequest = "/p/{variant}"\n' + OPEN)
+    spec = scenario.load_scenario(path)
+    assert spec.rate_at(spec.load("quick"), 20) == 20
