@@ -47,7 +47,7 @@ from ..data import Size
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
 from ..openapi import Body
-from ..registry import Knob, Pair
+from ..registry import Knob, Pair, Shows
 
 LIMIT_PER_WINDOW = 20  # reports a client may run per window: a dashboard refreshing often
 WINDOW_SECONDS = 1
@@ -261,7 +261,28 @@ def _orders(size: Size, rng: random.Random) -> Iterator[tuple[int, int, datetime
 # No micro benchmark: the lesson is one client's load landing on another, which a core run
 # alone cannot show (a lone request passes the limit, and then does the same query plus a
 # Redis script; the 429 that is the saving is not the same result, which micro cores must be).
-pair.no_exercise(
-    "The lesson is under load from two clients at once (an abuser at a rising rate and a"
-    " bystander); the workshop's check measures one variant's own latency at one knob value."
+
+# The workshop exercise (docs/architecture.md, "Exercises"): stop the abuser, not everyone.
+pair.exercise(
+    reference="limited",
+    task="""Return the same report as `unlimited` (_report), but at most LIMIT (20 a second) per
+    client: call `limiter.hit(LIMIT, who)` with the client's X-Client header (`client`, else
+    _address(request)) before any SQL, and past the limit count metrics.inc(LIMITED) and raise
+    HTTPException(429, ..., headers={"Retry-After": ...}) with the seconds until the client may
+    come back (limiter.get_window_stats(LIMIT, who).reset_time, through retry_after). The
+    bystander, another client, must never be limited.""",
+    knob=200,
+    min_ratio=2.0,
+    shows=[
+        Shows(
+            "limited",
+            "the abuser is never answered 429: the limit is not checked, or not per client",
+            at_least=50,
+        ),
+        Shows(
+            "reports",
+            "the abuser's excess still runs the report: check the limit before the query",
+            at_most=0.5,
+        ),
+    ],
 )
