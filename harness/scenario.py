@@ -229,6 +229,8 @@ Statuses = HttpStatus | Annotated[list[HttpStatus], Field(min_length=1, max_leng
 def _distinct(status: int | list[int] | None) -> None:
     if isinstance(status, list) and len(set(status)) != len(status):
         raise ValueError(f"status lists {status} with a repeated status")
+
+
 JsonValue = Any  # a JSON body template: strings in it are templates
 
 

@@ -326,7 +326,11 @@ class _Verifier:
         If-None-Match is a variant that never revalidates, compared by its body alone."""
         step = steps[0]
         conditional = next(
-            ((s, r) for s, r in zip(steps, replies, strict=True) if request.expected_status(s) == NOT_MODIFIED),
+            (
+                (s, r)
+                for s, r in zip(steps, replies, strict=True)
+                if request.expected_status(s) == NOT_MODIFIED
+            ),
             None,
         )
         if conditional is not None:

@@ -224,7 +224,8 @@ def limiter_on(client: aioredis.Redis) -> SlidingWindowCounterRateLimiter:
         "async+redis://",
         implementation="redispy",
         key_prefix=KEY_PREFIX,
-        connection_pool=client.connection_pool,
+        # limits passes it on to redis-py's client (its signature types options as scalars)
+        connection_pool=client.connection_pool,  # type: ignore[arg-type]
     )
     return SlidingWindowCounterRateLimiter(storage)
 

@@ -68,7 +68,9 @@ def test_expected_status_is_checked(fixture_server, tmp_path: Path) -> None:  # 
     assert "expected 201" in next(c.detail for c in outcome.checks if not c.passed)
 
 
-def test_a_status_list_expects_its_first_status_of_a_lone_request(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_status_list_expects_its_first_status_of_a_lone_request(
+    fixture_server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     # [200, 429]: a lone request (not rate limited) must get the 200; load accepts either.
     outcome = _verify(fixture_server, tmp_path, JSON_PAIR + "status = [200, 429]\n")
     assert outcome.passed, outcome.first_failure
