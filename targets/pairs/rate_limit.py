@@ -5,9 +5,9 @@ PostgreSQL work per request. One client (an `X-Client: abuser` script) calls it 
 rises with the knob. Without a limit every call runs the query, and the database, the pool and
 the event loop it shares with everyone else fill up: the bystander, a well-behaved client reading
 one order by its key, waits behind the abuser's reports. With the limit, each client (its
-`X-Client` header, else its address) may run LIMIT_PER_WINDOW reports per WINDOW_SECONDS; past
-that the answer is a 429 with Retry-After, decided by one Redis script before any SQL runs, so
-the abuser's excess costs a Redis round trip instead of a query, and nobody else pays for it.
+`X-Client` header, else its address) may run 20 reports a second; past that the answer is a
+429 with Retry-After, decided by one Redis script before any SQL runs, so the abuser's excess
+costs a Redis round trip instead of a query, and nobody else pays for it.
 
 The limiter is the `limits` library's, on its async Redis storage (redis-py's client), with the
 sliding window counter strategy: two counters per client (this window and the last one), the
@@ -22,7 +22,10 @@ stop an abuser at many times the limit does not notice.
 The limiter's keys live in a Redis logical database of the pair's own (the app's plus
 LIMITS_DATABASE_OFFSET) under KEY_PREFIX, so `reset` (before every verification request and
 every trial) empties it without touching any other pair's keys: every trial starts with every
-client's allowance whole.
+client's allowance whole. A client at many times the limit then spends its whole allowance in
+the first moments of the first window and waits out the rest; from the second window on, the
+weighted count lets it in at the limit's pace (the scenario's trial warm-up covers that first
+window, so the measured part sees the steady state).
 """
 
 from __future__ import annotations
