@@ -67,7 +67,7 @@ MAX_TOTAL_CENTS = 50_000
 
 class Month(Body):
     month: str
-    orders: int
+    order_count: int
     revenue_cents: int
 
 
@@ -119,7 +119,7 @@ LIMIT = RateLimitItemPerSecond(LIMIT_PER_WINDOW, WINDOW_SECONDS)
 
 REPORT_SQL = """
     SELECT to_char(date_trunc('month', placed_at), 'YYYY-MM') AS month,
-           count(*) AS orders,
+           count(*) AS order_count,
            sum(total_cents) AS revenue_cents
     FROM rate_limit_orders
     GROUP BY 1

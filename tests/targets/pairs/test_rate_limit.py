@@ -76,7 +76,7 @@ def test_the_same_report_from_both_variants(
     assert all(r.status_code == 200 for r in bodies.values())
     assert bodies["unlimited"].json() == bodies["limited"].json()
     months = bodies["unlimited"].json()["months"]
-    assert len(months) == MONTHS and sum(m["orders"] for m in months) == TEST_ORDERS
+    assert len(months) == MONTHS and sum(m["order_count"] for m in months) == TEST_ORDERS
     # The report is what PostgreSQL says, not a cached or invented figure.
     with psycopg.connect(servers.pg_dsn) as conn:
         total = conn.execute("SELECT sum(total_cents) FROM rate_limit_orders").fetchone()
