@@ -76,6 +76,8 @@ class Trial:
     planned_at = 0
     # step name -> the statuses it accepts (one, or a scenario's list such as [200, 429])
     expected: ClassVar[dict[str, frozenset[int]]] = {}
+    # Replies counted per status: when a step accepts several (the 429 share of a limited client)
+    count_statuses = False
     ttfb = False  # record time to first byte (streamed replies: costs generator CPU)
     think_s = 0.0  # closed model: a user's pause between a reply and its next request
     keys: KeySampler | None = None
@@ -135,7 +137,8 @@ def on_request(
         # locust's client fails every 4xx and 5xx; a status the step lists (a 429 a limited
         # client expects) is a complete reply, its body read like any other.
         exception = None
-    Trial.target.record(response_time, exception, planned)
+    status = response.status_code if Trial.count_statuses and response is not None else None
+    Trial.target.record(response_time, exception, planned, status)
 
 
 def send(user: FastHttpUser, planned: float | None) -> None:
@@ -199,7 +202,8 @@ def _timed(
         error = e
     if error is None and reply.status_code not in Trial.expected[step.name]:
         error = STATUS_ERROR
-    Trial.target.record((time.perf_counter() - t0) * 1000.0, error, planned)
+    status = reply.status_code if Trial.count_statuses else None
+    Trial.target.record((time.perf_counter() - t0) * 1000.0, error, planned, status)
     return reply
 
 
@@ -285,6 +289,7 @@ def configure(
     Trial.expected = {
         s.name: _accepted(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
     }
+    Trial.count_statuses = any(len(accepted) > 1 for accepted in Trial.expected.values())
     Trial.simple = len(Trial.steps) == 1 and not Trial.steps[0].carry
     Trial.planned_at = next((i for i, s in enumerate(Trial.steps) if s.measure), 0)
     Trial.ttfb = bool(command.get("ttfb"))

@@ -450,6 +450,7 @@ def _trial_record(
             else {}
         ),
         **({"ttfb_histogram": reply["ttfb_histogram"]} if "ttfb_histogram" in reply else {}),
+        **({"statuses": reply["statuses"]} if "statuses" in reply else {}),
         **({"open": reply["open"]} if "open" in reply else {}),
         "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
         "valid": not reasons,

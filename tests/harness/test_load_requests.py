@@ -138,15 +138,20 @@ def test_a_listed_status_is_a_success_and_any_other_an_error(
     rejected = _steps(tmp_path, STATUSES % "[200, 422]", "v", -1)
     reply, _ = _trial(agent, fixture_target, rejected)
     assert reply["requests"] > 0 and reply["errors"] == 0
-    # Every accepted 4xx is in the latency histogram, like a 200.
+    # Every accepted 4xx is in the latency histogram, like a 200, and counted by its status.
     assert HdrHistogram.decode(reply["histogram"]).get_total_count() == reply["requests"]
+    assert reply["statuses"] == {"422": reply["requests"]}
     answered = _steps(tmp_path, STATUSES % "[200, 422]", "v", 0)
     reply, _ = _trial(agent, fixture_target, answered)
     assert reply["requests"] > 0 and reply["errors"] == 0
     # The same 422s against a step that accepts only 200 (or another list) are all errors.
+    assert reply["statuses"] == {"200": reply["requests"]}
     for status in ("200", "[200, 429]"):
         reply, _ = _trial(agent, fixture_target, _steps(tmp_path, STATUSES % status, "v", -1))
         assert reply["requests"] > 0 and reply["errors"] == reply["requests"]
+    # A step accepting one status is not counted per status: run.json stays as it was.
+    one, _ = _trial(agent, fixture_target, _steps(tmp_path, STATUSES % "200", "v", 0))
+    assert one["errors"] == 0 and "statuses" not in one
 
 
 PACED_RATE = 40.0  # requests per second: well below what back to back reaches on /probe/sleep
