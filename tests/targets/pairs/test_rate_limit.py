@@ -144,7 +144,13 @@ def test_a_bad_client_name_is_422_without_a_query(fresh: httpx.Client, client: s
 
 @pytest.mark.parametrize(
     ("query", "status"),
-    [("id=0", 422), ("id=100000000", 422), ("id=x", 422), ("id=9999999", 404), ("id=1", 200)],
+    [
+        ("number=0", 422),
+        ("number=100000000", 422),
+        ("number=x", 422),
+        ("number=9999999", 404),
+        ("number=1", 200),
+    ],
 )
 def test_the_bystanders_order(target: httpx.Client, query: str, status: int) -> None:
     reply = target.get(f"/rate_limit/order?{query}")
