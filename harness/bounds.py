@@ -108,7 +108,7 @@ def _check_step(
     where: str,
     ops: list[Operation],
 ) -> None:
-    if step.path is None or step.status >= 400:
+    if step.path is None or step.expected_status >= 400:
         return
     keys = [1, scenario.keys.count] if scenario.keys is not None else [None]
     for key in keys:

@@ -222,7 +222,8 @@ class LoadAgent:
 
         `steps` are the variant's concrete requests (harness/request.py). `keys` ({count,
         exponent, seed}) fills `{key}` per request from a Zipf distribution; `bystander` ({path,
-        users}) loads a cheap endpoint alongside, recorded apart. With `rate` the open model
+        users, rate}) loads a cheap endpoint alongside, recorded apart (paced at `rate` req/s
+        when given). With `rate` the open model
         runs: `users` connections share a fixed arrival rate. `metrics_url` is scraped after
         the window, `metrics_before_url` (default: the same) before it: a peak counter's
         window starts there. `ttfb` records time to first byte beside full latency.

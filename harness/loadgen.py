@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import gevent
 import psutil
 from locust import FastHttpUser, constant, task
+from locust.contrib.fasthttp import LocustBadStatusCode
 
 from pairbench.harness.recorder import KeySampler, OpenSchedule, Recorder
 
@@ -73,7 +74,10 @@ class Trial:
     # The open model plans one send per iteration: only this step (the first measured one)
     # carries the planned time; later measured steps are timed from their own send.
     planned_at = 0
-    expected: ClassVar[dict[str, int]] = {}  # step name -> expected status
+    # step name -> the statuses it accepts (one, or a scenario's list such as [200, 429])
+    expected: ClassVar[dict[str, frozenset[int]]] = {}
+    # Replies counted per status: when a step accepts several (the 429 share of a limited client)
+    count_statuses = False
     ttfb = False  # record time to first byte (streamed replies: costs generator CPU)
     think_s = 0.0  # closed model: a user's pause between a reply and its next request
     keys: KeySampler | None = None
@@ -81,6 +85,7 @@ class Trial:
     slots: ClassVar[list[int]] = []  # the open schedule's connection slots this process runs
     worker_index, worker_count = 0, 1
     bystander_path = "/"
+    bystander_interval_s = 0.0  # a paced bystander user's time between request starts
     with_bystander = False
     target = Recorder()
     bystander = Recorder()
@@ -125,9 +130,15 @@ def on_request(
         if exception is None:
             Trial.target.record_ttfb(response_time, planned)
         return
-    if exception is None and response.status_code != Trial.expected[name]:
-        exception = STATUS_ERROR
-    Trial.target.record(response_time, exception, planned)
+    if exception is None:
+        if response.status_code not in Trial.expected[name]:
+            exception = STATUS_ERROR
+    elif type(exception) is LocustBadStatusCode and response.status_code in Trial.expected[name]:
+        # locust's client fails every 4xx and 5xx; a status the step lists (a 429 a limited
+        # client expects) is a complete reply, its body read like any other.
+        exception = None
+    status = response.status_code if Trial.count_statuses and response is not None else None
+    Trial.target.record(response_time, exception, planned, status)
 
 
 def send(user: FastHttpUser, planned: float | None) -> None:
@@ -189,9 +200,10 @@ def _timed(
         reply.content  # noqa: B018 - reading the body is the point: full latency ends here
     except Exception as e:  # a reset mid-body is a failed request, as locust would count it
         error = e
-    if error is None and reply.status_code != Trial.expected[step.name]:
+    if error is None and reply.status_code not in Trial.expected[step.name]:
         error = STATUS_ERROR
-    Trial.target.record((time.perf_counter() - t0) * 1000.0, error, planned)
+    status = reply.status_code if Trial.count_statuses else None
+    Trial.target.record((time.perf_counter() - t0) * 1000.0, error, planned, status)
     return reply
 
 
@@ -244,12 +256,22 @@ class OpenUser(FastHttpUser):
 
 
 class BystanderUser(FastHttpUser):
-    """Hits a cheap endpoint while the variant is loaded: its latency shows collateral damage."""
+    """Hits a cheap endpoint while the variant is loaded: its latency shows collateral damage.
 
-    wait_time = constant(0)
+    Back to back, or paced (the scenario's bystander `rate`): each request starts an interval
+    after the previous one started, or at once when that reply took longer (locust's
+    constant_pacing, with the interval set per trial)."""
+
+    started = 0.0
+
+    def wait_time(self) -> float:
+        if not Trial.bystander_interval_s:
+            return 0.0
+        return max(0.0, self.started + Trial.bystander_interval_s - time.perf_counter())
 
     @task
     def hit(self) -> None:
+        self.started = time.perf_counter()
         self.client.get(Trial.bystander_path, name=BYSTANDER_PREFIX + Trial.bystander_path)
 
 
@@ -265,8 +287,9 @@ def configure(
     ]
     Trial.steps = [Step(i, step) for i, step in enumerate(steps)]
     Trial.expected = {
-        s.name: int(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
+        s.name: _accepted(raw.get("status", 200)) for s, raw in zip(Trial.steps, steps, strict=True)
     }
+    Trial.count_statuses = any(len(accepted) > 1 for accepted in Trial.expected.values())
     Trial.simple = len(Trial.steps) == 1 and not Trial.steps[0].carry
     Trial.planned_at = next((i for i, s in enumerate(Trial.steps) if s.measure), 0)
     Trial.ttfb = bool(command.get("ttfb"))
@@ -291,8 +314,15 @@ def configure(
     if bystander:
         Trial.bystander_path = bystander["path"]
         BystanderUser.fixed_count = int(bystander["users"])
+        rate = bystander.get("rate")
+        Trial.bystander_interval_s = int(bystander["users"]) / float(rate) if rate else 0.0
         classes.append(BystanderUser)
     return classes
+
+
+def _accepted(status: int | list[int]) -> frozenset[int]:
+    """A concrete step's status, one or a list (harness/request.py), as the set it accepts."""
+    return frozenset(int(s) for s in status) if isinstance(status, list) else frozenset({status})
 
 
 def start_delay(command: dict[str, Any]) -> float:

@@ -44,6 +44,8 @@ class Recorder:
         self.window: tuple[float, float] | None = None  # [open, close) in perf_counter seconds
         self.requests = self.errors = self.clipped = 0
         self.sent = self.late = self.in_flight = 0
+        # HTTP status -> replies, kept when the trial asks (a step that accepts several statuses)
+        self.statuses: dict[int, int] = {}
 
     def start(self) -> None:
         self.histogram.reset()
@@ -51,6 +53,7 @@ class Recorder:
         self.ttfb.reset()
         self.requests = self.errors = self.clipped = 0
         self.sent = self.late = self.in_flight = 0
+        self.statuses = {}
         self.window = (time.perf_counter(), math.inf)
 
     def stop(self) -> None:
@@ -76,9 +79,13 @@ class Recorder:
         return max(HIST_LOWEST_US, value)
 
     def record(
-        self, response_time_ms: float, exception: BaseException | None, planned: float | None = None
+        self,
+        response_time_ms: float,
+        exception: BaseException | None,
+        planned: float | None = None,
+        status: int | None = None,
     ) -> None:
-        """One completed request (success or failure)."""
+        """One completed request (success or failure); `status` is counted when given."""
         if planned is None:
             if not self._in_window(time.perf_counter()):
                 return
@@ -87,6 +94,8 @@ class Recorder:
                 return
             self.in_flight -= 1
         self.requests += 1
+        if status:  # None: not counted; 0: no reply (a transport error)
+            self.statuses[status] = self.statuses.get(status, 0) + 1
         if exception is not None:
             self.errors += 1
             return
@@ -112,6 +121,8 @@ class Recorder:
             out["service_histogram"] = self.service.encode().decode("ascii")
         if self.ttfb.get_total_count():
             out["ttfb_histogram"] = self.ttfb.encode().decode("ascii")
+        if self.statuses:
+            out["statuses"] = {str(k): v for k, v in sorted(self.statuses.items())}
         return out
 
 
@@ -179,6 +190,12 @@ def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
     ttfbs = [p["ttfb_histogram"] for p in parts if "ttfb_histogram" in p]
     if ttfbs:
         merged["ttfb_histogram"] = _merged(ttfbs)
+    statuses: dict[str, int] = {}
+    for part in parts:
+        for status, count in (part.get("statuses") or {}).items():
+            statuses[status] = statuses.get(status, 0) + count
+    if statuses:
+        merged["statuses"] = dict(sorted(statuses.items()))
     bystanders = [p["bystander"] for p in parts if p.get("bystander")]
     if bystanders:
         merged["bystander"] = {

@@ -6,6 +6,9 @@ for the load generator (sent by locust in another process, docs/architecture.md 
     {"method": "POST", "path": "/p/v?n=10&id={key}", "headers": {...}, "body": '{"n": 10}' | None,
      "status": 200, "carry": {"If-None-Match": "ETag"}, "once": false, "measure": true}
 
+`status` is an int, or a list of the statuses the step accepts under load (`[200, 429]`), whose
+first is the one verification expects (`expected_status`, `accepted_statuses`).
+
 Everything but `{key}` is filled once per knob value; `{key}` stays in the path, header values
 and the body text, for the load generator to fill per request with a cheap str.replace. In a
 JSON body a string that is exactly a placeholder becomes the value itself (`"n": "{knob}"`
@@ -139,6 +142,18 @@ def with_key(steps: list[Concrete], key: int | None) -> list[Concrete]:
         }
         for s in steps
     ]
+
+
+def expected_status(step: Concrete) -> int:
+    """The status verification expects of the step's lone request: the first one listed."""
+    status = step["status"]
+    return int(status[0]) if isinstance(status, list) else int(status)
+
+
+def accepted_statuses(step: Concrete) -> frozenset[int]:
+    """Every status the step accepts under load (one, unless the scenario lists several)."""
+    status = step["status"]
+    return frozenset(int(s) for s in status) if isinstance(status, list) else frozenset({status})
 
 
 def describe(step: Concrete) -> str:

@@ -104,7 +104,11 @@ class _TrialDriver:
             path = self.spec.bystander.request
             if self.absolute:
                 path = self.target.url + path
-            bystander = {"path": path, "users": self.spec.bystander.users}
+            bystander = {
+                "path": path,
+                "users": self.spec.bystander.users,
+                "rate": self.spec.bystander.rate,
+            }
         before_url, after_url = metricsclient.urls(self.target.url)
         return self.agent.trial(
             steps,
@@ -446,6 +450,7 @@ def _trial_record(
             else {}
         ),
         **({"ttfb_histogram": reply["ttfb_histogram"]} if "ttfb_histogram" in reply else {}),
+        **({"statuses": reply["statuses"]} if "statuses" in reply else {}),
         **({"open": reply["open"]} if "open" in reply else {}),
         "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
         "valid": not reasons,

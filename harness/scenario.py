@@ -27,7 +27,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -141,12 +141,6 @@ class LoadProfile(Strict):
     link: Link | None = None
 
     @model_validator(mode="after")
-    def _open_needs_rate(self) -> LoadProfile:
-        if self.model == "open" and self.rate is None:
-            raise ValueError("the open model needs rate (requests per second)")
-        return self
-
-    @model_validator(mode="after")
     def _one_round_count(self) -> LoadProfile:
         if (self.rounds is None) == (self.max_rounds is None):
             raise ValueError(
@@ -198,10 +192,15 @@ class Keys(Strict):
 
 
 class Bystander(Strict):
-    """A cheap endpoint loaded alongside the variant, measured apart: the collateral damage."""
+    """A cheap endpoint loaded alongside the variant, measured apart: the collateral damage.
+
+    Each of `users` sends as soon as its reply arrived, or, with `rate`, at a steady pace of
+    rate / users requests per second each (a well-behaved client; a slow reply delays its next
+    request, which is never sent early to catch up)."""
 
     request: str
     users: int = Field(1, ge=1, le=1000)
+    rate: float | None = Field(None, gt=0, le=100_000)  # requests per second, over all users
 
 
 class Capacity(Strict):
@@ -221,13 +220,27 @@ class Capacity(Strict):
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 DEFAULT_STATUS = 200
+MAX_STATUSES = 8  # a step accepting more than a handful of statuses accepts anything
+HttpStatus = Annotated[int, Field(ge=100, le=599, strict=True)]
+# One status, or a list of the statuses a step accepts (`status = [200, 429]`: a rate-limited
+# client's replies). The first is the one verification expects of its lone request; under load
+# every listed status is a success (docs/architecture.md, "The request").
+Statuses = HttpStatus | Annotated[list[HttpStatus], Field(min_length=1, max_length=MAX_STATUSES)]
+
+
+def _distinct(status: int | list[int] | None) -> None:
+    if isinstance(status, list) and len(set(status)) != len(status):
+        raise ValueError(f"status lists {status} with a repeated status")
+
+
 JsonValue = Any  # a JSON body template: strings in it are templates
 
 
 class Step(Strict):
     """One HTTP request of a variant's sequence: method, path, query, headers, body, status.
 
-    Every string is a template ({variant}, {knob}, {key}, the fields of [prepare]). `carry`
+    Every string is a template ({variant}, {knob}, {key}, the fields of [prepare]). `status` is
+    one status or a list of accepted ones, the first being what verification expects. `carry`
     copies a response header of the previous step into a request header of this one
     (`carry = { "If-None-Match" = "ETag" }`); `once` runs the step only on a load user's first
     iteration (its carried headers are kept); `measure = false` leaves the step out of latency.
@@ -238,7 +251,7 @@ class Step(Strict):
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: JsonValue = Field(None, alias="json")
-    status: int = Field(DEFAULT_STATUS, ge=100, le=599)
+    status: Statuses = DEFAULT_STATUS
     carry: dict[str, str] = Field(default_factory=dict)
     once: bool = False
     measure: bool = True
@@ -249,7 +262,13 @@ class Step(Strict):
     def _path_is_a_path(self) -> Step:
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError("path must start with /")
+        _distinct(self.status)
         return self
+
+    @property
+    def expected_status(self) -> int:
+        """The status verification expects: the only one, or the first listed."""
+        return self.status[0] if isinstance(self.status, list) else self.status
 
 
 class VariantRequest(Strict):
@@ -260,7 +279,7 @@ class VariantRequest(Strict):
     query: dict[str, str | int | float | bool] | None = None
     headers: dict[str, str] | None = None
     json_body: JsonValue = Field(None, alias="json")
-    status: int | None = Field(None, ge=100, le=599)
+    status: Statuses | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -268,6 +287,7 @@ class VariantRequest(Strict):
     def _path_is_a_path(self) -> VariantRequest:
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError("path must start with /")
+        _distinct(self.status)
         return self
 
 
@@ -421,6 +441,17 @@ class Scenario(Strict):
                         f"profiles.{name}.knob_values: {value:g} Mbit/s: a client_mbit knob value"
                         f" must be above 0 and at most {MAX_CLIENT_MBIT:g} (unlimited)"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _open_needs_rate(self) -> Scenario:
+        # Here, not in LoadProfile: with knob_sets = "rate" the knob is the arrival rate.
+        for name, load in self.profiles.items():
+            if load.model == "open" and load.rate is None and self.knob_sets != "rate":
+                raise ValueError(
+                    f"profiles.{name}: the open model needs rate (requests per second), "
+                    'or knob_sets = "rate"'
+                )
         return self
 
     @property

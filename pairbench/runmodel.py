@@ -252,6 +252,7 @@ class Trial(_Record):
     errors: int
     histogram: EncodedHistogram
     ttfb_histogram: EncodedHistogram | None = None  # client-side time to first byte (v2)
+    statuses: dict[str, int] | None = None  # replies per HTTP status, when a step accepts several
     service_histogram: EncodedHistogram | None = None  # open model: from the actual send
     open: OpenLoad | None = None
     generator_cpu_percent: float
@@ -403,10 +404,12 @@ MAP_PATHS: frozenset[str] = frozenset(
         "pairs.*.dataset.sizes",
         "pairs.*.dataset.rows",
         "pairs.*.trials[].counters",
+        "pairs.*.trials[].statuses",
         "pairs.*.capacity.variants",
         "pairs.*.analysis.per_variant",
         "pairs.*.analysis.per_variant.*",
         "pairs.*.analysis.per_variant.*.*.mechanism",
+        "pairs.*.analysis.per_variant.*.*.statuses",
         "pairs.*.analysis.ratios",
         "pairs.*.analysis.ratios.*",
         "pairs.*.analysis.trends",

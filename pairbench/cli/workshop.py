@@ -476,7 +476,7 @@ def _probe(
                     " or an await that never returns"
                 ) from None
             for step, reply in zip(steps, replies, strict=True):
-                if reply.status == step["status"]:
+                if reply.status == request.expected_status(step):
                     continue
                 text = _log_after(log, start, "Traceback" if reply.status >= 500 else "")
                 if reply.status >= httpx.codes.INTERNAL_SERVER_ERROR:

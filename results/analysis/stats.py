@@ -98,9 +98,23 @@ def _summarise(pair: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, An
         **histograms.summary_ms(histogram),
         **mechanism_summary(pair, trials),
         "ttfb_p50_ms": _ttfb_p50_ms(trials),
+        "statuses": _statuses(trials),
         "bystander": bystander_summary(trials),
         "rounds": len({t["round"] for t in trials}),
     }
+
+
+def _statuses(trials: Sequence[Trial]) -> dict[str, int] | None:
+    """Replies per HTTP status over the trials (a step accepting several, e.g. 200 and 429);
+    None when no trial counted them."""
+    counted = [t["statuses"] for t in trials if t.get("statuses")]
+    if not counted:
+        return None
+    total: dict[str, int] = {}
+    for statuses in counted:
+        for status, count in statuses.items():
+            total[status] = total.get(status, 0) + int(count)
+    return dict(sorted(total.items()))
 
 
 def _ttfb_p50_ms(trials: Sequence[Trial]) -> float | None:

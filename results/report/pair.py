@@ -41,6 +41,9 @@ def pair_blocks(
         Heading("Measurements", 3),
         tables.measurements(pair, analysis),
     ]
+    replies = tables.statuses(pair, analysis)
+    if replies is not None:
+        blocks += [Heading("Replies per status (load generator)", 3), replies]
     mechanism = tables.mechanism(pair, analysis)
     if mechanism is not None:
         blocks += [Heading("Mechanism (server-side counters)", 3), mechanism]

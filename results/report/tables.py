@@ -74,6 +74,23 @@ def bystander(pair: Pair, analysis: Analysis) -> Table | None:
     return Table([*headers, "errors"], rows, numeric_from=2)
 
 
+def statuses(pair: Pair, analysis: Analysis) -> Table | None:
+    """Knob value x variant: each HTTP status's share of the replies, where the load generator
+    counted them (a step that accepts several, such as a rate-limited client's 200 and 429);
+    None when no cell has them."""
+    cells = [(k, v, c) for k, v, c in _cells(analysis) if c.get("statuses")]
+    if not cells:
+        return None
+    codes = sorted({code for _, _, cell in cells for code in cell["statuses"]}, key=int)
+    rows = []
+    for key, variant, cell in cells:
+        total = sum(cell["statuses"].values())
+        shares = [f"{100 * cell['statuses'].get(code, 0) / total:.1f}" for code in codes]
+        rows.append((knob_text(pair, key), variant, *shares, f"{total:,}"))
+    headers = ["knob", "variant", *(f"{code} (%)" for code in codes), "replies"]
+    return Table(headers, rows, numeric_from=2)
+
+
 def ratios(pair: Pair, analysis: Analysis) -> Table:
     """Knob value x other variant: median ratio, 95% CI, Mann-Whitney p, rounds."""
     rows = [

@@ -53,6 +53,10 @@ SCENARIOS = {
     "min_above_max": scenario(f"/{PAIR}/{{variant}}?n={{knob}}").replace(
         "rounds = 1\n", "min_rounds = 5\nmax_rounds = 3\n"
     ),
+    "repeated_status": scenario(f"/{PAIR}/{{variant}}?n={{knob}}").replace(
+        f'request = "/{PAIR}/{{variant}}?n={{knob}}"',
+        f'[request]\npath = "/{PAIR}/{{variant}}?n={{knob}}"\nstatus = [200, 200]',
+    ),
 }
 
 
@@ -239,6 +243,12 @@ CASES = {
         2,
         rf"{PAIR}\.toml: profiles\.quick: .*min_rounds 5 > max_rounds 3",
         scenarios="min_above_max",
+    ),
+    "a status listed twice": Case(
+        f"run {PAIR}",
+        2,
+        rf"{PAIR}\.toml: request\.steps\.0: status lists \[200, 200\] with a repeated status",
+        scenarios="repeated_status",
     ),
     "scenario folder missing": Case(
         f"run {PAIR}",

@@ -123,6 +123,53 @@ def test_a_revalidating_client_carries_the_etag(
     assert reply["requests"] > 0 and reply["errors"] == reply["requests"]
 
 
+# /probe/sleep answers 422 to a negative ms (a real 4xx, which locust's client fails by itself).
+STATUSES = """
+pair = "harness_statuses"
+[request]
+path = "/probe/sleep?ms={knob}&variant={variant}"
+status = %s
+"""
+
+
+def test_a_listed_status_is_a_success_and_any_other_an_error(
+    agent: LoadAgent, fixture_target: server.TargetServer, tmp_path: Path
+) -> None:
+    rejected = _steps(tmp_path, STATUSES % "[200, 422]", "v", -1)
+    reply, _ = _trial(agent, fixture_target, rejected)
+    assert reply["requests"] > 0 and reply["errors"] == 0
+    # Every accepted 4xx is in the latency histogram, like a 200, and counted by its status.
+    assert HdrHistogram.decode(reply["histogram"]).get_total_count() == reply["requests"]
+    assert reply["statuses"] == {"422": reply["requests"]}
+    answered = _steps(tmp_path, STATUSES % "[200, 422]", "v", 0)
+    reply, _ = _trial(agent, fixture_target, answered)
+    assert reply["requests"] > 0 and reply["errors"] == 0
+    # The same 422s against a step that accepts only 200 (or another list) are all errors.
+    assert reply["statuses"] == {"200": reply["requests"]}
+    for status in ("200", "[200, 429]"):
+        reply, _ = _trial(agent, fixture_target, _steps(tmp_path, STATUSES % status, "v", -1))
+        assert reply["requests"] > 0 and reply["errors"] == reply["requests"]
+    # A step accepting one status is not counted per status: run.json stays as it was.
+    one, _ = _trial(agent, fixture_target, _steps(tmp_path, STATUSES % "200", "v", 0))
+    assert one["errors"] == 0 and "statuses" not in one
+
+
+PACED_RATE = 40.0  # requests per second: well below what back to back reaches on /probe/sleep
+PACE_SLACK = 0.2
+
+
+def test_a_paced_bystander_keeps_its_rate(agent: LoadAgent) -> None:
+    path = "/probe/sleep?ms=1"
+    paced = {"path": path, "users": 1, "rate": PACED_RATE}
+    reply = agent.trial(path, USERS, WARMUP_S, WINDOW_S, bystander=paced)
+    sent = reply["bystander"]["requests"]
+    assert reply["bystander"]["errors"] == 0
+    assert abs(sent - PACED_RATE * WINDOW_S) <= PACED_RATE * WINDOW_S * PACE_SLACK + 1
+    # The same bystander unpaced sends back to back: many more in the same window.
+    free = agent.trial(path, USERS, WARMUP_S, WINDOW_S, bystander={"path": path, "users": 1})
+    assert free["bystander"]["requests"] > 2 * sent
+
+
 def test_peak_counter_is_the_window_peak_not_a_difference(
     agent: LoadAgent, fixture_target: server.TargetServer
 ) -> None:

@@ -88,10 +88,34 @@ status = 304
     assert second["carry"] == {"If-None-Match": "ETag"} and second["status"] == 304
 
 
+def test_a_step_may_accept_a_list_of_statuses(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        'pair = "p"\n[request]\npath = "/p/{variant}?n={knob}"\nstatus = [200, 429]\n'
+        "[request.variants.open]\nstatus = 200\n",
+    )
+    (limited,) = request.render(spec, "limited", 5, {})
+    assert limited["status"] == [200, 429]
+    assert request.expected_status(limited) == 200  # what verification wants of a lone request
+    assert request.accepted_statuses(limited) == {200, 429}  # what load counts as successes
+    (unlimited,) = request.render(spec, "open", 5, {})
+    assert request.expected_status(unlimited) == 200
+    assert request.accepted_statuses(unlimited) == {200}
+    assert spec.request.step_for("limited", 0).expected_status == 200
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         ('[request]\nmethod = "FETCH"\npath = "/p/{variant}?n={knob}"\n', "method"),
+        ('[request]\npath = "/p/{variant}?n={knob}"\nstatus = []\n', "status"),
+        ('[request]\npath = "/p/{variant}?n={knob}"\nstatus = [200, 99]\n', "status"),
+        ('[request]\npath = "/p/{variant}?n={knob}"\nstatus = [200, "429"]\n', "status"),
+        ('[request]\npath = "/p/{variant}?n={knob}"\nstatus = [429, 429]\n', "repeated status"),
+        (
+            '[request]\npath = "/p/{variant}?n={knob}"\n[request.variants.v]\nstatus = [200, 200]\n',
+            "repeated status",
+        ),
         ('[request]\npath = "p/{variant}?n={knob}"\n', "path must start with /"),
         ('[request]\npath = "/p/{variant}?n={knob}"\nstatus = 99\n', "status"),
         ('[request]\npath = "/p/{variant}"\n', "{knob} appears in no request"),
@@ -117,3 +141,23 @@ def test_plan_expectations_live_under_mechanism(tmp_path: Path) -> None:
     assert spec.plan == {"good": "Index Scan"} and spec.mechanism == {}
     with pytest.raises(UsageError, match=r"plan\.good: no such variant"):
         spec.check_variants({"bad", "best"})
+
+
+OPEN = """
+[profiles.quick]
+model = "open"
+knob_values = [10, 20]
+users = 4
+round_seconds = 1
+rounds = 1
+"""
+
+
+def test_the_open_model_takes_its_rate_from_the_profile_or_the_knob(tmp_path: Path) -> None:
+    path = tmp_path / "pair.toml"
+    path.write_text('pair = "p"\nrequest = "/p/{variant}?n={knob}"\n' + OPEN)
+    with pytest.raises(UsageError, match=r"profiles\.quick: the open model needs rate"):
+        scenario.load_scenario(path)
+    path.write_text('pair = "p"\nknob_sets = "rate"\nrequest = "/p/{variant}"\n' + OPEN)
+    spec = scenario.load_scenario(path)
+    assert spec.rate_at(spec.load("quick"), 20) == 20

@@ -68,6 +68,18 @@ def test_expected_status_is_checked(fixture_server, tmp_path: Path) -> None:  # 
     assert "expected 201" in next(c.detail for c in outcome.checks if not c.passed)
 
 
+def test_a_status_list_expects_its_first_status_of_a_lone_request(
+    fixture_server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # [200, 429]: a lone request (not rate limited) must get the 200; load accepts either.
+    outcome = _verify(fixture_server, tmp_path, JSON_PAIR + "status = [200, 429]\n")
+    assert outcome.passed, outcome.first_failure
+    # Listing the 429 first asks verification for a 429, which a lone request does not get.
+    outcome = _verify(fixture_server, tmp_path, JSON_PAIR + "status = [429, 200]\n")
+    assert "status" in _failed(outcome)
+    assert "expected 429" in next(c.detail for c in outcome.checks if not c.passed)
+
+
 def test_plan_check_reads_the_access_paths(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     good = JSON_PAIR + '[mechanism.plan]\nper_row = "Index Scan"\n'
     outcome = _verify(fixture_server, tmp_path, good)

@@ -21,6 +21,7 @@ CELL_KEYS = {
     "max_ms",
     "mechanism",
     "ttfb_p50_ms",
+    "statuses",
     "error_ratio",
     "bystander",
     "rounds",

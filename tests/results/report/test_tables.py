@@ -45,6 +45,27 @@ def test_ttfb_p50_is_shown_beside_the_full_p50(demo_run: dict) -> None:
     assert {row[3] for row in table.rows} == {"0.400"}
 
 
+def test_replies_per_status_when_the_trials_counted_them(demo_run: dict) -> None:
+    pair = copy.deepcopy(demo_run["pairs"]["demo"])
+    assert tables.statuses(pair, analyse_pair(pair)) is None  # none counted: no table
+    for trial in pair["trials"]:
+        # A limited client: one reply in four a 429 under join, every reply a 200 under lazy.
+        limited = trial["requests"] // 4 if trial["variant"] == "join" else 0
+        trial["statuses"] = {"200": trial["requests"] - limited, "429": limited}
+        if not limited:
+            del trial["statuses"]["429"]
+    analysis = analyse_pair(pair)
+    cell = analysis["per_variant"]["100"]["join"]
+    assert set(cell["statuses"]) == {"200", "429"}
+    table = tables.statuses(pair, analysis)
+    assert table is not None
+    assert table.headers == ["knob", "variant", "200 (%)", "429 (%)", "replies"]
+    join = next(r for r in table.rows if r[:2] == ("n=100", "join"))
+    lazy = next(r for r in table.rows if r[:2] == ("n=100", "lazy"))
+    total = sum(cell["statuses"].values())
+    assert join[3] == f"{100 * cell['statuses']['429'] / total:.1f}" and lazy[3] == "0.0"
+
+
 def test_mechanism_table_columns_follow_the_lesson(demo_run: dict) -> None:
     pair: dict[str, Any] = demo_run["pairs"]["demo"]
     table = tables.mechanism(pair, analyse_pair(pair))
