@@ -89,8 +89,9 @@ class Link(Strict):
 
 
 class Expectation(Strict):
-    # error_ratio: the share of requests that failed, for a lesson that is a cliff, not a time
-    metric: Literal["p50", "p90", "p99", "error_ratio"] = "p50"
+    # error_ratio: the share of requests that failed, for a lesson that is a cliff, not a time;
+    # ttfb_*: the time to first byte (needs `ttfb = true`), for a lesson that is when it starts
+    metric: Literal["p50", "p90", "p99", "error_ratio", "ttfb_p50", "ttfb_p90", "ttfb_p99"] = "p50"
     subject: Literal["variant", "bystander"] = "variant"  # whose latency the ratio compares
     at: float | Literal["max"] = "max"
     min_ratio: float = Field(gt=0)
@@ -405,6 +406,13 @@ class Scenario(Strict):
                 raise ValueError('{knob} appears in no request (or set knob_sets = "users")')
         if self.keys is None and any("{key}" in t for t in templates):
             raise ValueError("request uses {key} but there is no [keys] table")
+        return self
+
+    @model_validator(mode="after")
+    def _ttfb_recorded(self) -> Scenario:
+        metric = self.expectation.metric if self.expectation else ""
+        if metric.startswith("ttfb_") and not self.ttfb:
+            raise ValueError(f"expectation metric {metric!r} needs ttfb = true")
         return self
 
     @property

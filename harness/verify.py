@@ -127,7 +127,9 @@ def _rows(body: bytes, content_type: str | None) -> list[Any]:
     if (content_type or "").split(";")[0].strip().lower() == JSON_MEDIA_TYPE:
         rows = json.loads(body)
         if not isinstance(rows, list):
-            raise ValueError(f"{JSON_MEDIA_TYPE} reply is a JSON {type(rows).__name__}, not an array")
+            raise ValueError(
+                f"{JSON_MEDIA_TYPE} reply is a JSON {type(rows).__name__}, not an array"
+            )
         return rows
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 

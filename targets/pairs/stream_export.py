@@ -213,6 +213,6 @@ pair.exercise(
     server-side cursor (asyncpg's `conn.cursor(...)`, `await cursor.fetch(1000)`) and return a
     StreamingResponse that yields each batch as JSON lines (one `orjson.dumps(dict(row))` and
     a newline per row, media_type="application/x-ndjson") as soon as it is read.""",
-    knob=100_000,
-    min_ratio=10,
+    knob=10_000,
+    min_ratio=5,
 )

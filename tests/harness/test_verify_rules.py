@@ -151,7 +151,9 @@ def test_jsonlines_rule_fails_on_a_missing_row(fixture_server, tmp_path: Path) -
     assert _failed(outcome) == {"equal_rows"}
 
 
-ARRAY_PAIR = LINES_PAIR + '[request.variants.streamed]\nquery = { n = "{knob}", framing = "array" }\n'
+ARRAY_PAIR = (
+    LINES_PAIR + '[request.variants.streamed]\nquery = { n = "{knob}", framing = "array" }\n'
+)
 
 
 def test_jsonlines_rule_reads_a_json_array_as_the_same_rows(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
