@@ -109,7 +109,7 @@ async def cursor_array(pool: Pool, metrics: AppMetrics, rows: RowCount) -> Strea
     """Server-side cursor, a JSON array streamed in chunks of 1,000 rows."""
 
     async def chunks() -> AsyncIterator[bytes]:
-        opening = b"["  # sent with the first batch: a chunk of its own costs a round of sends
+        opening = b"["  # travels with the first batch; the later ones open with a comma
         async for batch in _batches(pool, metrics, rows):
             yield opening + b",".join(_row(r) for r in batch)
             opening = b","
