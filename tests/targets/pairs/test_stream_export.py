@@ -157,6 +157,17 @@ def test_out_of_bounds_is_422_without_a_query(target: httpx.Client, query: str) 
         assert counters["queries"] == 0, (variant, query)
 
 
+def test_the_openapi_document_declares_each_framing(target: httpx.Client) -> None:
+    paths = target.get("/openapi.json").json()["paths"]
+    content = {v: paths[pair.path(v)]["get"]["responses"]["200"]["content"] for v in VARIANTS}
+    listed = {v: content[v]["application/json"]["schema"] for v in ("buffered", "cursor_array")}
+    assert listed["buffered"]["type"] == listed["cursor_array"]["type"] == "array"
+    assert listed["buffered"]["items"] == listed["cursor_array"]["items"]
+    # JSON lines are not one JSON document: their own media type, no JSON body schema.
+    assert list(content["cursor_lines"]) == ["application/x-ndjson"]
+    assert "items" not in content["cursor_lines"]["application/x-ndjson"].get("schema", {})
+
+
 def test_the_micro_cores(servers: services.Endpoints, target: httpx.Client) -> None:
     """Both cores return the bytes the client gets: the same JSON array."""
     redis_url = services.redis_database(servers.redis_url, MICRO_REDIS_DATABASE)
