@@ -91,8 +91,9 @@ class Link(Strict):
 
 
 class Expectation(Strict):
-    # error_ratio: the share of requests that failed, for a lesson that is a cliff, not a time
-    metric: Literal["p50", "p90", "p99", "error_ratio"] = "p50"
+    # error_ratio: the share of requests that failed, for a lesson that is a cliff, not a time;
+    # ttfb_*: the time to first byte (needs `ttfb = true`), for a lesson that is when it starts
+    metric: Literal["p50", "p90", "p99", "error_ratio", "ttfb_p50", "ttfb_p90", "ttfb_p99"] = "p50"
     subject: Literal["variant", "bystander"] = "variant"  # whose latency the ratio compares
     at: float | Literal["max"] = "max"
     min_ratio: float = Field(gt=0)
@@ -452,6 +453,13 @@ class Scenario(Strict):
                     f"profiles.{name}: the open model needs rate (requests per second), "
                     'or knob_sets = "rate"'
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _ttfb_recorded(self) -> Scenario:
+        metric = self.expectation.metric if self.expectation else ""
+        if metric.startswith("ttfb_") and not self.ttfb:
+            raise ValueError(f"expectation metric {metric!r} needs ttfb = true")
         return self
 
     @property

@@ -8,7 +8,9 @@ the pair's equivalence rule (docs/architecture.md, "What the targets describe"):
     json          bodies equal after JSON parsing (the default)
     bytes         bodies byte-identical
     decoded       bodies equal after undoing Content-Encoding (gzip, deflate, br), as JSON or bytes
-    jsonlines     equal rows of a JSON-lines stream (after undoing Content-Encoding)
+    jsonlines     equal rows of a JSON-lines stream (after undoing Content-Encoding); a reply
+                  whose Content-Type is application/json is one JSON array of the rows, so a
+                  buffered array, a streamed array and JSON lines compare as the same rows
     not_modified  the 200 carries an ETag; a conditional GET with it gets a 304 with the same
                   ETag and no body; the 200 bodies are compared as JSON. A scenario that sends
                   If-None-Match itself expects 304 from the variants that revalidate (their
@@ -114,7 +116,22 @@ def _without_condition(step: Concrete) -> dict[str, str]:
     return {k: v for k, v in step["headers"].items() if k.lower() != "if-none-match"}
 
 
-def _rows(body: bytes) -> list[Any]:
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _rows(body: bytes, content_type: str | None) -> list[Any]:
+    """The rows of a reply: one JSON array when it says it is JSON, else one row a line.
+
+    The media type decides, never the body's shape: a one-line JSON-lines reply whose only row
+    is an array stays one row.
+    """
+    if (content_type or "").split(";")[0].strip().lower() == JSON_MEDIA_TYPE:
+        rows = json.loads(body)
+        if not isinstance(rows, list):
+            raise ValueError(
+                f"{JSON_MEDIA_TYPE} reply is a JSON {type(rows).__name__}, not an array"
+            )
+        return rows
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
@@ -310,9 +327,9 @@ class _Verifier:
             if rule == "decoded":
                 return _Seen(_as_json(body), repr(body[:BODY_PREVIEW]))
             try:
-                rows = _rows(body)
+                rows = _rows(body, reply.headers.get("content-type"))
             except ValueError as e:
-                self.add("jsonlines", knob, name, False, f"not JSON lines: {e}")
+                self.add("jsonlines", knob, name, False, f"not JSON lines or a JSON array: {e}")
                 return None
             return _Seen(rows, f"{len(rows)} rows: {body[:BODY_PREVIEW]!r}")
         return _Seen(_as_json(reply.raw), repr(reply.raw[:BODY_PREVIEW]))

@@ -54,7 +54,12 @@ MEAN_METRIC = "mean"
 # latency: for a pair whose lesson is failures rather than time (a drained pool serves nothing,
 # so it has no latency to compare).
 ERROR_RATIO_METRIC = "error_ratio"
-METRICS: tuple[str, ...] = (*PERCENTILE_METRICS, MEAN_METRIC, ERROR_RATIO_METRIC)
+# Client-side time to first byte (a scenario's `ttfb = true`): a percentile of the trials'
+# `ttfb_histogram`s instead of their full latency, for a lesson that is when the reply starts
+# (a streamed export) rather than when it ends.
+TTFB_PREFIX = "ttfb_"
+TTFB_METRICS: tuple[str, ...] = tuple(f"{TTFB_PREFIX}{m}" for m in ("p50", "p90", "p99"))
+METRICS: tuple[str, ...] = (*PERCENTILE_METRICS, MEAN_METRIC, ERROR_RATIO_METRIC, *TTFB_METRICS)
 
 # How much of an offending value to quote in an error line.
 QUOTED_INPUT_CHARS = 40

@@ -24,7 +24,7 @@ from .config import Settings
 from .explain import ExplainMiddleware
 from .introspect import Introspection
 from .metrics import Metrics
-from .openapi import PrometheusResponse, exact_bodies, responses
+from .openapi import PrometheusResponse, exact_bodies, media_response, responses
 from .registry import INTERNAL_PREFIX, document, load_pairs
 from .wire import ResponseBytesMiddleware
 
@@ -134,6 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if route.body is not None:
                 bodies += [(pair.path(route.subpath), m.lower()) for m in route.methods]
         for variant in pair.variants.values():
+            # A variant that is not JSON (JSON lines) is documented with its own media type and
+            # without the pair's JSON body.
+            body = pair.body if variant.media_type is None else None
             app.add_api_route(
                 pair.path(variant.name),
                 variant.handler,
@@ -141,9 +144,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 name=f"{pair.name}.{variant.name}",
                 summary=f"{pair.title}: {variant.label}",
                 tags=[pair.name],
-                responses=responses(variant.responses, pair.body),
+                responses=responses(variant.responses, body),
+                **media_response(variant.media_type),
             )
-            if pair.body is not None:
+            if body is not None:
                 bodies.append((pair.path(variant.name), variant.method.lower()))
         if pair.reset_handler is not None and pair.reset_path is not None:
             app.add_api_route(

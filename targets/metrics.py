@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import resource
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from asyncpg import introspection
@@ -166,6 +168,7 @@ class Metrics:
     def peak_rss_bytes(self, reset: bool) -> int:
         """The server's peak resident memory since the last reset (resetting first if asked)."""
         if reset:
+            _release_freed_memory()
             with contextlib.suppress(OSError):
                 PROC_CLEAR_REFS.write_text(CLEAR_PEAK_RSS)
             self._sampled_peak = _current_rss()
@@ -193,6 +196,38 @@ class Metrics:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _release_freed_memory() -> None:
+    """Give memory the last variant freed back to the system before a new peak window opens.
+
+    The window starts at the current resident size; without this it would include what the
+    previous variant allocated and freed but the allocators kept (glibc's heap, pymalloc's
+    partly used arenas), and a variant would be charged for the one before it. gc.collect
+    frees what only cycles held; glibc's malloc_trim returns free heap pages (elsewhere it is
+    absent and the window starts where the allocator left it).
+    """
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)  # glibc only: musl has none
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return cast(Callable[[int], int], trim)
+
+
+_MALLOC_TRIM = _load_malloc_trim()
 
 
 def _proc_status_kib(field: str) -> int | None:

@@ -50,6 +50,18 @@ class OctetStreamResponse(Response):
     media_type = OCTET_STREAM
 
 
+def media_response(media_type: str | None) -> dict[str, Any]:
+    """`add_api_route`'s response class for a 200 that is not JSON: none (FastAPI's default,
+    JSON) unless `media_type` is given.
+
+    FastAPI documents a route's 200 with its response class's media type, whatever the
+    handler returns; a handler that streams JSON lines declares it here.
+    """
+    if media_type is None:
+        return {}
+    return {"response_class": type("MediaResponse", (Response,), {"media_type": media_type})}
+
+
 def responses(errors: Mapping[int, str], body: Any = None) -> dict[int | str, dict[str, Any]]:
     """FastAPI's `responses=`: the 200's `body` (a model or type), if given, and each error a
     handler raises ({status: what it means}) with the error body."""

@@ -183,6 +183,9 @@ class Variant:
     handler: Handler
     method: Method = "GET"
     responses: Responses = field(default_factory=dict)
+    # The 200's media type when it is not JSON (a stream of JSON lines): documented as it is,
+    # without the pair's JSON body schema, which does not describe it.
+    media_type: str | None = None
 
     @property
     def label(self) -> str:
@@ -258,11 +261,17 @@ class Pair:
     # -- decorators a pair module uses --------------------------------------------------
 
     def variant(
-        self, role: Role, method: Method = "GET", *, responses: Responses | None = None
+        self,
+        role: Role,
+        method: Method = "GET",
+        *,
+        responses: Responses | None = None,
+        media_type: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated handler as a variant named after the function.
 
         `responses`: the error statuses it returns besides 200 and 422, e.g. {404: "no such id"}.
+        `media_type`: its 200's media type, when not JSON (e.g. "application/x-ndjson").
         """
         if role not in ROLE_ORDER:
             raise PairError(f"pair {self.name!r}: unknown role {role!r}")
@@ -271,7 +280,9 @@ class Pair:
             name = handler.__name__
             if name in self.variants or name in self.routes:
                 raise PairError(f"pair {self.name!r}: {name!r} registered twice")
-            self.variants[name] = Variant(name, role, handler, method, dict(responses or {}))
+            self.variants[name] = Variant(
+                name, role, handler, method, dict(responses or {}), media_type
+            )
             return handler
 
         return register

@@ -48,8 +48,8 @@ def by_round(trials: Iterable[Trial]) -> dict[int, list[Trial]]:
 
 
 def round_value(trials: Iterable[Trial], metric: str, subject: Subject = VARIANT) -> float | None:
-    """One round's value: a latency metric in ms, throughput in requests per second, or the
-    share of requests that failed."""
+    """One round's value: a latency metric in ms (time to first byte for a `ttfb_` one),
+    throughput in requests per second, or the share of requests that failed."""
     trials = list(trials)
     records = [r for r in (subject_record(t, subject) for t in trials) if r is not None]
     if not records:
@@ -61,7 +61,15 @@ def round_value(trials: Iterable[Trial], metric: str, subject: Subject = VARIANT
         elapsed = sum(float(t["elapsed_s"]) for t in trials if subject_record(t, subject))
         requests = sum(int(r["requests"]) for r in records)
         return requests / elapsed if elapsed > 0 else None
-    value_us = histograms.metric_us(merged(trials, subject), metric)
+    if metric.startswith(runmodel.TTFB_PREFIX):
+        # Time to first byte is recorded for the variant's own requests only (`ttfb = true`).
+        encoded = [r["ttfb_histogram"] for r in records if r.get("ttfb_histogram")]
+        if not encoded:
+            return None
+        histogram = histograms.merge(histograms.decode(e) for e in encoded)
+        value_us = histograms.metric_us(histogram, metric.removeprefix(runmodel.TTFB_PREFIX))
+    else:
+        value_us = histograms.metric_us(merged(trials, subject), metric)
     return None if value_us is None else value_us / histograms.US_PER_MS
 
 

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
+from pairbench.runmodel import TTFB_PREFIX
+
 from ..analysis.knobs import knob_text, sorted_keys
 from ..analysis.ratios import MIN_SAMPLES_FOR_INFERENCE, ratio_with_ci
 from ..analysis.rounds import (
@@ -201,7 +203,7 @@ def _cells(
 
 def min_requests(metric: str) -> int:
     """Requests a round needs for `metric` to be estimated from it (throughput: one)."""
-    q = QUANTILES.get(metric)
+    q = QUANTILES.get(metric.removeprefix(TTFB_PREFIX))
     return 1 if q is None else math.ceil(TAIL_REQUESTS / (1.0 - q) - 1e-9)
 
 

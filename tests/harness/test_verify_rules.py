@@ -163,6 +163,24 @@ def test_jsonlines_rule_fails_on_a_missing_row(fixture_server, tmp_path: Path) -
     assert _failed(outcome) == {"equal_rows"}
 
 
+ARRAY_PAIR = (
+    LINES_PAIR + '[request.variants.streamed]\nquery = { n = "{knob}", framing = "array" }\n'
+)
+
+
+def test_jsonlines_rule_reads_a_json_array_as_the_same_rows(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # JSON lines from one variant, a streamed application/json array from the other.
+    outcome = _verify(fixture_server, tmp_path, ARRAY_PAIR, "[1, 200]")
+    assert outcome.passed, outcome.first_failure
+    assert any(c.name == "equal_rows" for c in outcome.checks)
+
+
+def test_jsonlines_rule_fails_on_an_array_missing_a_row(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = ARRAY_PAIR.replace('framing = "array"', 'framing = "array", drop = "1"')
+    outcome = _verify(fixture_server, tmp_path, broken)
+    assert _failed(outcome) == {"equal_rows"}
+
+
 def test_not_modified_rule_on_both_etag_pairs(fixture_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for body in (
         'pair = "harness_etag"\nrequest = "/harness_etag/{variant}?n={knob}"\n',

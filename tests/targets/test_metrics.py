@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pairbench.harness import services
+from pairbench.targets import metrics
 
 MIB = 1 << 20
 ALLOCATE_MB = 128
@@ -69,6 +70,27 @@ def test_peak_memory_shows_an_allocation_and_resets(
     assert peak - start >= (ALLOCATE_MB - PEAK_SLACK_MB) * MIB
     after_reset = _scrape(target, counters, reset_peak=1)["peak_rss"]
     assert peak - after_reset >= (ALLOCATE_MB - PEAK_SLACK_MB) * MIB
+
+
+HEAP_BLOCK_BYTES = 1024  # above pymalloc's 512: each block comes from glibc's heap, not mmap
+HEAP_BLOCKS = 100_000  # about 100 MiB
+
+
+@pytest.mark.skipif(
+    not (metrics.HAS_VMHWM and metrics._MALLOC_TRIM is not None),
+    reason="needs /proc's VmHWM and glibc's malloc_trim",
+)
+def test_a_new_peak_window_does_not_start_with_memory_freed_before_it() -> None:
+    # Many heap blocks, freed but the last: glibc keeps the freed pages below the one still
+    # in use, so the resident size stays up until they are trimmed. A window opened then must
+    # not charge them to the next variant (a buffered export followed by a streamed one).
+    blocks = [bytes(HEAP_BLOCK_BYTES) + bytes([i % 256]) for i in range(HEAP_BLOCKS)]
+    last = blocks[-1]
+    del blocks
+    held = metrics._current_rss()
+    window = metrics.Metrics().peak_rss_bytes(reset=True)
+    assert held - window >= HEAP_BLOCKS * HEAP_BLOCK_BYTES // 2, (held / MIB, window / MIB)
+    assert len(last) == HEAP_BLOCK_BYTES + 1
 
 
 def _preloaded(dsn: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pairbench.targets.openapi import Body, ErrorBody, exact_bodies, responses
+from pairbench.targets.openapi import Body, ErrorBody, exact_bodies, media_response, responses
 from pairbench.targets.registry import Knob, Pair, PairError, Responses, catalogue
 
 
@@ -43,6 +43,26 @@ def test_a_route_is_checked_as_a_variant_is() -> None:
 
 class Row(Body):
     id: int
+
+
+def test_a_variant_that_is_not_json_declares_its_media_type() -> None:
+    pair = Pair(name="demo", title="t", summary="s", knob=Knob("n", "n", "n"), body=list[Row])
+
+    @pair.variant("bad")
+    async def listed() -> None:
+        """A JSON array."""
+
+    @pair.variant("good", media_type="application/x-ndjson")
+    async def lines() -> None:
+        """JSON lines."""
+
+    assert pair.variants["listed"].media_type is None
+    assert pair.variants["lines"].media_type == "application/x-ndjson"
+    # JSON keeps FastAPI's default response class (no argument); another media type gets a
+    # response class that declares it, which is what FastAPI documents the 200 with.
+    assert media_response(None) == {}
+    declared = media_response("application/x-ndjson")["response_class"]
+    assert declared.media_type == "application/x-ndjson"
 
 
 def test_responses_document_the_body_and_each_error_with_the_error_body() -> None:

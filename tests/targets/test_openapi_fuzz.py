@@ -214,7 +214,9 @@ def _declared() -> Iterator[tuple[str, str, Mapping[int, str], Any]]:
     """(path, method, error responses, 200 body) of every pair's variants and routes."""
     for pair in load_pairs().values():
         for v in pair.variants.values():
-            yield pair.path(v.name), v.method.lower(), v.responses, pair.body
+            # A variant that is not JSON (JSON lines) is documented without the JSON body.
+            body = pair.body if v.media_type is None else None
+            yield pair.path(v.name), v.method.lower(), v.responses, body
         for r in pair.routes.values():
             for method in r.methods:
                 yield pair.path(r.subpath), method.lower(), r.responses, r.body
