@@ -33,10 +33,10 @@ APP_MODULE = "pairbench.harness.downstream_app"
 START_TIMEOUT_S = 20.0
 HEALTH_TIMEOUT_S = 1.0
 POLL_S = 0.05
-# Calls served at once before the rest wait: more than a quick run's users ever send, so only
-# a scenario that means to (a hang piling up, a wide fan-out) reaches it.
-DEFAULT_CONCURRENCY = 32
-DEFAULT_HANG_S = 1.0  # how long a hanging call holds on when its caller never gives up
+# Calls served at once before the rest wait: a small service. A quick run's few users stay
+# below it; calls left hanging (scenarios/http_client_timeouts.toml) or a wide fan-out reach it.
+DEFAULT_CONCURRENCY = 8
+DEFAULT_HANG_S = 0.8  # how long a hanging call holds on when its caller never gives up
 # Longer than the clients' keep-alive expiry (targets/downstream.py): the client, not the
 # server, closes an idle connection, so a request never races the server's close.
 KEEP_ALIVE_S = 75.0

@@ -14,6 +14,8 @@ pair's own.
 - `GET /stats`: connections accepted, calls served, calls in flight and waiting now, their
   peaks, calls refused and calls that hung. Counts only grow (read them as deltas, like every
   counter of the harness); `?reset=1` starts a new window for the peaks after reading them.
+- `GET /release`: every call hanging now answers at once (between two trials: a trial never
+  inherits the calls an earlier one left hanging).
 - `GET /healthz`.
 
 Connections are counted exactly by a uvicorn protocol hook (`CountingProtocol`): the protocol's
@@ -131,18 +133,22 @@ async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-async def _caller_left(receive: Receive, seconds: float) -> bool:
-    """Wait up to `seconds`; True as soon as the caller closes its connection."""
+async def _caller_left(receive: Receive, seconds: float, released: asyncio.Event) -> bool:
+    """Wait up to `seconds`, or until `released` is set; True as soon as the caller closes its
+    connection."""
 
     async def disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
+    left = asyncio.ensure_future(disconnected())
+    freed = asyncio.ensure_future(released.wait())
     try:
-        await asyncio.wait_for(disconnected(), seconds)
-    except TimeoutError:
-        return False
-    return True
+        await asyncio.wait([left, freed], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (left, freed):
+            task.cancel()
+    return left.done() and not left.cancelled() and left.exception() is None
 
 
 class Downstream:
@@ -151,6 +157,9 @@ class Downstream:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slots = asyncio.Semaphore(settings.concurrency)
+        # Set by /release: every call hanging now answers (a new event for later hangs).
+        self.released = asyncio.Event()
+        self.hanging = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -168,6 +177,11 @@ class Downstream:
                 if _int_param(query, "reset", 0, 1, 0):
                     STATS.reset_peaks()
                 await _reply(send, 200, {**document, **asdict(self.settings)})
+            elif path == "/release":
+                hanging = self.hanging
+                self.released.set()
+                self.released = asyncio.Event()
+                await _reply(send, 200, {"released": hanging})
             elif path == "/healthz":
                 await _reply(send, 200, {"status": "ok"})
             else:
@@ -198,7 +212,12 @@ class Downstream:
         try:
             if hang:
                 STATS.hung += 1
-                if await _caller_left(receive, self.settings.hang_seconds):
+                self.hanging += 1
+                try:
+                    left = await _caller_left(receive, self.settings.hang_seconds, self.released)
+                finally:
+                    self.hanging -= 1
+                if left:
                     return  # nobody to answer: the slot is free again at once
             elif ms:
                 await asyncio.sleep(ms / 1000)

@@ -157,12 +157,15 @@ async def downstream_stats(request: Request) -> dict[str, Any]:
 
 @pair.reset
 async def warm(client: SharedClient) -> dict[str, str]:
-    """Before each trial and verification: the shared pool holds a live connection.
+    """Before each trial and verification: the shared pool holds a live connection, and the
+    service holds no hung call.
 
     A service under steady traffic always has one; without this, a verification request made
     after the pool's idle connection expired would pay the one handshake the lesson is about.
     """
     (await client.get("/healthz")).raise_for_status()
+    # And no call an earlier trial left hanging still holds one of the service's slots.
+    (await client.get("/release")).raise_for_status()
     return {"status": "warm"}
 
 
