@@ -15,7 +15,7 @@ calls at once, the rest queued. The counter is the connections it accepted, read
 
 The timeouts scenario (scenarios/http_client_timeouts.toml) makes the first call of the
 requests whose `key` is at most `hang` (keys 1..100: `hang` percent of them) hang at the
-service. The bad variant waits out the hang (the service gives up after a second) and answers
+service. The bad variant waits out the hang (the service gives up after 0.8 s) and answers
 with every result; the good one gives up after READ_TIMEOUT_S and answers with that call's
 result missing (`null`) and `timed_out` counting it. Keys above `hang` never hang, and those are
 the ones verification compares.
@@ -72,7 +72,7 @@ class Neighbour(Body):
 pair = Pair(
     name="http_client",
     title="A new HTTP client per call vs one shared client with timeouts",
-    summary="Each downstream call opens a TCP and TLS connection, and waits forever if it hangs.",
+    summary="Each downstream call opens a TCP and TLS connection, and waits out a hung call.",
     knob=Knob("calls", "downstream calls per request", "calls"),
     counters=["downstream_connections", "downstream_calls"],
     body=Calls,
@@ -201,10 +201,10 @@ async def _clients(app: FastAPI) -> AsyncIterator[None]:
 pair.exercise(
     reference="shared_client",
     task="""Return the same body as `client_per_call` (`{"key", "results", "timed_out"}`), but
-    without building a client per call: `request.app.state.http_client_shared` is an
-    httpx.AsyncClient created once in the app's lifespan, with keep-alive connections and
-    explicit timeouts. A call that times out becomes `null` in `results` and counts in
-    `timed_out`.""",
+    without building a client per call: `client` is an httpx.AsyncClient created once in the
+    app's lifespan, with keep-alive connections and explicit timeouts. Make each call with it
+    (`_params(key, call, hang)`); a call that times out (httpx.TimeoutException) becomes `None`
+    in `results` and counts in `timed_out`.""",
     knob=10,
     min_ratio=2.0,
     shows=[

@@ -142,7 +142,7 @@ def test_the_service_ends_with_the_run(
     assert run.returncode == code, stderr
     assert re.search(line, last), last
     assert "Traceback" not in stderr
-    gone, alive = psutil.wait_procs([service], timeout=SETTLE_S)
+    _, alive = psutil.wait_procs([service], timeout=SETTLE_S)
     assert alive == [], f"the downstream service (pid {service.pid}) outlived the run"
     assert not procs.pid_alive(service.pid)
     assert list((state / "downstream").glob("tls-*")) == []  # its key is removed with it

@@ -60,9 +60,7 @@ def test_work_answers_after_its_delay(service: RunningDownstream) -> None:
     assert took >= 0.15
 
 
-@pytest.mark.parametrize(
-    "query", [f"ms={MAX_WORK_MS + 1}", "ms=-1", "ms=abc", "id=-3", "hang=2"]
-)
+@pytest.mark.parametrize("query", [f"ms={MAX_WORK_MS + 1}", "ms=-1", "ms=abc", "id=-3", "hang=2"])
 def test_bad_input_is_one_line_and_400(service: RunningDownstream, query: str) -> None:
     with service.client(5) as client:
         response = client.get(f"/work?{query}")
@@ -88,9 +86,7 @@ async def _concurrently(service: RunningDownstream, n: int, ms: int) -> list[int
     async with httpx.AsyncClient(
         base_url=service.url, verify=downstream.trust(service.ca), timeout=10
     ) as client:
-        replies = await asyncio.gather(
-            *(client.get("/work", params={"ms": ms}) for _ in range(n))
-        )
+        replies = await asyncio.gather(*(client.get("/work", params={"ms": ms}) for _ in range(n)))
     return [r.status_code for r in replies]
 
 
