@@ -575,7 +575,14 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 sides = 1
                 if options.baseline is not None:
                     base_target, base_datasets = _start_baseline(
-                        options.baseline, run, endpoints, data_profile, names, datasets, progress
+                        options.baseline,
+                        run,
+                        endpoints,
+                        data_profile,
+                        names,
+                        datasets,
+                        progress,
+                        service.env() if service is not None else None,
                     )
                     watching.enter_context(
                         procs.watched(
@@ -697,6 +704,7 @@ def _start_baseline(
     names: list[str],
     datasets: dict[str, seeding.PairDataset],
     progress: Progress,
+    service_env: dict[str, str] | None = None,
 ) -> tuple[server.TargetServer, dict[str, seeding.PairDataset]]:
     """Seed for the baseline and start its server beside the new one's.
 
@@ -725,6 +733,9 @@ def _start_baseline(
         dsn,
         redis_url,
         run.logs / f"{run.run_id}-baseline-server.log",
+        # The same downstream service as the new side's (docs/architecture.md, "The
+        # downstream service"): its counts are read per trial, and trials run one at a time.
+        extra_env=service_env,
         interpreter=interpreter,
         slowdown={},
     )

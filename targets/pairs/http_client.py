@@ -33,7 +33,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from .. import downstream
 from ..downstream import Downstream
 from ..openapi import Body
-from ..registry import Knob, Pair, ServerNeeds, Shows
+from ..registry import Knob, MicroServers, Pair, PairError, Reference, ServerNeeds, Shows
 
 MAX_CALLS = 50  # bounded: the knob is user input, and each call is a round trip
 MAX_KEY = 100  # a request's key, 1..100: `hang` percent of the keys hang
@@ -77,6 +77,11 @@ pair = Pair(
     counters=["downstream_connections", "downstream_calls"],
     body=Calls,
     server=ServerNeeds(downstream=True),
+    reference=Reference(
+        figure="no figure: a client's connection pool brings 'reduced latency across requests"
+        " (no handshaking)' and 'reduced CPU usage and round-trips' over a connection per request",
+        source="HTTPX documentation, Clients: 'Why use a Client?'",
+    ),
 )
 
 CallCount = Annotated[int, Query(ge=1, le=MAX_CALLS, description="downstream calls to make")]
@@ -169,13 +174,8 @@ async def warm(client: SharedClient) -> dict[str, str]:
     return {"status": "warm"}
 
 
-@pair.lifespan
-@contextlib.asynccontextmanager
-async def _clients(app: FastAPI) -> AsyncIterator[None]:
-    service: Downstream | None = app.state.downstream
-    if service is None:  # the app serves the other pairs; this one answers 503
-        yield
-        return
+def shared(service: Downstream) -> httpx.AsyncClient:
+    """The good variant's client: keep-alive connections, every timeout explicit."""
     timeout = httpx.Timeout(
         READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S, pool=POOL_TIMEOUT_S, write=CONNECT_TIMEOUT_S
     )
@@ -184,18 +184,59 @@ async def _clients(app: FastAPI) -> AsyncIterator[None]:
         max_keepalive_connections=POOL_SIZE,
         keepalive_expiry=KEEPALIVE_EXPIRY_S,
     )
-    trust = service.trust()
+    return httpx.AsyncClient(
+        base_url=service.url, verify=service.trust(), timeout=timeout, limits=limits
+    )
+
+
+@pair.lifespan
+@contextlib.asynccontextmanager
+async def _clients(app: FastAPI) -> AsyncIterator[None]:
+    service: Downstream | None = app.state.downstream
+    if service is None:  # the app serves the other pairs; this one answers 503
+        yield
+        return
     async with (
+        shared(service) as client,
         httpx.AsyncClient(
-            base_url=service.url, verify=trust, timeout=timeout, limits=limits
-        ) as shared,
-        httpx.AsyncClient(
-            base_url=service.url, verify=trust, timeout=NEIGHBOUR_TIMEOUT_S
+            base_url=service.url, verify=service.trust(), timeout=NEIGHBOUR_TIMEOUT_S
         ) as neighbours,
     ):
-        app.state.http_client_shared = shared
+        app.state.http_client_shared = client
         app.state.http_client_neighbour = neighbours
         yield
+
+
+# The micro benchmark (docs/architecture.md, "The micro suite"): MICRO_CALLS calls to the
+# downstream service without HTTP in front, a client per call against the shared one. The
+# suite starts the service and hands it over as the app gets it (PAIRBENCH_DOWNSTREAM_URL, _CA).
+MICRO_CALLS = 10
+
+
+@pair.micro_setup
+@contextlib.asynccontextmanager
+async def _micro_clients(on: MicroServers) -> AsyncIterator[tuple[Downstream, httpx.AsyncClient]]:
+    service = Downstream.from_env()
+    if service is None:
+        raise PairError(
+            f"pair 'http_client': its micro cores need the downstream service: set"
+            f" {downstream.URL_ENV} and {downstream.CA_ENV}"
+        )
+    async with shared(service) as client:
+        await client.get("/healthz")  # its connection is open before the first timed call
+        yield service, client
+
+
+@pair.micro("client_per_call", knob=MICRO_CALLS)
+async def _micro_client_per_call(on: MicroServers) -> Any:
+    service, _ = on.resource
+    return await client_per_call(service, MICRO_CALLS, 1, 0)
+
+
+@pair.micro("shared_client", knob=MICRO_CALLS)
+async def _micro_shared_client(on: MicroServers) -> Any:
+    _, client = on.resource
+    return await shared_client(client, MICRO_CALLS, 1, 0)
 
 
 pair.exercise(
