@@ -29,6 +29,7 @@ from . import (
     baseline,
     capacity,
     catalogue,
+    downstream,
     link,
     metadata,
     postgres,
@@ -523,12 +524,21 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             seeding.check_sizes(described, data_profile, options.expected_sizes)
         connections = postgres.needed_connections(described.max_connections(names))
         starting = time.perf_counter()
-        with services.provide(options.services, connections) as endpoints:
+        with (
+            services.provide(options.services, connections) as endpoints,
+            # Only for runs with a pair that calls it (docs/architecture.md, "The downstream
+            # service"); stopped after the target, before PostgreSQL and Redis.
+            downstream.provide(
+                described.needs_downstream(names),
+                services.state_dir(),
+                run.logs / f"{run.run_id}-downstream.log",
+            ) as service,
+        ):
             timing["services_s"] = round(time.perf_counter() - starting, 3)
             # Every long-lived process of the run is watched until it is stopped on purpose:
             # one that dies ends the run in one line naming it and its log, whatever error its
             # death caused first (docs/architecture.md, "Owning the process tree").
-            watching = _watch_services(endpoints)
+            watching = _watch_services(endpoints, service)
             try:
                 progress.message(_services_line(endpoints))
                 with _phase(timing, "seeding_s"):
@@ -541,11 +551,14 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 for name, seeded in datasets.items():
                     progress.message(_seed_line(name, seeded))
                 _record_services(run, endpoints)
+                if service is not None:
+                    run.doc["metadata"]["downstream"] = service.describe()
                 with _phase(timing, "target_s"):
                     target = server.start(
                         endpoints.pg_dsn,
                         endpoints.redis_url,
                         run.logs / f"{run.run_id}-server.log",
+                        extra_env=service.env() if service is not None else None,
                         slowdown=options.slowdown,
                     )
             except Exception as e:
@@ -554,7 +567,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             finally:
                 watching.close()
             base_target: server.TargetServer | None = None
-            watching = _watch_services(endpoints)
+            watching = _watch_services(endpoints, service)
             try:
                 watching.enter_context(procs.watched("the target server", target.popen, target.log))
                 run.doc["metadata"]["server"] = target.describe()
@@ -563,7 +576,14 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 sides = 1
                 if options.baseline is not None:
                     base_target, base_datasets = _start_baseline(
-                        options.baseline, run, endpoints, data_profile, names, datasets, progress
+                        options.baseline,
+                        run,
+                        endpoints,
+                        data_profile,
+                        names,
+                        datasets,
+                        progress,
+                        service.env() if service is not None else None,
                     )
                     watching.enter_context(
                         procs.watched(
@@ -638,12 +658,16 @@ def _shape(side: scenario.LinkSide | None) -> link.Shape | None:
     return None if side is None else link.Shape(side.mbit, side.rtt_ms)
 
 
-def _watch_services(endpoints: services.Endpoints) -> contextlib.ExitStack:
+def _watch_services(
+    endpoints: services.Endpoints, service: downstream.RunningDownstream | None = None
+) -> contextlib.ExitStack:
     """Watch the servers this run started (procs.watched) until the stack is closed."""
     stack = contextlib.ExitStack()
     for started in endpoints.started:
         if started.popen is not None:
             stack.enter_context(procs.watched(_component(started), started.popen, started.log))
+    if service is not None:
+        stack.enter_context(procs.watched("the downstream service", service.popen, service.log))
     return stack
 
 
@@ -681,6 +705,7 @@ def _start_baseline(
     names: list[str],
     datasets: dict[str, seeding.PairDataset],
     progress: Progress,
+    service_env: dict[str, str] | None = None,
 ) -> tuple[server.TargetServer, dict[str, seeding.PairDataset]]:
     """Seed for the baseline and start its server beside the new one's.
 
@@ -709,6 +734,9 @@ def _start_baseline(
         dsn,
         redis_url,
         run.logs / f"{run.run_id}-baseline-server.log",
+        # The same downstream service as the new side's (docs/architecture.md, "The
+        # downstream service"): its counts are read per trial, and trials run one at a time.
+        extra_env=service_env,
         interpreter=interpreter,
         slowdown={},
     )

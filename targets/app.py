@@ -19,7 +19,7 @@ from prometheus_client import generate_latest
 
 from pairbench.errors import EXIT_USAGE
 
-from . import counters, probes, slowdown
+from . import counters, downstream, probes, slowdown
 from .config import Settings
 from .explain import ExplainMiddleware
 from .introspect import Introspection
@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = aioredis.Redis.from_url(settings.redis_url)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                # First: the pairs' own resources may call the service (targets/downstream.py).
+                await stack.enter_async_context(downstream.stats_reader(app))
                 for pair in pairs.values():
                     for factory in pair.lifespans:
                         await stack.enter_async_context(factory(app))
@@ -194,6 +196,7 @@ async def _scrape_servers(request: Request) -> dict[str, tuple[str, float]]:
             "Shared buffers hit or read (pg_stat_statements)",
             buffers,
         )
+    values.update(await downstream.scraped(request.app))
     metrics: Metrics = request.app.state.metrics
     for spec in metrics.read:  # the pairs' counters read from PostgreSQL
         assert spec.read is not None

@@ -72,6 +72,9 @@ DB_BUFFERS_METRIC = "pairbench_db_buffers"
 PEAK_RSS_METRIC = "pairbench_peak_rss_bytes"
 CPU_SECONDS_METRIC = "pairbench_process_cpu_seconds"
 SLOWDOWN_METRIC = "pairbench_slowdown_seconds"  # only with PAIRBENCH_SLOWDOWN (targets/slowdown.py)
+# Read from the downstream service's /stats at scrape time (targets/downstream.py).
+DOWNSTREAM_CONNECTIONS_METRIC = "pairbench_downstream_connections"
+DOWNSTREAM_CALLS_METRIC = "pairbench_downstream_calls"
 
 GENERIC: dict[str, CounterSpec] = {
     spec.name: spec
@@ -171,6 +174,18 @@ GENERIC: dict[str, CounterSpec] = {
             "injected slowdown (PAIRBENCH_SLOWDOWN)",
             "ms",
             scale=MS_PER_S,
+        ),
+        CounterSpec(
+            "downstream_connections",
+            f"{DOWNSTREAM_CONNECTIONS_METRIC}_total",
+            "connections the downstream service accepted (TCP and TLS handshakes)",
+            "connections",
+        ),
+        CounterSpec(
+            "downstream_calls",
+            f"{DOWNSTREAM_CALLS_METRIC}_total",
+            "calls the downstream service answered",
+            "calls",
         ),
     )
 }

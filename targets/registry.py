@@ -209,6 +209,9 @@ class ServerNeeds:
     """What the pair needs of the servers the harness starts."""
 
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Its handlers call the downstream service, which the harness then starts for the run
+    # (docs/architecture.md, "The downstream service"; targets/downstream.py).
+    downstream: bool = False
 
 
 @dataclass(frozen=True)
@@ -582,7 +585,10 @@ class Pair:
             "equivalence": {"rule": self.equivalence},
             "reset": self.reset_path,
             "state": self.state_path,
-            "server": {"postgres": {"max_connections": self.server.max_connections}},
+            "server": {
+                "postgres": {"max_connections": self.server.max_connections},
+                "downstream": self.server.downstream,
+            },
             "reference": None
             if self.reference is None
             else {

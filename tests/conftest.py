@@ -28,7 +28,7 @@ for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from pairbench.harness import server, services  # noqa: E402
+from pairbench.harness import downstream, server, services  # noqa: E402
 from pairbench.targets import seeding  # noqa: E402
 
 # Every pair's `test` sizes: small enough to seed all pairs in about a second.
@@ -80,12 +80,29 @@ def _remove_state() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def downstream_service(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[downstream.RunningDownstream]:
+    """The downstream service (harness/downstream.py) for the session, as a run starts it."""
+    log = Path(tmp_path_factory.mktemp("downstream")) / "downstream.log"
+    running = downstream.start(STATE, log)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
 def target_server(
-    servers: services.Endpoints, tmp_path_factory: pytest.TempPathFactory
+    servers: services.Endpoints,
+    downstream_service: downstream.RunningDownstream,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[server.TargetServer]:
-    """The targets app under a real uvicorn, on the session's servers."""
+    """The targets app under a real uvicorn, on the session's servers and downstream service."""
     log = Path(tmp_path_factory.mktemp("target")) / "server.log"
-    running = server.start(servers.pg_dsn, servers.redis_url, log)
+    running = server.start(
+        servers.pg_dsn, servers.redis_url, log, extra_env=downstream_service.env()
+    )
     try:
         yield running
     finally:

@@ -10,6 +10,7 @@ says otherwise. A bad profile or a server that cannot be had ends the session in
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import uvloop
 
 from pairbench.errors import EXIT_UNTRUSTED, EXIT_USAGE, PairbenchError
-from pairbench.harness import metadata, postgres, services
+from pairbench.harness import downstream, metadata, postgres, services
 from pairbench.results.io.microbench import MICRO_STORAGE
 from pairbench.targets import seeding
 from pairbench.targets.data import PROFILES, DatasetError
@@ -114,7 +115,17 @@ def micro(pytestconfig: pytest.Config) -> Iterator[MicroSession]:
         seeded = [p.name for p in pairs.values() if p.micros and p.tables]
         needed = max((p.server.max_connections for p in pairs.values() if p.micros), default=None)
         options = services.ServiceOptions.from_env()
-        with services.provide(options, postgres.needed_connections(needed)) as endpoints:
+        with (
+            services.provide(options, postgres.needed_connections(needed)) as endpoints,
+            # For cores that call it, handed over as the app gets it (targets/downstream.py).
+            downstream.provide(
+                any(p.server.downstream for p in pairs.values() if p.micros),
+                services.state_dir(),
+                services.state_dir() / "micro-downstream.log",
+            ) as service,
+        ):
+            if service is not None:
+                os.environ.update(service.env())
             if seeded:
                 loop.run_until_complete(seeding.seed(endpoints.pg_dsn, profile, seeded))
             redis_url = services.redis_database(endpoints.redis_url, MICRO_REDIS_DATABASE)

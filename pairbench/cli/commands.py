@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pairbench import errors
 from pairbench.errors import UsageError
-from pairbench.harness import catalogue, postgres, runner, scenario, seeding, services
+from pairbench.harness import catalogue, downstream, postgres, runner, scenario, seeding, services
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 from pairbench.harness.rounds import TrialStep
 
@@ -462,7 +462,17 @@ def serve(
         if slow_variants:
             os.environ[slowdown.SLOWDOWN_ENV] = spec
         connections = postgres.needed_connections(described.max_connections(names))
-        with services.provide(options, connections) as endpoints:
+        with (
+            services.provide(options, connections) as endpoints,
+            downstream.provide(
+                described.needs_downstream(names),
+                services.state_dir(),
+                services.state_dir() / "downstream.log",
+            ) as service,
+        ):
+            if service is not None:  # the app, in this process, reads where it is
+                os.environ.update(service.env())
+                console.print(f"downstream service: {service.url}")
             seedable = seeding.seedable(described, names)
             datasets = seeding.seed(endpoints.pg_dsn, data_profile, seedable)
             seconds = sum(d.seconds for d in datasets.values())

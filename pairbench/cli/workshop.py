@@ -50,6 +50,7 @@ from pairbench import errors
 from pairbench.errors import InfrastructureError, PairbenchError, UsageError
 from pairbench.harness import (
     catalogue,
+    downstream,
     procs,
     request,
     runner,
@@ -424,6 +425,7 @@ def _probe(
     endpoints: services.Endpoints,
     log: Path,
     counters: _Counters,
+    service_env: Mapping[str, str] | None = None,
 ) -> int:
     """Serve yours, call it once within CALL_LIMIT_S, then verify it; a FAIL names file:line.
 
@@ -435,7 +437,7 @@ def _probe(
             endpoints.pg_dsn,
             endpoints.redis_url,
             log,
-            extra_env={EXERCISE_ENV: f"{pair.name}={file.resolve()}"},
+            extra_env={**(service_env or {}), EXERCISE_ENV: f"{pair.name}={file.resolve()}"},
         )
     except InfrastructureError as e:
         text = log.read_text(errors="replace") if log.exists() else ""
@@ -618,7 +620,15 @@ def check_solution(
         ),
     )
     connections = needed_connections(described.max_connections([pair_name]))
-    with services.provide(options, connections) as endpoints:
+    with (
+        services.provide(options, connections) as endpoints,
+        # The probe's target calls it too (the run below starts its own: runner.execute).
+        downstream.provide(
+            described.needs_downstream([pair_name]),
+            services.state_dir(),
+            out / f"probe-{pair_name}-downstream.log",
+        ) as service,
+    ):
         say.message(f"{pair_name}: seeding the {suite.data_profile(profile)} dataset")
         seeding.seed(
             endpoints.pg_dsn, suite.data_profile(profile), seeding.seedable(described, [pair_name])
@@ -627,7 +637,16 @@ def check_solution(
         out.mkdir(parents=True, exist_ok=True)
         log = out / f"probe-{pair_name}.log"  # kept: the server's side of the last check
         log.unlink(missing_ok=True)
-        passed = _probe(pair, file, source, checked, endpoints, log, counters)
+        passed = _probe(
+            pair,
+            file,
+            source,
+            checked,
+            endpoints,
+            log,
+            counters,
+            service.env() if service is not None else None,
+        )
         if not measure:
             return Verdict(
                 pair_name,

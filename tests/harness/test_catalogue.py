@@ -209,3 +209,19 @@ def test_a_replay_with_changed_sizes_is_refused_before_anything_starts(
         runner.execute(options)
     message = str(caught.value)
     assert PAIR in message and "'parents': 1" in message and "\n" not in message
+
+
+def test_a_run_needs_the_downstream_only_for_pairs_that_declare_it() -> None:
+    """`server.downstream` in the describe document: the fault tests' pair declares it."""
+    downstream_pairs = Path(__file__).resolve().parents[1] / "faults" / "downstream_pairs"
+    described = catalogue.describe(
+        {
+            **os.environ,
+            "PAIRBENCH_PAIRS": os.pathsep.join([str(FIXTURE_PAIRS), str(downstream_pairs)]),
+        }
+    )
+    assert described.pairs["fault_downstream"]["server"]["downstream"] is True
+    assert described.pairs[PAIR]["server"]["downstream"] is False
+    assert described.needs_downstream(["fault_downstream", PAIR])
+    assert not described.needs_downstream([PAIR])
+    assert not described.needs_downstream(["no_such_pair"])

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pairbench.harness import services
+from pairbench.harness import downstream, services
 from pairbench.targets.data import PROFILES
 from pairbench.targets.registry import (
     MICRO_REDIS_DATABASE,
@@ -47,8 +47,13 @@ async def _results(pair: Pair, servers: services.Endpoints) -> dict[str, Any]:
 
 @built_in
 def test_every_core_returns_what_the_bad_core_returns(
-    pair: Pair, servers: services.Endpoints
+    pair: Pair,
+    servers: services.Endpoints,
+    downstream_service: downstream.RunningDownstream,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name, value in downstream_service.env().items():  # as the micro suite hands it over
+        monkeypatch.setenv(name, value)
     results = asyncio.run(_results(pair, servers))
     bad = next(v for v in results if pair.variants[v].role == "bad")
     assert results[bad], f"{pair.name}.{bad}'s micro core returned {results[bad]!r}"

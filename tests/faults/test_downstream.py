@@ -1,0 +1,149 @@
+"""The downstream service ends with the run: SIGINT and SIGTERM of `pairbench run` stop it (exit
+130), and its own death ends the run in one line naming it and its log (exit 3).
+
+Each case runs `pairbench run` on a fixture pair that declares the service
+(tests/faults/downstream_pairs/fault_downstream.py), waits for the first trial in run.json, finds
+the service's process in pairbench's tree, causes the fault, and asserts the exit code, stderr's
+last line, and that the service's PID and its certificate folder are gone (docs/architecture.md,
+"The downstream service"). The session's PostgreSQL and Valkey are reused: they are not the
+run's and must survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pairbench.harness import downstream, procs, services
+
+PAIRS = Path(__file__).resolve().parent / "downstream_pairs"
+PAIR = "fault_downstream"
+SCENARIO = """
+pair = "fault_downstream"
+request = "/fault_downstream/{variant}?ms={knob}"
+
+[profiles.quick]
+knob_values = [1]
+users = 1
+warmup_seconds = 0
+trial_warmup_seconds = 0.05
+round_seconds = 0.5
+rounds = 1000
+think_ms = 50
+"""
+RUN_TIMEOUT_S = 120.0
+SETTLE_S = 10.0
+
+
+def _signal_pairbench(sig: int) -> Callable[[subprocess.Popen[str], psutil.Process], None]:
+    return lambda run, service: os.kill(run.pid, sig)
+
+
+def _kill_service(run: subprocess.Popen[str], service: psutil.Process) -> None:
+    service.send_signal(signal.SIGKILL)
+
+
+CASES = {
+    "SIGINT pairbench": (_signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$"),
+    "SIGTERM pairbench": (
+        _signal_pairbench(signal.SIGTERM),
+        130,
+        r"pairbench: error: interrupted$",
+    ),
+    "SIGKILL downstream": (
+        _kill_service,
+        3,
+        r"pairbench: error: the downstream service \(pid \d+\) died during fault_downstream/\w+:"
+        r" killed by SIGKILL; log: \S+-downstream\.log$",
+    ),
+}
+
+
+@pytest.fixture
+def state() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="pairbench-downstream-fault-"))
+    folder.chmod(0o711)
+    yield folder
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _trials(out: Path) -> int:
+    for path in out.glob("*/run.json"):
+        with contextlib.suppress(ValueError, KeyError):
+            return len(json.loads(path.read_text())["pairs"][PAIR]["trials"])
+    return 0
+
+
+def _service(pid: int) -> psutil.Process | None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if downstream.APP_MODULE in " ".join(child.cmdline()):
+                    return child
+    return None
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_the_service_ends_with_the_run(
+    case: str, servers: services.Endpoints, state: Path, tmp_path: Path
+) -> None:
+    fault, code, line = CASES[case]
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
+    env = {
+        **os.environ,
+        "PAIRBENCH_PG_DSN": servers.pg_dsn,
+        "PAIRBENCH_REDIS_URL": servers.redis_url,
+        "PAIRBENCH_PAIRS": str(PAIRS),
+        "PAIRBENCH_SCENARIOS": str(scenarios),
+        "PAIRBENCH_STATE_DIR": str(state),
+    }
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pairbench", "run", PAIR, "--out", str(out), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    service: psutil.Process | None = None
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while _trials(out) == 0:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline, "no trial in time"
+            time.sleep(0.05)
+        service = _service(run.pid)
+        assert service is not None, "no downstream service in pairbench's tree"
+        folders = list((state / "downstream").glob("tls-*"))
+        assert len(folders) == 1 and (folders[0] / "ca.pem").exists()
+        fault(run, service)
+        _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    last = (stderr.strip().splitlines() or [""])[-1]
+    assert run.returncode == code, stderr
+    assert re.search(line, last), last
+    assert "Traceback" not in stderr
+    _, alive = psutil.wait_procs([service], timeout=SETTLE_S)
+    assert alive == [], f"the downstream service (pid {service.pid}) outlived the run"
+    assert not procs.pid_alive(service.pid)
+    assert list((state / "downstream").glob("tls-*")) == []  # its key is removed with it
+    assert _trials(out) >= 1  # the trials stored before the fault are kept
