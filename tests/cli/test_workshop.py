@@ -141,11 +141,17 @@ def test_an_unknown_pair_or_a_missing_file_is_a_usage_error(
 # Whether each reference reaches its threshold under load is a timing figure:
 # benchmarks/workshop_references.py prints it. Here each reference passes everything decided
 # before timing, and the measured grading is exercised end to end on a generated pair (below).
+@pytest.fixture(scope="module")
+def exercise_folder(pairbench: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `workshop init` for the references below: each writes only its own pair's file."""
+    return _init(pairbench, tmp_path_factory.mktemp("references"))
+
+
 @pytest.mark.parametrize("pair", list(EXERCISES.values()), ids=list(EXERCISES))
 def test_the_reference_solution_passes_verification(
-    pairbench: list[str], check_env: dict[str, str], tmp_path: Path, pair: Pair
+    pairbench: list[str], check_env: dict[str, str], exercise_folder: Path, pair: Pair
 ) -> None:
-    folder = _init(pairbench, tmp_path)
+    folder = exercise_folder
     assert pair.workshop is not None
     (folder / f"{pair.name}.py").write_text(_solution(pair, pair.workshop.reference))
     done = _run(pairbench, check_env, folder, "check", pair.name, "--verify-only")
