@@ -225,13 +225,18 @@ def test_target_is_served_as_the_harness_serves_it() -> None:
     assert words[0] == "uvicorn"
     ours = uvicorn_params(words[1:])
     # harness/server.py's command line: the app factory and UVICORN_ARGS.
-    harness = uvicorn_params(["pairbench.targets.app:create_app", "--factory", *server.UVICORN_ARGS])
+    harness = uvicorn_params(
+        ["pairbench.targets.app:create_app", "--factory", *server.UVICORN_ARGS]
+    )
     for name in ("app", "factory", "loop", "http", "access_log", "log_level"):
         assert ours[name] == harness[name], name
     assert ours["workers"] == 1  # a setting: PB_TARGET_WORKERS
-    assert uvicorn_params(argv(compose({"PB_TARGET_WORKERS": "4"})["services"]["target"])[1:])[
-        "workers"
-    ] == 4
+    assert (
+        uvicorn_params(argv(compose({"PB_TARGET_WORKERS": "4"})["services"]["target"])[1:])[
+            "workers"
+        ]
+        == 4
+    )
     # Inside its container the app binds every interface and is told so (targets/app.py).
     env = environment(target)
     assert ours["host"] == "0.0.0.0" == env[server.BIND_HOST_ENV]
