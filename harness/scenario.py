@@ -489,8 +489,9 @@ class Scenario(Strict):
         unknown = sorted(set(self.labels) - set(self.variants))
         if unknown:
             raise ValueError(f"labels.{unknown[0]}: no such variant in [variants]")
-        if self.link is not None or any(p.link is not None for p in self.profiles.values()):
-            raise ValueError("[link] needs the harness's own target: not with base_url")
+        linked = self.link is not None or any(p.link is not None for p in self.profiles.values())
+        if linked or self.knob_sets in ("db_rtt_ms", "client_mbit"):
+            raise ValueError("a link needs a target the run starts behind it: not with base_url")
         return self
 
     @property

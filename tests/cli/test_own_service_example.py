@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pairbench import errors
+from pairbench import errors, runmodel
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_service" / "run.py"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "own_service" / "run.py"
 
 
 def _example(out: Path) -> subprocess.CompletedProcess[str]:
@@ -46,6 +47,8 @@ def test_the_example_measures_compares_and_gates(pairbench: list[str], tmp_path:
     assert {c["name"] for c in pair["verification"]["checks"]} == {"status", "equal_body"}
     assert len(pair["trials"]) == 1 * 2 * 2  # knob values x rounds x variants
     assert all(t["valid"] and t["requests"] > 0 for t in pair["trials"])
+    documented = (ROOT / "docs" / "run-format.md").read_text(encoding="utf-8")
+    assert runmodel.undocumented_paths(run, documented) == []
     compared = subprocess.run(
         [*pairbench, "compare", str(runs[0]), str(runs[1])],
         capture_output=True,

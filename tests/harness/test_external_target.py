@@ -19,11 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pairbench import errors
+from pairbench import errors, runmodel
 from pairbench.errors import InfrastructureError
 from pairbench.harness import catalogue, external, procs, server, services
 
 FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 PAIR = "fixture_rows"
 SERVE_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
@@ -143,6 +144,7 @@ def test_run_measures_a_target_served_apart(
     # The counters came from the target's own /metrics, scraped around every trial.
     assert all(t["counters"]["queries"] > 0 for t in trials)
     assert f"target: {served} (pairbench {local.version}" in result.stderr
+    assert runmodel.undocumented_paths(run, RUN_FORMAT.read_text(encoding="utf-8")) == []
 
 
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:
