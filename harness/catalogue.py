@@ -26,6 +26,9 @@ DESCRIBE_TIMEOUT_S = 60.0
 FETCH_TIMEOUT_S = 10.0
 EQUIVALENCE_RULES = ("json", "bytes", "decoded", "jsonlines", "not_modified", "side_effect")
 DEFAULT_RULE = "json"
+# A service of your own compares each step's status only, unless its scenario asks for more
+# (docs/architecture.md, "Your own service"); harness/verify.py then compares no bodies.
+STATUS_ONLY = "status"
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,14 @@ def fetch(base_url: str) -> Catalogue:
     return Catalogue.from_document(doc, f"{base_url}/pairs")
 
 
+def _own_rule(scenario: Scenario) -> str:
+    """What verification compares for a pair no targets module describes: the scenario's
+    `equivalence` for a service of your own (statuses only by default), else equal JSON."""
+    if scenario.own_service:
+        return scenario.equivalence or STATUS_ONLY
+    return DEFAULT_RULE
+
+
 @dataclass(frozen=True)
 class VariantInfo:
     """A variant as reports show it, and how it is requested by default."""
@@ -273,8 +284,17 @@ def resolve(scenario: Scenario, catalogue: Catalogue) -> PairInfo:
                 f"{scenario.source}: the target serves no pair {scenario.pair!r};"
                 " a scenario for another service must list [variants] and [knob]"
             )
-        variants = [VariantInfo(n, r, n) for n, r in scenario.variants.items()]
-        info = PairInfo(scenario, scenario.title or scenario.pair, "", variants, scenario.knob)
+        variants = [
+            VariantInfo(n, r, scenario.labels.get(n, n)) for n, r in scenario.variants.items()
+        ]
+        info = PairInfo(
+            scenario,
+            scenario.title or scenario.pair,
+            "",
+            variants,
+            scenario.knob,
+            equivalence={"rule": _own_rule(scenario)},
+        )
     else:
         variants = [
             VariantInfo(v["name"], v["role"], v["label"], str(v.get("method", "GET")).upper())

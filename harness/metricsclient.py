@@ -41,8 +41,11 @@ def parse(text: str, specs: Specs) -> dict[str, float]:
 
 
 def delta(before: str | None, after: str | None, specs: Specs) -> dict[str, float]:
-    """Each counter's value over the window between two scrapes (empty when either failed)."""
-    if not before or not after:
+    """Each counter's value over the window between two scrapes (empty when either failed).
+
+    Nothing is parsed when nothing is counted: a service of your own describes no counters,
+    and its `/metrics` may be anything, a 404's JSON included."""
+    if not before or not after or not specs:
         return {}
     b, a = parse(before, specs), parse(after, specs)
     return {k: a[k] if specs[k].get("kind") == PEAK else a[k] - b.get(k, 0.0) for k in a}

@@ -30,6 +30,7 @@ from . import (
     capacity,
     catalogue,
     downstream,
+    external,
     link,
     metadata,
     postgres,
@@ -81,6 +82,9 @@ class RunOptions:
     # The adaptive stopping rule; the command line hands in results/analysis/stopping.py's,
     # which the engine may not import (docs/architecture.md, Layers).
     stopper: Stopper | None = None
+    # `run --target URL`: a targets app served elsewhere; nothing is started but the load
+    # generator (docs/architecture.md, "A target elsewhere").
+    target: str | None = None
 
 
 @dataclass
@@ -214,7 +218,7 @@ class _Session:
         rng: random.Random,
         progress: Progress,
         datasets: dict[str, seeding.PairDataset],
-        endpoints: services.Endpoints,
+        endpoints: services.Endpoints | None,  # None: a target elsewhere, no links
     ) -> None:
         self.run, self.options, self.target, self.client = run, options, target, client
         self.endpoints = endpoints
@@ -268,6 +272,7 @@ class _Session:
                 f"{pair.scenario.source}: [link]: an interleaved gate cannot run a pair across"
                 " links yet; gate it without one"
             )
+        assert self.endpoints is not None  # refused for a target elsewhere before it starts
         with (
             link.serve_through(
                 _shape(spec.client),
@@ -504,12 +509,17 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     loads = {s.key: s.load(options.profile) for s in scenarios}
     if options.rounds is not None:
         loads = {name: load.fixed(options.rounds) for name, load in loads.items()}
+    # A target this run does not start is reached and checked before run.json exists: one
+    # that does not answer leaves no folder behind (docs/architecture.md, "A target elsewhere").
+    elsewhere = external.check(options.target, scenarios, loads, options.baseline is not None)
     run = Run(options, scenarios)
     progress.begun(run.dir)
     run.doc["profile_config"] = suite.model_dump()
     run.doc["reproduces"] = options.reproduces
     run.doc["rounds"] = options.rounds
     rng = random.Random(options.seed)
+    if elsewhere is not None:
+        return _execute_elsewhere(options, scenarios, loads, run, rng, progress, elsewhere)
     session: _Session | None = None
     status = "failed"
     names = list(dict.fromkeys(s.pair for s in scenarios))
@@ -637,6 +647,87 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
         status = "interrupted" if isinstance(e, KeyboardInterrupt | Interrupted) else "failed"
         raise
     finally:
+        _finish(run, status, progress)
+    failed, invalid = (session.failed, session.invalid) if session else ([], 0)
+    return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def _execute_elsewhere(
+    options: RunOptions,
+    scenarios: list[scenario.Scenario],
+    loads: dict[str, scenario.LoadProfile],
+    run: Run,
+    rng: random.Random,
+    progress: Progress,
+    elsewhere: external.Elsewhere,
+) -> RunOutcome:
+    """`execute` for a target this run does not start (docs/architecture.md, "A target
+    elsewhere"): a targets app at --target, or a service of your own at its scenarios'
+    base_url. No PostgreSQL, Redis or server is started; the rounds are the same.
+
+    Seeding: a targets app elsewhere seeded its own data when it started (`pairbench serve`
+    does), unless the run is given the target's database (--pg-dsn or PAIRBENCH_PG_DSN),
+    which it then seeds for its profile as a local run would. A service of your own is never
+    seeded.
+    """
+    session: _Session | None = None
+    status = "failed"
+    timing: dict[str, float] = run.doc["metadata"].setdefault("timing", {})
+    url, kind, served = elsewhere.url, elsewhere.kind, elsewhere.served
+    try:
+        datasets: dict[str, seeding.PairDataset] = {}
+        version: str | None = None
+        seeded = "never: a service of your own"
+        if kind == external.TARGETS:
+            version = served.version
+            names = list(dict.fromkeys(s.pair for s in scenarios))
+            dsn = options.services.pg_dsn
+            seeded = "by the target when it started"
+            if dsn is not None:
+                suite = options.suite or scenario.profile(options.profile)
+                with _phase(timing, "seeding_s"):
+                    datasets = seeding.seed(
+                        dsn,
+                        suite.data_profile(options.profile),
+                        seeding.seedable(elsewhere.local, names),
+                        options.data_seed,
+                    )
+                for name, one in datasets.items():
+                    progress.message(_seed_line(name, one))
+                seeded = f"by this run, into {options.services.origin('pg_dsn')}"
+        target = external.ExternalTarget(
+            url=url,
+            pid=0,
+            log=run.logs / f"{run.run_id}-server.log",  # named in messages, never written
+            argv=[],
+            popen=None,
+            kind=kind,
+            version=version,
+            seeding=seeded,
+        )
+        run.doc["metadata"]["server"] = target.describe()
+        run.doc["metadata"]["target"] = target.record()
+        who = f"pairbench {version}; seeded {seeded}" if version else "a service of your own"
+        progress.message(f"target: {url} ({who})")
+        pairs = [catalogue.resolve(s, served) for s in scenarios]
+        trials = sum(
+            len(loads[p.name].knob_values) * loads[p.name].most_rounds * len(p.variants)
+            for p in pairs
+        )
+        progress.total(0 if options.verify_only or options.capacity else trials)
+        with httpx.Client(base_url=url, timeout=verify.REQUEST_TIMEOUT_S) as client:
+            session = _Session(run, options, target, client, rng, progress, datasets, None)
+            if not options.verify_only:
+                session.start_agent()
+            for pair in pairs:
+                session.pair(pair, loads[pair.name])
+        status = "complete"
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt | Interrupted) else "failed"
+        raise
+    finally:
+        if session is not None:
+            session.close()
         _finish(run, status, progress)
     failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)

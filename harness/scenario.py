@@ -229,6 +229,16 @@ HttpStatus = Annotated[int, Field(ge=100, le=599, strict=True)]
 Statuses = HttpStatus | Annotated[list[HttpStatus], Field(min_length=1, max_length=MAX_STATUSES)]
 
 
+# A path may be a whole URL in a scenario for a service of your own: the same path on two
+# deployments (docs/architecture.md, "Your own service").
+URL_SCHEMES = ("http://", "https://")
+
+
+def _check_path(path: str | None) -> None:
+    if path is not None and not path.startswith(("/", *URL_SCHEMES)):
+        raise ValueError("path must start with / (or be a whole http:// or https:// URL)")
+
+
 def _distinct(status: int | list[int] | None) -> None:
     if isinstance(status, list) and len(set(status)) != len(status):
         raise ValueError(f"status lists {status} with a repeated status")
@@ -261,8 +271,7 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _path_is_a_path(self) -> Step:
-        if self.path is not None and not self.path.startswith("/"):
-            raise ValueError("path must start with /")
+        _check_path(self.path)
         _distinct(self.status)
         return self
 
@@ -286,8 +295,7 @@ class VariantRequest(Strict):
 
     @model_validator(mode="after")
     def _path_is_a_path(self) -> VariantRequest:
-        if self.path is not None and not self.path.startswith("/"):
-            raise ValueError("path must start with /")
+        _check_path(self.path)
         _distinct(self.status)
         return self
 
@@ -390,6 +398,11 @@ class Scenario(Strict):
     title: str | None = None
     variants: dict[str, Role] | None = None  # only for pairs the targets registry lacks
     knob: KnobSpec | None = None  # idem
+    labels: dict[str, str] = Field(default_factory=dict)  # variant -> its label in reports; idem
+    # A service of your own (docs/architecture.md, "Your own service"): its base URL, and what
+    # verification compares besides each step's status ("status": nothing more).
+    base_url: str | None = Field(None, pattern=r"^https?://[^/?#\s]+$")
+    equivalence: Literal["status", "json", "bytes", "decoded"] | None = None
     expectation: Expectation | None = None
     mechanism: Mechanism = Field(default_factory=dict)
     # variant = a substring of the access paths its statements must show ("Index Scan")
@@ -461,6 +474,30 @@ class Scenario(Strict):
         if metric.startswith("ttfb_") and not self.ttfb:
             raise ValueError(f"expectation metric {metric!r} needs ttfb = true")
         return self
+
+    @model_validator(mode="after")
+    def _own_service(self) -> Scenario:
+        if self.base_url is None:
+            if self.equivalence is not None:
+                raise ValueError(
+                    "equivalence is for a service of your own (with base_url): a pair's rule"
+                    " comes from its targets module"
+                )
+            return self
+        if self.variants is None or self.knob is None:
+            raise ValueError("a scenario with base_url lists its [variants] and its [knob]")
+        unknown = sorted(set(self.labels) - set(self.variants))
+        if unknown:
+            raise ValueError(f"labels.{unknown[0]}: no such variant in [variants]")
+        linked = self.link is not None or any(p.link is not None for p in self.profiles.values())
+        if linked or self.knob_sets in ("db_rtt_ms", "client_mbit"):
+            raise ValueError("a link needs a target the run starts behind it: not with base_url")
+        return self
+
+    @property
+    def own_service(self) -> bool:
+        """A scenario for a service of your own: no targets module, no seeding."""
+        return self.base_url is not None
 
     @property
     def key(self) -> str:
@@ -586,8 +623,16 @@ def available() -> dict[str, Path]:
 
 
 def select(names: list[str]) -> list[Scenario]:
-    """The scenarios for `names` (all when empty); an unknown name is a usage error."""
+    """The scenarios for `names` (all when empty); an unknown name is a usage error.
+
+    A name ending in .toml is a scenario file's path (a service of your own's, usually).
+    """
     files = available()
+    for name in names:
+        if name.endswith(".toml"):
+            if not Path(name).is_file():
+                raise UsageError(f"{name}: no such scenario file")
+            files[name] = Path(name)
     unknown = [n for n in names if n not in files]
     if unknown:
         raise UsageError(

@@ -205,6 +205,12 @@ def run_options(
     type=click.IntRange(0, 65535),
     help="the live page's port (implies --live) [default: a free one]",
 )
+@click.option(
+    "--target",
+    metavar="URL",
+    help="measure a targets app already running there (`pairbench serve`): start no servers;"
+    " with --pg-dsn, seed the target's database first",
+)
 @service_options
 def run(
     pairs: tuple[str, ...],
@@ -220,9 +226,13 @@ def run(
     master_port: int,
     live: bool,
     live_port: int | None,
+    target: str | None,
     **service_flags: str | None,
 ) -> None:
-    """Verify, measure, store, plot and report PAIRS (all when none is named)."""
+    """Verify, measure, store, plot and report PAIRS (all when none is named).
+
+    A PAIR may be a scenario file's path (`my_service.toml`), as for a service of your own.
+    """
     if from_run is not None:
         if pairs or seed is not None or rounds is not None:
             raise UsageError(
@@ -242,6 +252,10 @@ def run(
         )
     options.processes, options.remote_workers = processes, remote_workers
     options.master_bind, options.master_port = master_bind, master_port
+    if target is not None:
+        from pairbench.harness import external
+
+        options.target = external.base_url(target)
     checking = time.perf_counter()
     if remote_workers:  # the master's address must be ours to listen on before anything starts
         preflight.bind(master_bind, master_port, "--master-port", "--master-bind").close()

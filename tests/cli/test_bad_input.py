@@ -283,6 +283,14 @@ CASES = {
     "serve an unknown profile": Case(
         "serve --profile huge --port {closed}", 2, r"--profile huge: unknown profile"
     ),
+    "a target URL with a path": Case(
+        "run --target http://127.0.0.1:{closed}/api",
+        2,
+        r"--target http://127\.0\.0\.1:\d+/api: expected a base URL such as http://HOST:8000",
+    ),
+    "a scenario file that does not exist": Case(
+        "run {root}/missing.toml", 2, r".*/missing\.toml: no such scenario file"
+    ),
     "unknown metrics": Case("gate --metrics bogus x", 2, r"'--metrics': 'bogus' is not one of"),
     "a ref that is not a commit": Case(
         "gate --baseline-ref not-a-commit-xyz",
