@@ -117,3 +117,17 @@ def test_plan_expectations_live_under_mechanism(tmp_path: Path) -> None:
     assert spec.plan == {"good": "Index Scan"} and spec.mechanism == {}
     with pytest.raises(UsageError, match=r"plan\.good: no such variant"):
         spec.check_variants({"bad", "best"})
+
+
+def test_the_key_count_can_be_the_knob(tmp_path: Path) -> None:
+    keyed = '[keys]\ncount = "knob"\nexponent = 0.0\n'
+    spec = _load(tmp_path, f'pair = "p"\nrequest = "/p/{{variant}}?id={{key}}"\n{keyed}')
+    assert spec.keys is not None
+    assert (spec.keys.count_at(5), spec.keys.count_at(250)) == (5, 250)
+    fixed = _load(tmp_path, 'pair = "p"\nrequest = "/p/{variant}?n={knob}"\n[keys]\ncount = 9\n')
+    assert fixed.keys is not None and fixed.keys.count_at(5) == 9
+    fractional = LOAD.replace("[5]", "[2.5]")
+    path = tmp_path / "pair.toml"
+    path.write_text(f'pair = "p"\nrequest = "/p/{{variant}}?id={{key}}"\n{keyed}{fractional}')
+    with pytest.raises(UsageError, match="2.5: with keys.count"):
+        scenario.load_scenario(path)
