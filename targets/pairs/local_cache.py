@@ -239,8 +239,9 @@ def _return_freed_memory() -> None:
     next trial starts from, and its peak, are not the previous trial's entries.
 
     Reports of 130 KiB soon fall below glibc's mmap threshold (it rises to the size of the
-    largest block freed): freed, they stay in the heap, resident, until trimmed. Elsewhere (macOS, musl) there is no malloc_trim and nothing is done: the
-    peak then includes what the allocator kept.
+    largest block freed): freed, they stay in the heap, resident, until trimmed. Elsewhere
+    (macOS, musl) there is no malloc_trim and nothing is done: the peak then includes what the
+    allocator kept.
     """
     if not sys.platform.startswith("linux"):
         return
