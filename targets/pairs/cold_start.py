@@ -84,7 +84,8 @@ pair = Pair(
     reference=Reference(
         figure="cold starts typically occur in under 1% of invocations and take from under"
         " 100 ms to over 1 second",
-        source="AWS Compute Blog, Operating Lambda: Performance optimization, part 1",
+        source="the AWS Lambda operator guide, \"Cold starts and latency\" (production traffic"
+        " on AWS Lambda, not this model)",
     ),
 )
 COLD_STARTS = pair.counter(
