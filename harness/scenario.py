@@ -416,7 +416,10 @@ class Scenario(Strict):
             raise ValueError("request must contain {variant} (or be a table: variant = path)")
         if self.knob_sets == "request":
             knob_used = [*templates, self.prepare.request if self.prepare else ""]
-            keys_use_knob = self.keys is not None and "knob" in (self.keys.exponent, self.keys.count)
+            keys_use_knob = self.keys is not None and "knob" in (
+                self.keys.exponent,
+                self.keys.count,
+            )
             if not keys_use_knob and not any("{knob}" in t for t in knob_used):
                 raise ValueError('{knob} appears in no request (or set knob_sets = "users")')
         if self.keys is None and any("{key}" in t for t in templates):
@@ -431,7 +434,7 @@ class Scenario(Strict):
             for value in load.knob_values:
                 if value != int(value) or not 1 <= value <= MAX_KEY_COUNT:
                     raise ValueError(
-                        f"profiles.{name}.knob_values: {value:g}: with keys.count = \"knob\" a"
+                        f'profiles.{name}.knob_values: {value:g}: with keys.count = "knob" a'
                         f" knob value is a key count, a whole number from 1 to {MAX_KEY_COUNT:,}"
                     )
         return self

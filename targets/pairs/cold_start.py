@@ -84,7 +84,7 @@ pair = Pair(
     reference=Reference(
         figure="cold starts typically occur in under 1% of invocations and take from under"
         " 100 ms to over 1 second",
-        source="the AWS Lambda operator guide, \"Cold starts and latency\" (production traffic"
+        source='the AWS Lambda operator guide, "Cold starts and latency" (production traffic'
         " on AWS Lambda, not this model)",
     ),
 )

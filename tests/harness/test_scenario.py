@@ -129,5 +129,5 @@ def test_the_key_count_can_be_the_knob(tmp_path: Path) -> None:
     fractional = LOAD.replace("[5]", "[2.5]")
     path = tmp_path / "pair.toml"
     path.write_text(f'pair = "p"\nrequest = "/p/{{variant}}?id={{key}}"\n{keyed}{fractional}')
-    with pytest.raises(UsageError, match="2.5: with keys.count"):
+    with pytest.raises(UsageError, match=r"2\.5: with keys\.count"):
         scenario.load_scenario(path)
