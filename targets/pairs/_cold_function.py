@@ -61,7 +61,7 @@ class Function:
             import_s = self.imports(("psycopg",))
             connect_s = self.connect()
         rows = self.conn.execute(QUERY, (invocation, invocation)).fetchall()
-        body = {"invocation": invocation, "rows": [[n, digest] for n, digest in rows]}
+        body = {"invocation": invocation, "rows": [{"n": n, "digest": d} for n, d in rows]}
         return {"body": body, "import_s": import_s, "connect_s": connect_s}
 
 

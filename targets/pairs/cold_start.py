@@ -60,11 +60,16 @@ END_TIMEOUT_S = 2.0  # after stdin closes, then SIGKILL
 Mode = Literal["eager", "lazy"]
 
 
+class Row(Body):
+    n: int
+    digest: str
+
+
 class Invocation(Body):
     """What the function answers: ten rows derived from the invocation's number."""
 
     invocation: int
-    rows: list[tuple[int, str]]
+    rows: list[Row]
 
 
 class Processes(Body):

@@ -48,7 +48,7 @@ def test_same_answer_cold_or_warm_and_the_cold_path_is_counted(target: httpx.Cli
         assert warm.content == cold.content and counted["cold_starts"] == 0
     assert bodies == [bodies[0]] * len(VARIANTS)
     rows = httpx.Response(200, content=bodies[0]).json()["rows"]
-    assert [n for n, _ in rows] == list(range(3, 13))
+    assert [row["n"] for row in rows] == list(range(3, 13))
     alive = target.get("/cold_start/processes").json()
     assert alive["cold"] == [] and 1 <= len(alive["warm"]) <= WARM_PROCESSES
 
