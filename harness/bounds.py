@@ -110,7 +110,7 @@ def _check_step(
 ) -> None:
     if step.path is None or step.expected_status >= 400:
         return
-    keys = [1, scenario.keys.count] if scenario.keys is not None else [None]
+    keys = [1, scenario.keys.count_at(knob)] if scenario.keys is not None else [None]
     for key in keys:
         values = {"variant": variant, "knob": knob_text(knob)}
         if key is not None:

@@ -96,7 +96,7 @@ class _TrialDriver:
         if self.spec.keys is not None:
             exponent = knob if self.spec.keys.exponent == "knob" else self.spec.keys.exponent
             keys = {
-                "count": self.spec.keys.count,
+                "count": self.spec.keys.count_at(knob),
                 "exponent": exponent,
                 "seed": self.rng.getrandbits(31),
             }

@@ -184,12 +184,25 @@ class Prepare(Strict):
     request: str
 
 
-class Keys(Strict):
-    """Fill `{key}` in the request per request, from a Zipf distribution over keys 1..count."""
+MAX_KEY_COUNT = 10_000_000
 
-    count: int = Field(ge=1, le=10_000_000)
+
+class Keys(Strict):
+    """Fill `{key}` in the request per request, from a Zipf distribution over keys 1..count.
+
+    `count = "knob"`: the knob's value is the count (the distinct keys requested), so every
+    knob value must be a whole number from 1 to MAX_KEY_COUNT.
+    """
+
+    count: Annotated[int, Field(ge=1, le=MAX_KEY_COUNT)] | Literal["knob"] = Field(
+        description="a number, or the knob's value"
+    )
     exponent: float | Literal["knob"] = Field("knob", description="a number, or the knob's value")
     verify: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+
+    def count_at(self, knob: float) -> int:
+        """How many keys are drawn from at `knob` (1..count)."""
+        return int(knob) if self.count == "knob" else self.count
 
 
 class Bystander(Strict):
@@ -437,11 +450,27 @@ class Scenario(Strict):
             raise ValueError("request must contain {variant} (or be a table: variant = path)")
         if self.knob_sets == "request":
             knob_used = [*templates, self.prepare.request if self.prepare else ""]
-            keys_use_knob = self.keys is not None and self.keys.exponent == "knob"
+            keys_use_knob = self.keys is not None and "knob" in (
+                self.keys.exponent,
+                self.keys.count,
+            )
             if not keys_use_knob and not any("{knob}" in t for t in knob_used):
                 raise ValueError('{knob} appears in no request (or set knob_sets = "users")')
         if self.keys is None and any("{key}" in t for t in templates):
             raise ValueError("request uses {key} but there is no [keys] table")
+        return self
+
+    @model_validator(mode="after")
+    def _key_count_knob(self) -> Scenario:
+        if self.keys is None or self.keys.count != "knob":
+            return self
+        for name, load in self.profiles.items():
+            for value in load.knob_values:
+                if value != int(value) or not 1 <= value <= MAX_KEY_COUNT:
+                    raise ValueError(
+                        f'profiles.{name}.knob_values: {value:g}: with keys.count = "knob" a'
+                        f" knob value is a key count, a whole number from 1 to {MAX_KEY_COUNT:,}"
+                    )
         return self
 
     @model_validator(mode="after")

@@ -161,3 +161,17 @@ def test_the_open_model_takes_its_rate_from_the_profile_or_the_knob(tmp_path: Pa
     path.write_text('pair = "p"\nknob_sets = "rate"\nrequest = "/p/{variant}"\n' + OPEN)
     spec = scenario.load_scenario(path)
     assert spec.rate_at(spec.load("quick"), 20) == 20
+
+
+def test_the_key_count_can_be_the_knob(tmp_path: Path) -> None:
+    keyed = '[keys]\ncount = "knob"\nexponent = 0.0\n'
+    spec = _load(tmp_path, f'pair = "p"\nrequest = "/p/{{variant}}?id={{key}}"\n{keyed}')
+    assert spec.keys is not None
+    assert (spec.keys.count_at(5), spec.keys.count_at(250)) == (5, 250)
+    fixed = _load(tmp_path, 'pair = "p"\nrequest = "/p/{variant}?n={knob}"\n[keys]\ncount = 9\n')
+    assert fixed.keys is not None and fixed.keys.count_at(5) == 9
+    fractional = LOAD.replace("[5]", "[2.5]")
+    path = tmp_path / "pair.toml"
+    path.write_text(f'pair = "p"\nrequest = "/p/{{variant}}?id={{key}}"\n{keyed}{fractional}')
+    with pytest.raises(UsageError, match=r"2\.5: with keys\.count"):
+        scenario.load_scenario(path)
