@@ -229,7 +229,7 @@ def _without(found: Mapping[str, Pair], pairs: Mapping[str, Pair]) -> str:
     absent = [p for p in pairs.values() if p.name not in found and p.no_workshop]
     if not absent:
         return ""
-    lines = "\n".join(f"- `{p.name}`: {p.no_workshop}." for p in absent)
+    lines = "\n".join(f"- `{p.name}`: {p.no_workshop.rstrip('.')}." for p in absent)
     return f"\n## Pairs without an exercise\n\n{lines}\n"
 
 
