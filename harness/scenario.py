@@ -212,7 +212,7 @@ class DownstreamTable(Strict):
     architecture.md, "The downstream service"): calls served at once, and what happens to the
     rest. Without the table a pair gets the service's defaults (8 at once, the rest queue)."""
 
-    concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, le=MAX_DOWNSTREAM_CONCURRENCY)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=MAX_DOWNSTREAM_CONCURRENCY)
     over_limit: OverLimit = "queue"
 
 

@@ -23,7 +23,7 @@ from typing import Any, cast
 import asyncpg
 from asyncpg import introspection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import counters as names
@@ -56,7 +56,7 @@ class ScrapedCounters(Collector):
     def __init__(self) -> None:
         self.values: dict[str, tuple[str, float]] = {}  # metric -> (help, value)
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         """The values the last scrape read."""
         for metric, (help_text, value) in self.values.items():
             if metric in SCRAPED_GAUGES:  # a peak goes down when its window restarts
