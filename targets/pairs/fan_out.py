@@ -241,8 +241,8 @@ pair.exercise(
     over every request the app serves: `limit` is an asyncio.Semaphore(LIMIT) the app creates
     once in its lifespan. Hold it around each `_call(client, call, ms)`; keep the calls
     concurrent below the limit.""",
-    knob=32,
-    min_ratio=2.0,
+    knob=8,
+    min_ratio=1.5,
     shows=[
         Shows(
             "downstream_peak_calls",
