@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +41,9 @@ DEFAULT_HANG_S = 0.8  # how long a hanging call holds on when its caller never g
 # server, closes an idle connection, so a request never races the server's close.
 KEEP_ALIVE_S = 75.0
 HOSTNAME = "127.0.0.1"
+# /configure waits for the service to be idle (harness/downstream_app.py, CONFIGURE_WAIT_S):
+# the client waits longer than it does.
+CONFIGURE_TIMEOUT_S = 10.0
 
 OverLimit = Literal["queue", "reject"]
 
@@ -97,6 +100,24 @@ class RunningDownstream:
     def describe(self) -> dict[str, Any]:
         """For the run's metadata."""
         return {"url": self.url, "tls": "trustme CA made at start", **asdict(self.settings)}
+
+    def configure(self, concurrency: int, over_limit: OverLimit) -> DownstreamSettings:
+        """New settings for the calls that follow (a scenario's [downstream] table), applied
+        by the running service: its URL and CA, which the target was started with, stay."""
+        try:
+            with self.client(CONFIGURE_TIMEOUT_S) as client:
+                response = client.post(
+                    "/configure", params={"concurrency": concurrency, "over_limit": over_limit}
+                )
+        except httpx.HTTPError as e:
+            raise InfrastructureError(f"downstream service: POST /configure: {e}") from e
+        if response.status_code != httpx.codes.OK:
+            raise InfrastructureError(
+                f"downstream service: POST /configure -> {response.status_code}:"
+                f" {response.text[:200]}"
+            )
+        self.settings = replace(self.settings, concurrency=concurrency, over_limit=over_limit)
+        return self.settings
 
     def client(self, timeout: float = HEALTH_TIMEOUT_S) -> httpx.Client:
         """A client that trusts the service's CA (the caller closes it)."""

@@ -16,6 +16,10 @@ pair's own.
   counter of the harness); `?reset=1` starts a new window for the peaks after reading them.
 - `GET /release`: every call hanging now answers at once (between two trials: a trial never
   inherits the calls an earlier one left hanging).
+- `POST /configure?concurrency=C&over_limit=queue|reject`: new settings for the calls that
+  follow (a scenario's `[downstream]` table, applied by the runner before its pair). It first
+  answers every hanging call, then waits up to CONFIGURE_WAIT_S for the service to be idle, so
+  no call runs under the old limit while the new one counts; still busy: 409.
 - `GET /healthz`.
 
 Connections are counted exactly by a uvicorn protocol hook (`CountingProtocol`): the protocol's
@@ -41,9 +45,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_WORK_MS = 10_000  # the longest /work call: a bounded input, as every pair's
 MAX_ID = 2**31 - 1
+OVER_LIMIT = ("queue", "reject")
 REJECT_STATUS = 503  # over the concurrency limit with --over-limit reject
 GRACEFUL_SHUTDOWN_S = 1.0  # a hung call must not hold up the process's exit
 STATS_PATH = "/stats"
+MAX_CONCURRENCY = 10_000  # a bounded input: /configure's concurrency
+CONFIGURE_WAIT_S = 3.0  # longer than a hang (harness/downstream.py, DEFAULT_HANG_S)
+CONFIGURE_POLL_S = 0.01
+BUSY_STATUS = 409
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +71,9 @@ class Stats:
     peak_in_flight: int = 0
     waiting: int = 0
     peak_waiting: int = 0
+    # The most calls open at once, served or queued: what callers sent and have not been
+    # answered (a wide fan-out's width, when the service queues).
+    peak_open: int = 0
     rejected: int = 0
     hung: int = 0
     # Connections accepted that have carried no counted request yet, by peer address.
@@ -74,6 +86,13 @@ class Stats:
     def reset_peaks(self) -> None:
         """A new window for the peaks: they start again from what is running now."""
         self.peak_in_flight, self.peak_waiting = self.in_flight, self.waiting
+        self.peak_open = self.in_flight + self.waiting
+
+    def opened(self) -> None:
+        """After a call starts waiting or is served: the peaks follow."""
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.peak_waiting = max(self.peak_waiting, self.waiting)
+        self.peak_open = max(self.peak_open, self.in_flight + self.waiting)
 
 
 STATS = Stats()  # one process serves one downstream
@@ -95,7 +114,7 @@ class CountingProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Settings:
     """How the service behaves; the harness records them in the run's metadata."""
 
@@ -185,6 +204,8 @@ class Downstream:
                 self.released.set()
                 self.released = asyncio.Event()
                 await _reply(send, 200, {"released": hanging})
+            elif path == "/configure":
+                await self.configure(scope, query, send)
             elif path == "/healthz":
                 await _reply(send, 200, {"status": "ok"})
             else:
@@ -197,21 +218,22 @@ class Downstream:
         ms = _int_param(query, "ms", 0, MAX_WORK_MS, 0)
         ident = _int_param(query, "id", 0, MAX_ID, 0)
         hang = bool(_int_param(query, "hang", 0, 1, 0))
-        if self.settings.over_limit == "reject" and self.slots.locked():
+        slots = self.slots  # the call releases the semaphore it took, whatever /configure does
+        if self.settings.over_limit == "reject" and slots.locked():
             STATS.rejected += 1
             await _reply(send, REJECT_STATUS, {"detail": "over the concurrency limit"})
             return
-        if self.slots.locked():  # every slot taken: this call queues
+        if slots.locked():  # every slot taken: this call queues
             STATS.waiting += 1
-            STATS.peak_waiting = max(STATS.peak_waiting, STATS.waiting)
+            STATS.opened()
             try:
-                await self.slots.acquire()
+                await slots.acquire()
             finally:
                 STATS.waiting -= 1
         else:
-            await self.slots.acquire()  # a free slot: taken at once, without yielding
+            await slots.acquire()  # a free slot: taken at once, without yielding
         STATS.in_flight += 1
-        STATS.peak_in_flight = max(STATS.peak_in_flight, STATS.in_flight)
+        STATS.opened()
         try:
             if hang:
                 STATS.hung += 1
@@ -226,9 +248,40 @@ class Downstream:
                 await asyncio.sleep(ms / 1000)
         finally:
             STATS.in_flight -= 1
-            self.slots.release()
+            slots.release()
         STATS.calls += 1
         await _reply(send, 200, {"id": ident, "ms": ms})
+
+    async def configure(self, scope: Scope, query: dict[str, list[str]], send: Send) -> None:
+        """New concurrency and over-limit behaviour, once no call is open (see the module
+        docstring); the settings now in force are the answer."""
+        if scope.get("method") != "POST":
+            await _reply(send, 405, {"detail": "/configure takes POST"})
+            return
+        concurrency = _int_param(
+            query, "concurrency", 1, MAX_CONCURRENCY, self.settings.concurrency
+        )
+        over_limit = query.get("over_limit", [self.settings.over_limit])[0]
+        if over_limit not in OVER_LIMIT:
+            raise InputError(f"over_limit={over_limit!r} is not one of {', '.join(OVER_LIMIT)}")
+        self.released.set()  # hanging calls answer now: an earlier trial's leftovers
+        self.released = asyncio.Event()
+        deadline = asyncio.get_running_loop().time() + CONFIGURE_WAIT_S
+        while STATS.in_flight + STATS.waiting:
+            if asyncio.get_running_loop().time() > deadline:
+                await _reply(
+                    send,
+                    BUSY_STATUS,
+                    {
+                        "detail": f"busy: {STATS.in_flight} calls in flight and {STATS.waiting}"
+                        f" waiting after {CONFIGURE_WAIT_S:g} s"
+                    },
+                )
+                return
+            await asyncio.sleep(CONFIGURE_POLL_S)
+        self.settings.concurrency, self.settings.over_limit = concurrency, over_limit
+        self.slots = asyncio.Semaphore(concurrency)
+        await _reply(send, 200, asdict(self.settings))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -239,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--certfile", required=True)
     parser.add_argument("--keyfile", required=True)
     parser.add_argument("--concurrency", type=int, required=True)
-    parser.add_argument("--over-limit", choices=("queue", "reject"), required=True)
+    parser.add_argument("--over-limit", choices=OVER_LIMIT, required=True)
     parser.add_argument("--hang-seconds", type=float, required=True)
     parser.add_argument("--keep-alive-seconds", type=float, required=True)
     args = parser.parse_args(argv)

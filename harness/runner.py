@@ -228,6 +228,7 @@ class _Session:
         self.failed: list[str] = []
         self.invalid = 0
         self.base: _BaseSide | None = None
+        self.downstream: downstream.RunningDownstream | None = None
 
     def start_agent(self) -> None:
         """Spawn the load generator without waiting for it: it imports locust (and a master
@@ -317,6 +318,7 @@ class _Session:
         if linked is not None:
             record["link"] = linked.record()
         record["knob"]["values"] = load.knob_values
+        record["downstream"] = self._configure_downstream(pair)
         verifying = time.perf_counter()
         outcome = verify.verify_pair(self.client, pair, load.knob_values)
         record["verification"] = outcome.record()
@@ -373,6 +375,16 @@ class _Session:
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
             self.progress.message(_rounds_line(pair.name, record))
+
+    def _configure_downstream(self, pair: PairInfo) -> dict[str, Any] | None:
+        """The downstream's settings for this pair: its scenario's [downstream] table, else the
+        defaults, applied before its verification (docs/architecture.md, "The downstream
+        service"); None when the run has no service."""
+        if self.downstream is None:  # a [downstream] table without it: refused at the start
+            return None
+        wanted = pair.scenario.downstream or scenario.DownstreamTable()
+        settings = self.downstream.configure(wanted.concurrency, wanted.over_limit)
+        return {"concurrency": settings.concurrency, "over_limit": settings.over_limit}
 
     def close(self) -> None:
         if self.agent is not None:
@@ -532,6 +544,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             described = catalogue.describe()
         if options.expected_sizes is not None:
             seeding.check_sizes(described, data_profile, options.expected_sizes)
+        _downstream_tables(scenarios, described)
         connections = postgres.needed_connections(described.max_connections(names))
         starting = time.perf_counter()
         with (
@@ -617,6 +630,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     session = _Session(
                         run, options, target, client, rng, progress, datasets, endpoints
                     )
+                    session.downstream = service
                     if not options.verify_only:
                         session.start_agent()
                     if base_target is not None:
@@ -675,6 +689,12 @@ def _execute_elsewhere(
     timing: dict[str, float] = run.doc["metadata"].setdefault("timing", {})
     url, kind, served = elsewhere.url, elsewhere.kind, elsewhere.served
     try:
+        configured = [s for s in scenarios if s.downstream is not None]
+        if configured:  # the service is the target's own there: this run cannot set it
+            raise UsageError(
+                f"{configured[0].source}: [downstream]: a target elsewhere runs its own downstream"
+                " service; set it where the target runs (run the pair locally to use this table)"
+            )
         datasets: dict[str, seeding.PairDataset] = {}
         version: str | None = None
         seeded = "never: a service of your own"
@@ -731,6 +751,16 @@ def _execute_elsewhere(
         _finish(run, status, progress)
     failed, invalid = (session.failed, session.invalid) if session else ([], 0)
     return RunOutcome(None if options.verify_only else run.dir, run.doc, failed, invalid)
+
+
+def _downstream_tables(scenarios: list[scenario.Scenario], described: catalogue.Catalogue) -> None:
+    """A [downstream] table only where the pair calls the service: refused before anything starts."""
+    for s in scenarios:
+        if s.downstream is not None and not described.needs_downstream([s.pair]):
+            raise UsageError(
+                f"{s.source}: [downstream]: pair {s.pair!r} does not call the downstream"
+                " service (it declares no ServerNeeds(downstream=True))"
+            )
 
 
 def _one_record_each(scenarios: list[scenario.Scenario]) -> None:

@@ -35,9 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pairbench.errors import UsageError
 from pairbench.scenarios import SCENARIO_DIR
 
+from .downstream import DEFAULT_CONCURRENCY, OverLimit
+
 PROFILES_FILE = "profiles.toml"
 # The most a link carries (harness/link.py MAX_MBIT); as a client_mbit knob value: unlimited.
 MAX_CLIENT_MBIT = 100_000
+MAX_DOWNSTREAM_CONCURRENCY = 10_000  # harness/downstream_app.py, MAX_CONCURRENCY
 Role = Literal["bad", "middle", "good"]
 
 
@@ -215,6 +218,15 @@ class Bystander(Strict):
     request: str
     users: int = Field(1, ge=1, le=1000)
     rate: float | None = Field(None, gt=0, le=100_000)  # requests per second, over all users
+
+
+class DownstreamTable(Strict):
+    """How the harness's downstream service behaves while this scenario's pair runs (docs/
+    architecture.md, "The downstream service"): calls served at once, and what happens to the
+    rest. Without the table a pair gets the service's defaults (8 at once, the rest queue)."""
+
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=MAX_DOWNSTREAM_CONCURRENCY)
+    over_limit: OverLimit = "queue"
 
 
 class Capacity(Strict):
@@ -406,6 +418,8 @@ class Scenario(Strict):
     keys: Keys | None = None
     bystander: Bystander | None = None
     capacity: Capacity | None = None
+    # The downstream service's settings for this pair (only for pairs that call it).
+    downstream: DownstreamTable | None = None
     # A JSON endpoint read after every trial and stored with it (e.g. a driver's pool stats).
     stats_request: str | None = None
     title: str | None = None

@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Response:
         """Prometheus text; `reset_peak=1` starts a new peak-memory window."""
         metrics.peak_rss_bytes(reset=bool(reset_peak))
-        metrics.set_scraped(await _scrape_servers(request))
+        metrics.set_scraped(await _scrape_servers(request, bool(reset_peak)))
         return PrometheusResponse(generate_latest(metrics.registry))
 
     @app.get(f"{INTERNAL_PREFIX}/plans")
@@ -171,8 +171,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _scrape_servers(request: Request) -> dict[str, tuple[str, float]]:
-    """Counters read from Redis and PostgreSQL now, by metric name (absent when unreadable)."""
+async def _scrape_servers(
+    request: Request, reset_peak: bool = False
+) -> dict[str, tuple[str, float]]:
+    """Counters read from Redis, PostgreSQL and the downstream now, by metric name (absent when
+    unreadable); `reset_peak` restarts the downstream's peak window after reading it."""
     values: dict[str, tuple[str, float]] = {}
     redis: aioredis.Redis = request.app.state.redis
     try:
@@ -196,7 +199,7 @@ async def _scrape_servers(request: Request) -> dict[str, tuple[str, float]]:
             "Shared buffers hit or read (pg_stat_statements)",
             buffers,
         )
-    values.update(await downstream.scraped(request.app))
+    values.update(await downstream.scraped(request.app, reset_peak))
     metrics: Metrics = request.app.state.metrics
     for spec in metrics.read:  # the pairs' counters read from PostgreSQL
         assert spec.read is not None

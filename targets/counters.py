@@ -75,6 +75,8 @@ SLOWDOWN_METRIC = "pairbench_slowdown_seconds"  # only with PAIRBENCH_SLOWDOWN (
 # Read from the downstream service's /stats at scrape time (targets/downstream.py).
 DOWNSTREAM_CONNECTIONS_METRIC = "pairbench_downstream_connections"
 DOWNSTREAM_CALLS_METRIC = "pairbench_downstream_calls"
+DOWNSTREAM_PEAK_METRIC = "pairbench_downstream_peak_open_calls"
+DOWNSTREAM_REJECTED_METRIC = "pairbench_downstream_rejected"
 
 GENERIC: dict[str, CounterSpec] = {
     spec.name: spec
@@ -185,6 +187,22 @@ GENERIC: dict[str, CounterSpec] = {
             "downstream_calls",
             f"{DOWNSTREAM_CALLS_METRIC}_total",
             "calls the downstream service answered",
+            "calls",
+        ),
+        # The most calls open at the service at once, served or queued (its peak window
+        # restarts at every /metrics?reset_peak=1): a fan-out's width reaching the service.
+        CounterSpec(
+            "downstream_peak_calls",
+            DOWNSTREAM_PEAK_METRIC,
+            "most calls open at the downstream at once (served or queued)",
+            "calls",
+            kind="peak",
+            per=PER_TRIAL,
+        ),
+        CounterSpec(
+            "downstream_rejected",
+            f"{DOWNSTREAM_REJECTED_METRIC}_total",
+            "calls the downstream refused (503: over its concurrency limit)",
             "calls",
         ),
     )

@@ -78,13 +78,14 @@ async def stats_reader(app: Any) -> AsyncIterator[None]:
         yield
 
 
-async def scraped(app: Any) -> dict[str, tuple[str, float]]:
-    """The service's counts now, by metric name (nothing without a service, or unreadable)."""
+async def scraped(app: Any, reset_peak: bool = False) -> dict[str, tuple[str, float]]:
+    """The service's counts now, by metric name (nothing without a service, or unreadable);
+    `reset_peak` then starts a new window for its peaks, as /metrics?reset_peak=1 asks."""
     client: httpx.AsyncClient | None = getattr(app.state, "downstream_stats", None)
     if client is None:
         return {}
     try:
-        response = await client.get(STATS_PATH)
+        response = await client.get(STATS_PATH, params={"reset": 1} if reset_peak else None)
         stats = response.json() if response.status_code == httpx.codes.OK else {}
     except (httpx.HTTPError, ValueError):
         return {}
@@ -98,5 +99,15 @@ async def scraped(app: Any) -> dict[str, tuple[str, float]]:
         values[counters.DOWNSTREAM_CALLS_METRIC] = (
             "Calls the downstream service answered",
             float(stats["calls"]),
+        )
+    if "peak_open" in stats:
+        values[counters.DOWNSTREAM_PEAK_METRIC] = (
+            "Most calls open at the downstream service at once (served or queued)",
+            float(stats["peak_open"]),
+        )
+    if "rejected" in stats:
+        values[counters.DOWNSTREAM_REJECTED_METRIC] = (
+            "Calls the downstream service refused over its concurrency limit",
+            float(stats["rejected"]),
         )
     return values

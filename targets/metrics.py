@@ -23,7 +23,7 @@ from typing import Any, cast
 import asyncpg
 from asyncpg import introspection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import counters as names
@@ -41,6 +41,8 @@ PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 CLEAR_PEAK_RSS = "5"  # proc(5): writing 5 to clear_refs resets VmHWM to the current RSS
 KIB = 1024
+# Scraped values that are gauges, not ever-growing counters (targets/counters.py).
+SCRAPED_GAUGES = frozenset({names.DOWNSTREAM_PEAK_METRIC})
 
 
 class ScrapedCounters(Collector):
@@ -54,10 +56,13 @@ class ScrapedCounters(Collector):
     def __init__(self) -> None:
         self.values: dict[str, tuple[str, float]] = {}  # metric -> (help, value)
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         """The values the last scrape read."""
         for metric, (help_text, value) in self.values.items():
-            yield CounterMetricFamily(metric, help_text, value=value)
+            if metric in SCRAPED_GAUGES:  # a peak goes down when its window restarts
+                yield GaugeMetricFamily(metric, help_text, value=value)
+            else:
+                yield CounterMetricFamily(metric, help_text, value=value)
 
 
 class ProcessCpu(Collector):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -33,6 +34,10 @@ PAIR = "fault_downstream"
 SCENARIO = """
 pair = "fault_downstream"
 request = "/fault_downstream/{variant}?ms={knob}"
+
+[downstream]  # applied to the running service before the pair (POST /configure)
+concurrency = 3
+over_limit = "reject"
 
 [profiles.quick]
 knob_values = [1]
@@ -97,6 +102,18 @@ def _service(pid: int) -> psutil.Process | None:
     return None
 
 
+def _assert_configured(service: psutil.Process, ca: Path, out: Path) -> None:
+    """The scenario's [downstream] table is what the service runs with, and what run.json says."""
+    argv = service.cmdline()
+    port = argv[argv.index("--port") + 1]
+    stats = httpx.get(f"https://127.0.0.1:{port}/stats", verify=downstream.trust(ca)).json()
+    assert (stats["concurrency"], stats["over_limit"]) == (3, "reject")
+    (run_json,) = out.glob("*/run.json")
+    doc = json.loads(run_json.read_text())
+    assert doc["pairs"][PAIR]["downstream"] == {"concurrency": 3, "over_limit": "reject"}
+    assert doc["metadata"]["downstream"]["concurrency"] == downstream.DEFAULT_CONCURRENCY
+
+
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_the_service_ends_with_the_run(
     case: str, servers: services.Endpoints, state: Path, tmp_path: Path
@@ -132,6 +149,7 @@ def test_the_service_ends_with_the_run(
         assert service is not None, "no downstream service in pairbench's tree"
         folders = list((state / "downstream").glob("tls-*"))
         assert len(folders) == 1 and (folders[0] / "ca.pem").exists()
+        _assert_configured(service, folders[0] / "ca.pem", out)
         fault(run, service)
         _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
     finally:

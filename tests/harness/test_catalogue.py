@@ -225,3 +225,21 @@ def test_a_run_needs_the_downstream_only_for_pairs_that_declare_it() -> None:
     assert described.needs_downstream(["fault_downstream", PAIR])
     assert not described.needs_downstream([PAIR])
     assert not described.needs_downstream(["no_such_pair"])
+    # A scenario's [downstream] table only for a pair that calls the service: refused before
+    # anything starts, in one line naming the file (harness/runner.py, _downstream_tables).
+    table = scenario.DownstreamTable(concurrency=2, over_limit="reject")
+    calling = scenario.Scenario(
+        pair="fault_downstream",
+        request="/x/{variant}?n={knob}",
+        downstream=table,
+        profiles={},
+        source="calls.toml",
+    )
+    runner._downstream_tables([calling], described)
+    other = calling.model_copy(update={"pair": PAIR, "source": "other.toml"})
+    with pytest.raises(UsageError) as caught:
+        runner._downstream_tables([calling, other], described)
+    assert str(caught.value) == (
+        f"other.toml: [downstream]: pair {PAIR!r} does not call the downstream service"
+        " (it declares no ServerNeeds(downstream=True))"
+    )

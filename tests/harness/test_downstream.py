@@ -13,9 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pairbench.errors import InfrastructureError
 from pairbench.harness import downstream, procs
 from pairbench.harness.downstream import DownstreamSettings, RunningDownstream
-from pairbench.harness.downstream_app import MAX_WORK_MS, REJECT_STATUS
+from pairbench.harness.downstream_app import (
+    BUSY_STATUS,
+    CONFIGURE_WAIT_S,
+    MAX_WORK_MS,
+    REJECT_STATUS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +107,7 @@ def test_calls_beyond_the_limit_queue(service: RunningDownstream) -> None:
     stats = _stats(service)
     assert stats["peak_in_flight"] == 2
     assert stats["peak_waiting"] == 2
+    assert stats["peak_open"] == 4  # served and queued at once: what the callers had open
     assert stats["in_flight"] == stats["waiting"] == 0
 
 
@@ -172,3 +179,86 @@ def test_provide_starts_only_when_needed(state: Path) -> None:
         assert some.describe()["concurrency"] == downstream.DEFAULT_CONCURRENCY
     assert not procs.pid_alive(some.pid)
     assert not some.folder.exists()
+
+
+def test_configure_changes_the_running_service_s_limit(state: Path) -> None:
+    """A scenario's [downstream] table: applied to the running service (same URL and CA, which
+    the target was started with), for the calls that follow."""
+    running = downstream.start(state, state / "configure.log")
+    try:
+        url = running.url
+        settings = running.configure(1, "reject")
+        assert settings == DownstreamSettings(concurrency=1, over_limit="reject")
+        assert running.url == url
+        statuses = asyncio.run(_concurrently(running, 3, 300))
+        assert sorted(statuses) == [200, REJECT_STATUS, REJECT_STATUS]
+        stats = _stats(running)
+        assert (stats["concurrency"], stats["over_limit"], stats["rejected"]) == (1, "reject", 2)
+        running.configure(3, "queue")  # and back: three at once, none refused
+        assert asyncio.run(_concurrently(running, 3, 100)) == [200] * 3
+        after = _stats(running)
+        assert after["rejected"] == 2
+        assert after["concurrency"] == 3 and after["over_limit"] == "queue"
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("concurrency=0", "concurrency=0 is not between 1 and"),
+        ("concurrency=x", "concurrency='x' is not a whole number"),
+        ("over_limit=drop", "over_limit='drop' is not one of queue, reject"),
+    ],
+)
+def test_configure_refuses_bad_input(service: RunningDownstream, query: str, detail: str) -> None:
+    with service.client(5) as client:
+        response = client.post(f"/configure?{query}")
+        assert client.get("/configure").status_code == 405  # it changes state: POST only
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(detail)
+    assert _stats(service)["concurrency"] == 2  # unchanged
+
+
+def test_configure_waits_for_calls_to_end_and_is_busy_past_its_wait(state: Path) -> None:
+    running = downstream.start(state, state / "busy.log", DownstreamSettings(concurrency=2))
+
+    async def configure_while(ms: int) -> tuple[int, float]:
+        async with httpx.AsyncClient(
+            base_url=running.url, verify=downstream.trust(running.ca), timeout=20
+        ) as client:
+            call = asyncio.ensure_future(client.get("/work", params={"ms": ms}))
+            while (await client.get("/stats")).json()["in_flight"] < 1:
+                await asyncio.sleep(0.01)
+            started = time.perf_counter()
+            response = await client.post("/configure", params={"concurrency": 5})
+            took = time.perf_counter() - started
+            await call
+            return response.status_code, took
+
+    try:
+        status, took = asyncio.run(configure_while(300))
+        assert status == 200
+        assert took >= 0.2  # it waited for the call in flight
+        assert _stats(running)["concurrency"] == 5
+        # A call longer than its wait (CONFIGURE_WAIT_S): busy, one line, nothing changed.
+        with pytest.raises(InfrastructureError, match=rf"POST /configure -> {BUSY_STATUS}: .*busy"):
+            asyncio.run(_busy_configure(running))
+        assert _stats(running)["concurrency"] == 5
+    finally:
+        running.stop()
+
+
+async def _busy_configure(running: RunningDownstream) -> None:
+    async with httpx.AsyncClient(
+        base_url=running.url, verify=downstream.trust(running.ca), timeout=20
+    ) as client:
+        call = asyncio.ensure_future(
+            client.get("/work", params={"ms": int(CONFIGURE_WAIT_S * 1000) + 500})
+        )
+        while (await client.get("/stats")).json()["in_flight"] < 1:
+            await asyncio.sleep(0.01)
+        try:
+            await asyncio.to_thread(running.configure, 1, "queue")
+        finally:
+            await call

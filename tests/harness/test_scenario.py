@@ -175,3 +175,36 @@ def test_the_key_count_can_be_the_knob(tmp_path: Path) -> None:
     path.write_text(f'pair = "p"\nrequest = "/p/{{variant}}?id={{key}}"\n{keyed}{fractional}')
     with pytest.raises(UsageError, match=r"2\.5: with keys\.count"):
         scenario.load_scenario(path)
+
+
+def test_a_downstream_table_sets_the_service_for_the_pair(tmp_path: Path) -> None:
+    """docs/architecture.md, "The downstream service": concurrency and over_limit per scenario."""
+    plain = _load(tmp_path, 'pair = "p"\nrequest = "/p/{variant}?n={knob}"\n')
+    assert plain.downstream is None
+    spec = _load(
+        tmp_path,
+        'pair = "p"\nrequest = "/p/{variant}?n={knob}"\n'
+        '[downstream]\nconcurrency = 3\nover_limit = "reject"\n',
+    )
+    assert spec.downstream == scenario.DownstreamTable(concurrency=3, over_limit="reject")
+    defaults = _load(tmp_path, 'pair = "p"\nrequest = "/p/{variant}?n={knob}"\n[downstream]\n')
+    assert defaults.downstream == scenario.DownstreamTable(concurrency=8, over_limit="queue")
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ("concurrency = 0", "downstream.concurrency"),
+        ("concurrency = 100000", "downstream.concurrency"),
+        ('over_limit = "drop"', "downstream.over_limit"),
+        ("hang = 1", "downstream.hang"),
+    ],
+)
+def test_a_bad_downstream_table_is_one_line(tmp_path: Path, table: str, field: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        _load(
+            tmp_path, f'pair = "p"\nrequest = "/p/{{variant}}?n={{knob}}"\n[downstream]\n{table}\n'
+        )
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / "pair.toml"))
+    assert field in message
