@@ -63,6 +63,10 @@ class Catalogue:
         """Whether any of the named pairs calls the downstream service (`server.downstream`)."""
         return any(_dig(self.pairs.get(name), "server", "downstream") is True for name in names)
 
+    def needs_worker(self, names: list[str]) -> bool:
+        """Whether any of the named pairs runs jobs in the job worker (`server.worker`)."""
+        return any(_dig(self.pairs.get(name), "server", "worker") is True for name in names)
+
     def counter_specs(self, names: list[str]) -> dict[str, dict[str, Any]]:
         """The catalogue entries of `names` (unknown names left out)."""
         return {n: self.counters[n] for n in names if n in self.counters}
