@@ -66,7 +66,7 @@ JOB_TTL_S = 60  # how long SAQ keeps a finished job's record
 WORKER_CONCURRENCY = 32  # jobs one worker runs at once (each mostly awaits the service)
 WORKER_POOL_SIZE = 4
 CALL_TIMEOUT_S = 15.0  # the side effect's call: the service may queue it behind others
-DRAIN_TIMEOUT_S = 60.0  # how long reset and state wait for queued and pending jobs
+DRAIN_TIMEOUT_S = 20.0  # how long reset and state wait for jobs (below the harness's 30 s timeout)
 DRAIN_POLL_S = 0.02
 ACCEPTED_STATUS = 202
 
@@ -139,7 +139,18 @@ class Jobs:
     queue: Queue
     pool: asyncpg.Pool
     client: httpx.AsyncClient
-    pending: set[str] = field(default_factory=set)  # BackgroundTasks not yet finished
+    # Accepted here but not yet done or in the queue (awaited calls, enqueues under way,
+    # BackgroundTasks): what reset waits for besides the queue.
+    pending: set[str] = field(default_factory=set)
+
+    @contextlib.contextmanager
+    def in_flight(self, job: str) -> Iterator[None]:
+        """`job` counts as pending for the block."""
+        self.pending.add(job)
+        try:
+            yield
+        finally:
+            self.pending.discard(job)
 
     def context(self) -> dict[str, Any]:
         """What `send_email` gets, as the worker gives it."""
@@ -192,9 +203,12 @@ async def awaited(
 ) -> dict[str, str]:
     """The request awaits the side effect (the downstream call), then answers 200."""
     job = job_id(idempotency_key)
-    if await jobs.redis.sadd(ACCEPTED_KEY, job):  # 0: a retry of an accepted request
-        metrics.inc(EFFECTS_AWAITED)
-        await send_email(jobs.context(), job=job, user=idempotency_key, ms=ms, accepted=time.time())
+    with jobs.in_flight(job):
+        if await jobs.redis.sadd(ACCEPTED_KEY, job):  # 0: a retry of an accepted request
+            metrics.inc(EFFECTS_AWAITED)
+            await send_email(
+                jobs.context(), job=job, user=idempotency_key, ms=ms, accepted=time.time()
+            )
     return {"job_id": job, "status": "sent"}
 
 
@@ -227,19 +241,20 @@ async def queued(
 ) -> dict[str, str]:
     """A job in a Redis queue (SAQ), run by the worker process: 202 at once."""
     job = job_id(idempotency_key)
-    if await jobs.redis.sadd(ACCEPTED_KEY, job):
-        await jobs.queue.enqueue(
-            JOB_FUNCTION,
-            key=job,  # SAQ's job key: enqueued again while queued or running, it is one job
-            timeout=JOB_TIMEOUT_S,
-            retries=JOB_RETRIES,
-            ttl=JOB_TTL_S,
-            job=job,
-            user=idempotency_key,
-            ms=ms,
-            accepted=time.time(),
-        )
-        metrics.inc(QUEUE_DEPTH, await jobs.queue.count("queued"))
+    with jobs.in_flight(job):  # until it is in the queue
+        if await jobs.redis.sadd(ACCEPTED_KEY, job):
+            await jobs.queue.enqueue(
+                JOB_FUNCTION,
+                key=job,  # SAQ's job key: enqueued again while queued or running, it is one job
+                timeout=JOB_TIMEOUT_S,
+                retries=JOB_RETRIES,
+                ttl=JOB_TTL_S,
+                job=job,
+                user=idempotency_key,
+                ms=ms,
+                accepted=time.time(),
+            )
+            metrics.inc(QUEUE_DEPTH, await jobs.queue.count("queued"))
     response.status_code = ACCEPTED_STATUS
     return {"job_id": job, "status": "accepted"}
 
