@@ -537,7 +537,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             # Only for runs with a pair whose jobs it runs (docs/architecture.md, "The job
             # worker"); the target's environment; stopped after the target, before the service.
             worker.provide(
-                described.needs_worker(names),
+                described.worker_pairs(names),
                 endpoints.pg_dsn,
                 endpoints.redis_url,
                 services.state_dir(),

@@ -54,6 +54,7 @@ class RunningWorker:
 
 
 def start(
+    pairs: list[str],
     pg_dsn: str,
     redis_url: str,
     state_dir: Path,
@@ -62,12 +63,12 @@ def start(
     *,
     interpreter: procs.Interpreter = procs.CURRENT,
 ) -> RunningWorker:
-    """Start the worker with the target's environment and wait until its jobs run."""
+    """Start the worker for `pairs` with the target's environment; wait until their jobs run."""
     parent = state_dir / "worker"
     parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
     ready = folder / "ready"
-    argv = [*interpreter.module(WORKER_MODULE), "--ready", str(ready)]
+    argv = [*interpreter.module(WORKER_MODULE), "--ready", str(ready), *pairs]
     env = interpreter.environ(
         {**(extra_env or {}), "PAIRBENCH_PG_DSN": pg_dsn, "PAIRBENCH_REDIS_URL": redis_url}
     )
@@ -94,18 +95,18 @@ def start(
 
 @contextlib.contextmanager
 def provide(
-    needed: bool,
+    pairs: list[str],
     pg_dsn: str,
     redis_url: str,
     state_dir: Path,
     log: Path,
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningWorker | None]:
-    """The worker for the block when `needed` (None otherwise), stopped however it ends."""
-    if not needed:
+    """The worker for the block when a pair needs it (None otherwise), stopped however it ends."""
+    if not pairs:
         yield None
         return
-    worker = start(pg_dsn, redis_url, state_dir, log, extra_env)
+    worker = start(pairs, pg_dsn, redis_url, state_dir, log, extra_env)
     try:
         yield worker
     finally:

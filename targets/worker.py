@@ -1,8 +1,8 @@
 """The job worker process: runs the jobs of the pairs that declare ServerNeeds(worker=True).
 
-`python -m pairbench.targets.worker --ready FILE` reads the same environment as the app
+`python -m pairbench.targets.worker --ready FILE PAIR...` reads the same environment as the app
 (PAIRBENCH_PG_DSN, PAIRBENCH_REDIS_URL, and the downstream's PAIRBENCH_DOWNSTREAM_URL and _CA),
-runs every such pair's `@pair.worker` coroutine side by side, writes FILE once they have started,
+runs the named pairs' `@pair.worker` coroutines side by side (a run's pairs that need it), writes FILE once they have started,
 and on SIGTERM or SIGINT cancels them and exits 0. The harness starts and stops it like the
 downstream service (harness/worker.py; docs/architecture.md, "The job worker").
 """
@@ -21,11 +21,16 @@ from .registry import load_pairs
 READY_SETTLE_S = 0.2  # the pairs' coroutines get this long to fail at start before "ready"
 
 
-async def serve(settings: Settings, ready: Path | None) -> None:
-    """Run every worker pair's jobs until a signal (or one of them fails)."""
-    mains = [p.worker_main for p in load_pairs().values() if p.worker_main is not None]
-    if not mains:
-        raise SystemExit("pairbench-worker: error: no pair declares ServerNeeds(worker=True)")
+async def serve(settings: Settings, names: list[str], ready: Path | None) -> None:
+    """Run the named pairs' jobs until a signal (or one of them fails)."""
+    pairs = load_pairs()
+    mains = []
+    for name in names:
+        main = pairs[name].worker_main if name in pairs else None
+        if main is None:
+            print(f"pairbench-worker: error: {name!r} is no pair with jobs", file=sys.stderr)
+            raise SystemExit(2)
+        mains.append(main)
     tasks = [asyncio.create_task(main(settings)) for main in mains]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -47,13 +52,14 @@ async def serve(settings: Settings, ready: Path | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pairbench-worker", description=__doc__)
     parser.add_argument("--ready", type=Path, help="a file written once the jobs run")
+    parser.add_argument("pairs", nargs="+", help="the pairs whose jobs to run")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except RuntimeError as e:
         print(f"pairbench-worker: error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    asyncio.run(serve(settings, args.ready))
+    asyncio.run(serve(settings, args.pairs, args.ready))
 
 
 if __name__ == "__main__":
