@@ -436,3 +436,10 @@ async def run_jobs(settings: Settings) -> None:
         await queue.disconnect()
         await redis.aclose(close_connection_pool=True)
         await pool.close()
+
+
+pair.no_exercise(
+    """The fix is not a few lines of a handler: it is a queue and a worker process beside the
+    app, and the workshop's check starts neither the worker nor anything that would run a
+    participant's jobs, so a queued solution could not be verified."""
+)
