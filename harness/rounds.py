@@ -467,7 +467,7 @@ def reset(client: httpx.Client, pair: PairInfo) -> None:
     except httpx.TransportError as e:
         raise InfrastructureError(f"POST {pair.reset}: {e}") from e
     if not response.is_success:
-        # The body says why (a pair's reset may refuse, naming what it found: background_jobs).
+        # The body says why: a pair's reset may refuse, naming what it found (jobs never run).
         raise InfrastructureError(
             f"POST {pair.reset} -> {response.status_code}: {response.text[: verify.BODY_PREVIEW]}"
         )

@@ -1,7 +1,7 @@
 """The job worker for a run: started like the downstream service, ended on every exit path.
 
-Pairs whose jobs run outside the web process (the describe document's `server.worker`: the
-background_jobs pair's queue) need a worker process that the harness owns:
+Pairs whose jobs run outside the web process (the describe document's `server.worker`: a job
+queue's consumers) need a worker process that the harness owns:
 `python -m pairbench.targets.worker` in its own session, with the target's environment (the same
 PostgreSQL DSN, Redis URL and downstream URL and CA), watched while the run uses it and stopped
 after the target (docs/architecture.md, "The job worker").

@@ -2,9 +2,10 @@
 
 `python -m pairbench.targets.worker --ready FILE PAIR...` reads the same environment as the app
 (PAIRBENCH_PG_DSN, PAIRBENCH_REDIS_URL, and the downstream's PAIRBENCH_DOWNSTREAM_URL and _CA),
-runs the named pairs' `@pair.worker` coroutines side by side (a run's pairs that need it), writes FILE once they have started,
-and on SIGTERM or SIGINT cancels them and exits 0. The harness starts and stops it like the
-downstream service (harness/worker.py; docs/architecture.md, "The job worker").
+runs the named pairs' `@pair.worker` coroutines side by side (the run's pairs that need it),
+writes FILE once they have started, and on SIGTERM or SIGINT cancels them and exits 0. The
+harness starts and stops it like the downstream service (harness/worker.py;
+docs/architecture.md, "The job worker").
 """
 
 from __future__ import annotations
