@@ -373,16 +373,19 @@ def _totals(size: Size, rng: Any) -> Iterator[tuple[int, int, float]]:
     yield from ((i, 0, 0.0) for i in range(1, size["totals_rows"] + 1))
 
 
-def jobs_redis_url(redis_url: str) -> aioredis.Redis:
-    """A client of the pair's own logical database beside the app's."""
-    client = aioredis.Redis.from_url(redis_url)
-    kwargs = dict(client.connection_pool.connection_kwargs)
+def jobs_database(of: aioredis.Redis) -> aioredis.Redis:
+    """A client of the pair's own logical database beside `of`'s (the caller closes it)."""
+    pool = of.connection_pool
+    kwargs = dict(pool.connection_kwargs)
     kwargs["db"] = int(kwargs.get("db", 0)) + JOBS_DATABASE_OFFSET
     return aioredis.Redis(
-        connection_pool=aioredis.ConnectionPool(
-            connection_class=client.connection_pool.connection_class, **kwargs
-        )
+        connection_pool=aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
     )
+
+
+def jobs_redis_url(redis_url: str) -> aioredis.Redis:
+    """A client of the pair's own logical database beside the one `redis_url` names."""
+    return jobs_database(aioredis.Redis.from_url(redis_url))
 
 
 def _client(service: Downstream) -> httpx.AsyncClient:
@@ -472,9 +475,7 @@ async def _micro_jobs(on: MicroServers) -> AsyncIterator[tuple[Jobs, Iterator[in
             f"pair 'background_jobs': its micro cores need the downstream service: set"
             f" {downstream.URL_ENV} and {downstream.CA_ENV}"
         )
-    kwargs = dict(on.redis.connection_pool.connection_kwargs)
-    kwargs["db"] = int(kwargs.get("db", 0)) + JOBS_DATABASE_OFFSET
-    redis = aioredis.Redis(**kwargs)
+    redis = jobs_database(on.redis)
     queue = RedisQueue(redis, name=QUEUE_NAME)
     try:
         async with _client(service) as client:
@@ -482,7 +483,7 @@ async def _micro_jobs(on: MicroServers) -> AsyncIterator[tuple[Jobs, Iterator[in
     finally:
         await redis.flushdb()  # the micro suite's own database: its queue has no worker
         await queue.disconnect()
-        await redis.aclose()
+        await redis.aclose(close_connection_pool=True)
         await on.pool.execute(f"DELETE FROM {SENT_TABLE} WHERE NOT seeded")
 
 
