@@ -7,7 +7,8 @@ file. The pair owns everything that is its own (docs/architecture.md, "The pair 
 tables and sizes per profile (`@pair.table`), helper routes of any method (`@pair.route`),
 lifespan resources (`@pair.lifespan`), what its handlers return for the OpenAPI document
 (`body=`, `responses=`), its counters (`pair.counter`), what it needs of the
-servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
+servers (`ServerNeeds`; with `worker=True`, its jobs in `@pair.worker`), its equivalence
+rule, reset and state for pairs that write
 (`@pair.reset`, `@pair.state`), the published figure it is compared with (`Reference`) and
 its micro benchmark (`@pair.micro`, `@pair.micro_setup`: docs/architecture.md, "The micro
 suite") and its workshop exercise (`pair.exercise`: docs/architecture.md, "Exercises").
