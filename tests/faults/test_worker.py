@@ -88,6 +88,14 @@ def _trials(out: Path) -> int:
     return 0
 
 
+def _recorded(out: Path) -> dict[str, object]:
+    """run.json's metadata.worker (docs/run-format.md)."""
+    for path in out.glob("*/run.json"):
+        worker_record: dict[str, object] = json.loads(path.read_text())["metadata"]["worker"]
+        return worker_record
+    return {}
+
+
 def _worker(pid: int) -> psutil.Process | None:
     with contextlib.suppress(psutil.NoSuchProcess):
         for child in psutil.Process(pid).children(recursive=True):
@@ -147,3 +155,4 @@ def test_the_worker_ends_with_the_run(
     assert not procs.pid_alive(process.pid)
     assert list((state / "worker").glob("run-*")) == []  # its folder is removed with it
     assert _trials(out) >= 1  # the trials stored before the fault are kept
+    assert _recorded(out)["pid"] == process.pid  # run.json names the worker it started
