@@ -101,9 +101,10 @@ pair = Pair(
     body=Accepted,
     server=ServerNeeds(downstream=True, worker=True),
     reference=Reference(
-        figure="no figure: long-running work such as sending email belongs in a task queue"
-        " whose worker processes run it apart from the request",
-        source="Miguel Grinberg, The Flask Mega-Tutorial, Part XXII: Background Jobs",
+        figure="no figure: BackgroundTasks run in the same process; for heavy work that need not"
+        " run there, 'you might benefit from using other bigger tools like Celery'",
+        source="FastAPI documentation, Background Tasks: 'Caveat'",
+        url="https://fastapi.tiangolo.com/tutorial/background-tasks/",
     ),
 )
 EFFECTS_AWAITED = pair.counter(
