@@ -26,9 +26,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pairbench import runmodel
 from pairbench.harness import procs, services, worker
 
 PAIRS = Path(__file__).resolve().parent / "worker_pairs"
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 PAIR = "fault_worker"
 SCENARIO = """
 pair = "fault_worker"
@@ -89,9 +91,11 @@ def _trials(out: Path) -> int:
 
 
 def _recorded(out: Path) -> dict[str, object]:
-    """run.json's metadata.worker (docs/run-format.md)."""
+    """run.json's metadata.worker, after checking that run.json holds only documented keys."""
     for path in out.glob("*/run.json"):
-        worker_record: dict[str, object] = json.loads(path.read_text())["metadata"]["worker"]
+        stored = json.loads(path.read_text())
+        assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
+        worker_record: dict[str, object] = stored["metadata"]["worker"]
         return worker_record
     return {}
 
