@@ -66,6 +66,10 @@ class Catalogue:
         """Whether any of the named pairs calls the downstream service (`server.downstream`)."""
         return any(_dig(self.pairs.get(name), "server", "downstream") is True for name in names)
 
+    def worker_pairs(self, names: list[str]) -> list[str]:
+        """The named pairs whose jobs run in the job worker (`server.worker`)."""
+        return [n for n in names if _dig(self.pairs.get(n), "server", "worker") is True]
+
     def counter_specs(self, names: list[str]) -> dict[str, dict[str, Any]]:
         """The catalogue entries of `names` (unknown names left out)."""
         return {n: self.counters[n] for n in names if n in self.counters}

@@ -18,7 +18,7 @@ import httpx
 from pairbench.errors import InfrastructureError
 from pairbench.runmodel import knob_key
 
-from . import metricsclient, procs, request, scenario, server
+from . import metricsclient, procs, request, scenario, server, verify
 from .catalogue import PairInfo
 from .load import LoadAgent
 
@@ -467,7 +467,10 @@ def reset(client: httpx.Client, pair: PairInfo) -> None:
     except httpx.TransportError as e:
         raise InfrastructureError(f"POST {pair.reset}: {e}") from e
     if not response.is_success:
-        raise InfrastructureError(f"POST {pair.reset} -> {response.status_code}")
+        # The body says why: a pair's reset may refuse, naming what it found (jobs never run).
+        raise InfrastructureError(
+            f"POST {pair.reset} -> {response.status_code}: {response.text[: verify.BODY_PREVIEW]}"
+        )
 
 
 def _read_stats(client: httpx.Client, path: str | None) -> Any:

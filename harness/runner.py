@@ -42,6 +42,7 @@ from . import (
     server,
     services,
     verify,
+    worker,
 )
 from .catalogue import PairInfo
 from .load import LoadAgent
@@ -556,12 +557,22 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 services.state_dir(),
                 run.logs / f"{run.run_id}-downstream.log",
             ) as service,
+            # Only for runs with a pair whose jobs it runs (docs/architecture.md, "The job
+            # worker"); the target's environment; stopped after the target, before the service.
+            worker.provide(
+                described.worker_pairs(names),
+                endpoints.pg_dsn,
+                endpoints.redis_url,
+                services.state_dir(),
+                run.logs / f"{run.run_id}-worker.log",
+                service.env() if service is not None else None,
+            ) as jobs_worker,
         ):
             timing["services_s"] = round(time.perf_counter() - starting, 3)
             # Every long-lived process of the run is watched until it is stopped on purpose:
             # one that dies ends the run in one line naming it and its log, whatever error its
             # death caused first (docs/architecture.md, "Owning the process tree").
-            watching = _watch_services(endpoints, service)
+            watching = _watch_services(endpoints, service, jobs_worker)
             try:
                 progress.message(_services_line(endpoints))
                 with _phase(timing, "seeding_s"):
@@ -576,6 +587,8 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 _record_services(run, endpoints)
                 if service is not None:
                     run.doc["metadata"]["downstream"] = service.describe()
+                if jobs_worker is not None:
+                    run.doc["metadata"]["worker"] = jobs_worker.describe()
                 with _phase(timing, "target_s"):
                     target = server.start(
                         endpoints.pg_dsn,
@@ -590,7 +603,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             finally:
                 watching.close()
             base_target: server.TargetServer | None = None
-            watching = _watch_services(endpoints, service)
+            watching = _watch_services(endpoints, service, jobs_worker)
             try:
                 watching.enter_context(procs.watched("the target server", target.popen, target.log))
                 run.doc["metadata"]["server"] = target.describe()
@@ -780,7 +793,9 @@ def _shape(side: scenario.LinkSide | None) -> link.Shape | None:
 
 
 def _watch_services(
-    endpoints: services.Endpoints, service: downstream.RunningDownstream | None = None
+    endpoints: services.Endpoints,
+    service: downstream.RunningDownstream | None = None,
+    jobs_worker: worker.RunningWorker | None = None,
 ) -> contextlib.ExitStack:
     """Watch the servers this run started (procs.watched) until the stack is closed."""
     stack = contextlib.ExitStack()
@@ -789,6 +804,8 @@ def _watch_services(
             stack.enter_context(procs.watched(_component(started), started.popen, started.log))
     if service is not None:
         stack.enter_context(procs.watched("the downstream service", service.popen, service.log))
+    if jobs_worker is not None:
+        stack.enter_context(procs.watched("the job worker", jobs_worker.popen, jobs_worker.log))
     return stack
 
 

@@ -7,7 +7,8 @@ file. The pair owns everything that is its own (docs/architecture.md, "The pair 
 tables and sizes per profile (`@pair.table`), helper routes of any method (`@pair.route`),
 lifespan resources (`@pair.lifespan`), what its handlers return for the OpenAPI document
 (`body=`, `responses=`), its counters (`pair.counter`), what it needs of the
-servers (`ServerNeeds`), its equivalence rule, reset and state for pairs that write
+servers (`ServerNeeds`; with `worker=True`, its jobs in `@pair.worker`), its equivalence
+rule, reset and state for pairs that write
 (`@pair.reset`, `@pair.state`), the published figure it is compared with (`Reference`) and
 its micro benchmark (`@pair.micro`, `@pair.micro_setup`: docs/architecture.md, "The micro
 suite") and its workshop exercise (`pair.exercise`: docs/architecture.md, "Exercises").
@@ -25,7 +26,7 @@ import importlib.util
 import os
 import pkgutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -106,6 +107,8 @@ class MicroServers:
 
 MicroCore = Callable[[MicroServers], Awaitable[Any]]
 MicroSetup = Callable[[MicroServers], AbstractAsyncContextManager[Any]]
+# A pair's jobs in the worker process: called with the targets' Settings, runs until cancelled.
+WorkerMain = Callable[[Any], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ class ServerNeeds:
     # Its handlers call the downstream service, which the harness then starts for the run
     # (docs/architecture.md, "The downstream service"; targets/downstream.py).
     downstream: bool = False
+    # Its jobs run in the harness's worker process, which the runner then starts for the run
+    # (docs/architecture.md, "The job worker"; targets/worker.py): the pair registers what the
+    # process runs with `@pair.worker`.
+    worker: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,8 @@ class Pair:
     state_handler: Handler | None = None
     micros: dict[str, Micro] = field(default_factory=dict)  # variant name -> its micro core
     micro_setup_factory: MicroSetup | None = None
+    # What the job worker process runs for this pair (`@pair.worker`, with ServerNeeds(worker=True)).
+    worker_main: WorkerMain | None = None
     workshop: Exercise | None = None  # its exercise (`pair.exercise`)
     # Why it has none (`pair.no_exercise`): a lesson a handler cannot fix, such as a schema's.
     no_workshop: str | None = None
@@ -368,6 +377,12 @@ class Pair:
         self.state_handler = handler
         return handler
 
+    def worker(self, main: WorkerMain) -> WorkerMain:
+        """Register `async def main(settings)`: the pair's jobs, run in the job worker process
+        until cancelled (the pair declares ServerNeeds(worker=True))."""
+        self.worker_main = main
+        return main
+
     def micro(self, variant: str, *, knob: float | None) -> Callable[[MicroCore], MicroCore]:
         """Register the decorated `async def core(on: MicroServers)` as `variant`'s micro core.
 
@@ -470,6 +485,10 @@ class Pair:
             raise PairError(f"pair {self.name!r}: needs a bad variant")
         if not any(v.role == "good" for v in self.variants.values()):
             raise PairError(f"pair {self.name!r}: needs a good variant")
+        if self.server.worker != (self.worker_main is not None):
+            raise PairError(
+                f"pair {self.name!r}: ServerNeeds(worker=True) and @pair.worker go together"
+            )
         roles = [ROLE_ORDER[v.role] for v in self.variants.values()]
         if roles != sorted(roles):
             raise PairError(f"pair {self.name!r}: variants must be bad first, then middle, good")
@@ -588,6 +607,7 @@ class Pair:
             "server": {
                 "postgres": {"max_connections": self.server.max_connections},
                 "downstream": self.server.downstream,
+                "worker": self.server.worker,
             },
             "reference": None
             if self.reference is None

@@ -28,7 +28,7 @@ for var in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS"):
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from pairbench.harness import downstream, server, services  # noqa: E402
+from pairbench.harness import downstream, server, services, worker  # noqa: E402
 from pairbench.targets import seeding  # noqa: E402
 
 # Every pair's `test` sizes: small enough to seed all pairs in about a second.
@@ -90,6 +90,41 @@ def downstream_service(
         yield running
     finally:
         running.stop()
+
+
+class JobWorker:
+    """The session's job worker (harness/worker.py), for the pairs that declare one; `restart`
+    replaces it (a test that kills it starts the next one here, so later tests have one)."""
+
+    def __init__(
+        self, servers: services.Endpoints, service: downstream.RunningDownstream, log: Path
+    ):
+        from pairbench.targets.registry import load_pairs
+
+        self.pairs = [p.name for p in load_pairs().values() if p.server.worker]
+        self._args = (servers.pg_dsn, servers.redis_url, STATE, log, service.env())
+        self.running = worker.start(self.pairs, *self._args)
+
+    def restart(self) -> worker.RunningWorker:
+        self.running.stop()
+        self.running = worker.start(self.pairs, *self._args)
+        return self.running
+
+
+@pytest.fixture(scope="session")
+def job_worker(
+    servers: services.Endpoints,
+    downstream_service: downstream.RunningDownstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[JobWorker]:
+    """The job worker as a run starts it, on the session's servers and downstream service."""
+    workers = JobWorker(
+        servers, downstream_service, Path(tmp_path_factory.mktemp("worker")) / "worker.log"
+    )
+    try:
+        yield workers
+    finally:
+        workers.running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -169,8 +169,9 @@ def test_the_document_has_exactly_the_documented_keys() -> None:
         assert all(set(r) == {"path", "methods"} for r in entry["routes"])
         assert set(entry["sizes"]) == set(PROFILES)
         assert set(entry["equivalence"]) == {"rule"}
-        assert set(entry["server"]) == {"postgres", "downstream"}
+        assert set(entry["server"]) == {"postgres", "downstream", "worker"}
         assert isinstance(entry["server"]["downstream"], bool)
+        assert isinstance(entry["server"]["worker"], bool)
         assert set(entry["server"]["postgres"]) == {"max_connections"}
         assert entry["reference"] is None or set(entry["reference"]) == REFERENCE_KEYS
 

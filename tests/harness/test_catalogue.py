@@ -243,3 +243,15 @@ def test_a_run_needs_the_downstream_only_for_pairs_that_declare_it() -> None:
         f"other.toml: [downstream]: pair {PAIR!r} does not call the downstream service"
         " (it declares no ServerNeeds(downstream=True))"
     )
+
+
+def test_a_run_needs_the_job_worker_only_for_pairs_that_declare_it() -> None:
+    """`server.worker` in the describe document: the fault tests' worker pair declares it."""
+    worker_pairs = Path(__file__).resolve().parents[1] / "faults" / "worker_pairs"
+    described = catalogue.describe(
+        {**os.environ, "PAIRBENCH_PAIRS": os.pathsep.join([str(FIXTURE_PAIRS), str(worker_pairs)])}
+    )
+    assert described.pairs["fault_worker"]["server"]["worker"] is True
+    assert described.pairs[PAIR]["server"]["worker"] is False
+    assert described.worker_pairs(["fault_worker", PAIR]) == ["fault_worker"]
+    assert described.worker_pairs([PAIR, "no_such_pair"]) == []

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pairbench.targets.data import PROFILES, DatasetError
-from pairbench.targets.registry import Knob, Pair, PairError, catalogue
+from pairbench.targets.registry import Knob, Pair, PairError, ServerNeeds, catalogue
 
 SIZES = {profile: {"rows": 1} for profile in PROFILES}
 
@@ -78,6 +78,25 @@ def test_an_unknown_counter_or_equivalence_is_refused() -> None:
 def test_side_effect_needs_reset_and_state() -> None:
     with pytest.raises(PairError, match=r"needs @pair\.state and @pair\.reset"):
         _pair(equivalence="side_effect").check(catalogue({}))
+
+
+def test_a_worker_needs_its_jobs_and_jobs_need_the_worker() -> None:
+    with pytest.raises(
+        PairError, match=r"ServerNeeds\(worker=True\) and @pair\.worker go together"
+    ):
+        _pair(server=ServerNeeds(worker=True)).check(catalogue({}))
+    lone = _pair()
+
+    @lone.worker
+    async def jobs(settings: Any) -> None:
+        """Never needed."""
+
+    with pytest.raises(PairError, match="go together"):
+        lone.check(catalogue({}))
+    paired = _pair(server=ServerNeeds(worker=True))
+    paired.worker(jobs)
+    paired.check(catalogue({}))
+    assert paired.describe()["server"]["worker"] is True
 
 
 def test_a_counter_is_declared_once() -> None:

@@ -1,0 +1,162 @@
+"""The job worker ends with the run: SIGINT and SIGTERM of `pairbench run` stop it (exit 130),
+and its own death ends the run in one line naming it and its log (exit 3).
+
+Each case runs `pairbench run` on a fixture pair that declares the worker
+(tests/faults/worker_pairs/fault_worker.py), waits for the first trial in run.json, finds the
+worker's process in pairbench's tree, causes the fault, and asserts the exit code, stderr's last
+line, and that the worker's PID and its folder are gone (docs/architecture.md, "The job
+worker"). The session's PostgreSQL and Valkey are reused: they are not the run's and must
+survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pairbench import runmodel
+from pairbench.harness import procs, services, worker
+
+PAIRS = Path(__file__).resolve().parent / "worker_pairs"
+RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
+PAIR = "fault_worker"
+SCENARIO = """
+pair = "fault_worker"
+request = "/fault_worker/{variant}?ms={knob}"
+
+[profiles.quick]
+knob_values = [1]
+users = 1
+warmup_seconds = 0
+trial_warmup_seconds = 0.05
+round_seconds = 0.5
+rounds = 1000
+think_ms = 50
+"""
+RUN_TIMEOUT_S = 120.0
+SETTLE_S = 10.0
+
+
+def _signal_pairbench(sig: int) -> Callable[[subprocess.Popen[str], psutil.Process], None]:
+    return lambda run, process: os.kill(run.pid, sig)
+
+
+def _kill_worker(run: subprocess.Popen[str], process: psutil.Process) -> None:
+    process.send_signal(signal.SIGKILL)
+
+
+CASES = {
+    "SIGINT pairbench": (_signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$"),
+    "SIGTERM pairbench": (
+        _signal_pairbench(signal.SIGTERM),
+        130,
+        r"pairbench: error: interrupted$",
+    ),
+    "SIGKILL worker": (
+        _kill_worker,
+        3,
+        r"pairbench: error: the job worker \(pid \d+\) died during fault_worker/\w+:"
+        r" killed by SIGKILL; log: \S+-worker\.log$",
+    ),
+}
+
+
+@pytest.fixture
+def state() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="pairbench-worker-fault-"))
+    folder.chmod(0o711)
+    yield folder
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _trials(out: Path) -> int:
+    for path in out.glob("*/run.json"):
+        with contextlib.suppress(ValueError, KeyError):
+            return len(json.loads(path.read_text())["pairs"][PAIR]["trials"])
+    return 0
+
+
+def _recorded(out: Path) -> dict[str, object]:
+    """run.json's metadata.worker, after checking that run.json holds only documented keys."""
+    for path in out.glob("*/run.json"):
+        stored = json.loads(path.read_text())
+        assert runmodel.undocumented_paths(stored, RUN_FORMAT.read_text(encoding="utf-8")) == []
+        worker_record: dict[str, object] = stored["metadata"]["worker"]
+        return worker_record
+    return {}
+
+
+def _worker(pid: int) -> psutil.Process | None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if worker.WORKER_MODULE in " ".join(child.cmdline()):
+                    return child
+    return None
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_the_worker_ends_with_the_run(
+    case: str, servers: services.Endpoints, state: Path, tmp_path: Path
+) -> None:
+    fault, code, line = CASES[case]
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
+    env = {
+        **os.environ,
+        "PAIRBENCH_PG_DSN": servers.pg_dsn,
+        "PAIRBENCH_REDIS_URL": servers.redis_url,
+        "PAIRBENCH_PAIRS": str(PAIRS),
+        "PAIRBENCH_SCENARIOS": str(scenarios),
+        "PAIRBENCH_STATE_DIR": str(state),
+    }
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pairbench", "run", PAIR, "--out", str(out), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process: psutil.Process | None = None
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while _trials(out) == 0:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline, "no trial in time"
+            time.sleep(0.05)
+        process = _worker(run.pid)
+        assert process is not None, "no job worker in pairbench's tree"
+        folders = list((state / "worker").glob("run-*"))
+        assert len(folders) == 1 and (folders[0] / "ready").exists()
+        fault(run, process)
+        _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    last = (stderr.strip().splitlines() or [""])[-1]
+    assert run.returncode == code, stderr
+    assert re.search(line, last), last
+    assert "Traceback" not in stderr
+    _, alive = psutil.wait_procs([process], timeout=SETTLE_S)
+    assert alive == [], f"the job worker (pid {process.pid}) outlived the run"
+    assert not procs.pid_alive(process.pid)
+    assert list((state / "worker").glob("run-*")) == []  # its folder is removed with it
+    assert _trials(out) >= 1  # the trials stored before the fault are kept
+    assert _recorded(out)["pid"] == process.pid  # run.json names the worker it started
