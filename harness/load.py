@@ -156,6 +156,8 @@ class LoadAgent:
         self._version: str | None = None
         self.ready_s = 0.0  # from spawn to its hello
         self.waited_s = 0.0  # how long the caller waited for the hello
+        # A master's workers as its hello names them (host, address, target), else None.
+        self.workers: list[dict[str, Any]] | None = None
         if wait:
             self.wait_ready()
 
@@ -174,6 +176,7 @@ class LoadAgent:
             now = time.perf_counter()
             self.ready_s, self.waited_s = now - self.spawned, now - waiting
             self._version = str(hello.get("locust", "?"))
+            self.workers = hello.get("workers")
         return self._version
 
     @property

@@ -239,6 +239,11 @@ class _Session:
                 o.master_port,
                 wait=False,
             )
+            if o.remote_workers:  # what to start elsewhere (docs/distributed.md)
+                self.progress.message(
+                    f"waiting for {o.remote_workers} remote worker(s): pairbench worker --master"
+                    f" {o.master_bind}:{o.master_port} --host {self.target.url}"
+                )
 
     def load_agent(self) -> LoadAgent:
         """The load generator, ready; started here if `start_agent` was not called."""
@@ -251,6 +256,8 @@ class _Session:
             meta["locust"] = self.agent.wait_ready()
             meta["timing"]["agent_ready_s"] = round(self.agent.ready_s, 3)
             meta["timing"]["agent_wait_s"] = round(self.agent.waited_s, 3)
+            if self.agent.workers is not None:  # every host that generates load
+                meta["load_generator"]["workers"] = self.agent.workers
         return self.agent
 
     def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
@@ -558,6 +565,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         endpoints.pg_dsn,
                         endpoints.redis_url,
                         run.logs / f"{run.run_id}-server.log",
+                        host=server.bind_host(),
                         extra_env=service.env() if service is not None else None,
                         slowdown=options.slowdown,
                     )
