@@ -39,19 +39,13 @@ def get_step(path: str) -> dict[str, Any]:
     }
 
 
-def worker_argv(host: str, master: str) -> list[str]:
-    """The command of one locust worker serving the master at `master` (HOST:PORT)."""
-    return [
-        sys.executable,
-        "-m",
-        AGENT_MODULE,
-        "--mode",
-        "worker",
-        "--host",
-        host,
-        "--master",
-        master,
-    ]
+def worker_argv(host: str | None, master: str) -> list[str]:
+    """The command of one locust worker serving the master at `master` (HOST:PORT).
+
+    `host`: the target it loads; None loads the one the master names, which only a worker in
+    the master's network namespace reaches (docs/distributed.md)."""
+    target = ["--host", host] if host else []
+    return [sys.executable, "-m", AGENT_MODULE, "--mode", "worker", *target, "--master", master]
 
 
 MASTER_WAIT_S = 30.0  # how long `pairbench worker` waits for its master to answer

@@ -230,3 +230,50 @@ def test_distributed_run_across_namespaces(
         assert merged == sum(w["count"] for w in shares) == trial["requests"], trial["workers"]
         assert trial["errors"] == 0 and trial["valid"], trial["invalid_reasons"]
     print(f"namespace run: {time.monotonic() - started:.1f} s, trials {len(trials)}")
+
+
+def test_worker_without_host_loads_the_masters_target(
+    isolated_state: Path, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No --host (compose.yaml's worker, in the runner's namespace): the target the master
+    names, here the run's own on loopback, on a port the worker could not have known."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
+    env = {
+        **os.environ,
+        **server_env,
+        "PAIRBENCH_PAIRS": str(FIXTURE_PAIRS),
+        "PAIRBENCH_SCENARIOS": str(scenarios),
+        "PAIRBENCH_STATE_DIR": str(isolated_state),
+    }
+    env.pop("PAIRBENCH_BIND_HOST", None)
+    port = str(procs.free_port())
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pairbench"]
+    with (tmp_path / "run.log").open("wb") as log:
+        run = subprocess.Popen(
+            [*command, "run", PAIR, "--rounds", "1", "--out", str(out),
+             "--remote-workers", "1", "--master-port", port],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [*command, "worker", "--master", f"127.0.0.1:{port}", "--wait", "60"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        assert run.wait(timeout=RUN_TIMEOUT_S) == 0, (tmp_path / "run.log").read_text()
+        assert worker.wait(timeout=30) == 0
+    finally:
+        for proc in (worker, run):
+            procs.stop_pid(proc.pid, popen=proc)
+    [run_json] = out.glob("*/run.json")
+    doc = json.loads(run_json.read_text())
+    [described] = doc["metadata"]["load_generator"]["workers"]
+    assert described["target"] is None and described["address"] == "127.0.0.1"
+    for trial in doc["pairs"][PAIR]["trials"]:
+        assert trial["requests"] > 0 and trial["errors"] == 0 and trial["valid"], trial
+        assert [w["count"] for w in trial["workers"]] == [
+            HdrHistogram.decode(trial["histogram"]).get_total_count()
+        ]
