@@ -12,7 +12,7 @@ variant over the first other variant) with its 95% interval, and prints per mode
 Lower is quieter. Each run starts its own PostgreSQL and Valkey (no `pairbench services up`),
 so the databases are pinned with the rest. Results land in --out; nothing else is written.
 
-    python benchmarks/pinning_noise.py [--pair n_plus_one] [--runs 3] [--rounds 3]
+    python benchmarks/pinning_noise.py --pair PAIR [--runs 3] [--rounds 3]
         [--seed 7] [--out /tmp/pinning-noise]
 """
 
@@ -46,7 +46,7 @@ def headline(run_dir: Path, pair: str) -> tuple[float, float | None, float | Non
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pair", default="n_plus_one")
+    parser.add_argument("--pair", required=True, help="a pair with an expectation")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
