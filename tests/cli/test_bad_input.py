@@ -283,6 +283,7 @@ CASES = {
     "serve an unknown profile": Case(
         "serve --profile huge --port {closed}", 2, r"--profile huge: unknown profile"
     ),
+    "unknown pin mode": Case("run --pin sometimes", 2, r"'--pin': 'sometimes' is not one of"),
     "unknown metrics": Case("gate --metrics bogus x", 2, r"'--metrics': 'bogus' is not one of"),
     "a ref that is not a commit": Case(
         "gate --baseline-ref not-a-commit-xyz",

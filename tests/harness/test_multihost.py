@@ -20,6 +20,7 @@ goes only between these namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -60,6 +62,9 @@ LINKS = [  # (server side, load side, prefix length): one /24 per worker namespa
 PREFIX = 24
 RUN_TIMEOUT_S = 180.0
 IP_TIMEOUT_S = 10.0
+PIN = "on"  # the loopback run also checks CPU isolation (harness/pinning.py)
+AGENT = "pairbench.harness.agent"
+TARGET_APP = "pairbench.targets.app:create_app"
 WORKER_LINE = re.compile(r"--host http://0\.0\.0\.0:(\d+)")
 
 
@@ -232,11 +237,25 @@ def test_distributed_run_across_namespaces(
     print(f"namespace run: {time.monotonic() - started:.1f} s, trials {len(trials)}")
 
 
+def _affinities(pid: int) -> dict[str, set[int]]:
+    """The load agent's and the target server's CPU sets, among `pid`'s descendants."""
+    found: dict[str, set[int]] = {}
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                line = " ".join(child.cmdline())
+                role = "load" if AGENT in line else "target" if TARGET_APP in line else None
+                if role is not None:
+                    found[role] = set(child.cpu_affinity())
+    return found
+
+
 def test_worker_without_host_loads_the_masters_target(
     isolated_state: Path, server_env: dict[str, str], tmp_path: Path
 ) -> None:
     """No --host (compose.yaml's worker, in the runner's namespace): the target the master
-    names, here the run's own on loopback, on a port the worker could not have known."""
+    names, here the run's own on loopback, on a port the worker could not have known. With
+    --pin on, the agent and the target run on the CPU sets run.json records."""
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
     (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
@@ -254,7 +273,7 @@ def test_worker_without_host_loads_the_masters_target(
     with (tmp_path / "run.log").open("wb") as log:
         run = subprocess.Popen(
             [*command, "run", PAIR, "--rounds", "1", "--out", str(out),
-             "--remote-workers", "1", "--master-port", port],
+             "--remote-workers", "1", "--master-port", port, "--pin", PIN],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     with (tmp_path / "worker.log").open("wb") as log:
@@ -262,14 +281,23 @@ def test_worker_without_host_loads_the_masters_target(
             [*command, "worker", "--master", f"127.0.0.1:{port}", "--wait", "60"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+    seen: dict[str, set[int]] = {}  # the run's processes, by role, and the CPUs they may use
     try:
-        assert run.wait(timeout=RUN_TIMEOUT_S) == 0, (tmp_path / "run.log").read_text()
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while run.poll() is None and time.monotonic() < deadline:
+            seen.update(_affinities(run.pid))
+            time.sleep(0.1)
+        assert run.wait(timeout=5) == 0, (tmp_path / "run.log").read_text()
         assert worker.wait(timeout=30) == 0
     finally:
         for proc in (worker, run):
             procs.stop_pid(proc.pid, popen=proc)
     [run_json] = out.glob("*/run.json")
     doc = json.loads(run_json.read_text())
+    pinning = doc["metadata"]["pinning"]
+    if PIN == "on" and len(os.sched_getaffinity(0)) >= 2:  # --pin on: pinned, and recorded
+        assert pinning["applied"] and pinning["mode"] == "on"
+        assert seen == {role: set(pinning["cpus"][role]) for role in ("load", "target")}, seen
     [described] = doc["metadata"]["load_generator"]["workers"]
     assert described["target"] is None and described["address"] == "127.0.0.1"
     for trial in doc["pairs"][PAIR]["trials"]:
