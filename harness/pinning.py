@@ -8,8 +8,8 @@ spawns them (`Pins.role`), and everything they start later (PostgreSQL's backend
 local workers) stays in the set too. The orchestrator itself is never pinned.
 
 `auto` pins only where the roles get CPUs of their own (AUTO_MIN_CPUS): on 2 CPUs, pinning
-left A/A noise no better (docs/architecture.md, "CPU isolation", has the figures and the command
-to measure it again).
+widened each run's intervals and did not measurably narrow the run-to-run spread
+(docs/architecture.md, "CPU isolation", has the figures and the command to measure again).
 """
 
 from __future__ import annotations
