@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 import gevent
 import gevent.queue
 import locust
+from hdrh.histogram import HdrHistogram
 from locust.env import Environment
 from locust.runners import MasterRunner, Runner
 
@@ -134,6 +136,12 @@ class Master:
         self.acks: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.results: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.expected = 0
+        # client id -> what a worker says of itself once connected (its host, its address as
+        # the master sees the route, its target): run.json's metadata names every host.
+        self.hellos: dict[str, dict[str, Any]] = {}
+        runner.register_message(
+            "pb_hello", lambda msg, **_: self.hellos.update({msg.node_id: msg.data})
+        )
         runner.register_message("pb_ack", lambda msg, **_: self.acks.put(msg.data))
         runner.register_message("pb_result", lambda msg, **_: self.results.put(msg.data))
 
@@ -155,7 +163,7 @@ class Master:
     def wait_for_workers(self, count: int, address: str, timeout: float) -> None:
         """Wait until `count` workers have connected; raise after `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        while self.runner.worker_count < count:
+        while self.runner.worker_count < count or len(self.hellos) < count:
             self.check_workers()
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -165,6 +173,13 @@ class Master:
                 )
             gevent.sleep(0.05)
         self.expected = count
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The connected workers in the order trials index them (sorted client ids)."""
+        return [
+            {"index": i, "id": client_id, **self.hellos.get(client_id, {})}
+            for i, client_id in enumerate(sorted(self.runner.clients.keys()))
+        ]
 
     def _gather(self, queue: gevent.queue.Queue[Any], count: int) -> list[Any]:
         replies: list[Any] = []
@@ -204,12 +219,29 @@ class Master:
         parts = self._gather(self.results, len(workers))
         after = _fetch(command.get("metrics_url"))
         self.runner.stop()
-        return _finish(command, parts, started_at, before, after, load_s)
+        reply = _finish(command, parts, started_at, before, after, load_s)
+        # Each worker's share, by index: the merged histogram's count is their sum
+        # (docs/run-format.md, trials[].workers).
+        reply["workers"] = sorted(
+            (
+                {
+                    "index": p["index"],
+                    "requests": p["requests"],
+                    "count": HdrHistogram.decode(p["histogram"]).get_total_count(),
+                }
+                for p in parts
+            ),
+            key=lambda w: int(w["index"]),
+        )
+        return reply
 
 
-def _serve(run_trial: Any, on_quit: Any) -> None:
+def _serve(run_trial: Any, on_quit: Any, workers: list[dict[str, Any]] | None = None) -> None:
     out = sys.stdout
-    out.write(json.dumps({"ready": True, "locust": locust.__version__}) + "\n")
+    hello: dict[str, Any] = {"ready": True, "locust": locust.__version__}
+    if workers is not None:
+        hello["workers"] = workers
+    out.write(json.dumps(hello) + "\n")
     out.flush()
     try:
         for line in sys.stdin:
@@ -231,8 +263,17 @@ def _serve(run_trial: Any, on_quit: Any) -> None:
 def run_worker(env: Environment, master: str) -> None:
     """Serve the master's trials until it quits."""
     host, _, port = master.rpartition(":")
-    runner = without_locust_statistics(
-        env, lambda: env.create_worker_runner(host or "127.0.0.1", int(port))
+    host = host or "127.0.0.1"
+    # Its own target, not the one the master sends with every spawn (loadgen.Trial.own_host).
+    loadgen.Trial.own_host = env.host
+    runner = without_locust_statistics(env, lambda: env.create_worker_runner(host, int(port)))
+    runner.send_message(
+        "pb_hello",
+        {
+            "hostname": socket.gethostname(),
+            "address": _address_towards(host, int(port)),
+            "target": env.host,
+        },
     )
 
     def configure(msg: Any, **_: Any) -> None:
@@ -241,12 +282,23 @@ def run_worker(env: Environment, master: str) -> None:
 
     def close(msg: Any, **_: Any) -> None:
         loadgen.close_window()
-        runner.send_message("pb_result", loadgen.collect())
+        runner.send_message("pb_result", {**loadgen.collect(), "index": loadgen.Trial.worker_index})
 
     runner.register_message("pb_configure", configure)
     runner.register_message("pb_open", lambda msg, **_: loadgen.open_window())
     runner.register_message("pb_close", close, concurrent=True)  # draining must not block receive
     runner.greenlet.join()
+
+
+def _address_towards(host: str, port: int) -> str | None:
+    """This machine's address on the route to the master: a UDP connect sends no packet."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.connect(address)
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     port = args.port or procs.free_port(args.bind)
     master_runner = env.create_master_runner(args.bind, port)
+    # Its message handlers before anything yields to gevent: a worker's hello that arrived
+    # before them would be dropped, and the master would wait for it in vain.
+    master = Master(env, master_runner, [], args.log)
     # In this agent's process group, so stopping the agent's group ends them too; with the
     # parent-death signal, so a SIGKILL of the agent ends them as well.
     workers = [
@@ -286,13 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         for _ in range(args.workers)
     ]
+    master.local = workers
 
     def quit_all() -> None:
         master_runner.quit()
         for worker in workers:
             procs.stop_pid(worker.pid, popen=worker)
 
-    master = Master(env, master_runner, workers, args.log)
     timeout = float(os.environ.get(WORKER_TIMEOUT_ENV) or WORKER_CONNECT_TIMEOUT_S)
     try:
         master.wait_for_workers(args.workers + args.remote_workers, f"{args.bind}:{port}", timeout)
@@ -300,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json.dumps({"ready": False, "error": str(e)}) + "\n")
         quit_all()
         return 1
-    _serve(master.run_trial, quit_all)
+    _serve(master.run_trial, quit_all, master.workers())
     return 0
 
 

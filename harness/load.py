@@ -39,19 +39,13 @@ def get_step(path: str) -> dict[str, Any]:
     }
 
 
-def worker_argv(host: str, master: str) -> list[str]:
-    """The command of one locust worker serving the master at `master` (HOST:PORT)."""
-    return [
-        sys.executable,
-        "-m",
-        AGENT_MODULE,
-        "--mode",
-        "worker",
-        "--host",
-        host,
-        "--master",
-        master,
-    ]
+def worker_argv(host: str | None, master: str) -> list[str]:
+    """The command of one locust worker serving the master at `master` (HOST:PORT).
+
+    `host`: the target it loads; None loads the one the master names, which only a worker in
+    the master's network namespace reaches (docs/distributed.md)."""
+    target = ["--host", host] if host else []
+    return [sys.executable, "-m", AGENT_MODULE, "--mode", "worker", *target, "--master", master]
 
 
 MASTER_WAIT_S = 30.0  # how long `pairbench worker` waits for its master to answer
@@ -156,6 +150,8 @@ class LoadAgent:
         self._version: str | None = None
         self.ready_s = 0.0  # from spawn to its hello
         self.waited_s = 0.0  # how long the caller waited for the hello
+        # A master's workers as its hello names them (host, address, target), else None.
+        self.workers: list[dict[str, Any]] | None = None
         if wait:
             self.wait_ready()
 
@@ -174,6 +170,7 @@ class LoadAgent:
             now = time.perf_counter()
             self.ready_s, self.waited_s = now - self.spawned, now - waiting
             self._version = str(hello.get("locust", "?"))
+            self.workers = hello.get("workers")
         return self._version
 
     @property

@@ -93,6 +93,10 @@ class Trial:
     cpu_seconds = 0.0
     window_s = 0.0
     opened_at = 0.0
+    # A worker's own target (`pairbench worker --host URL`), set by agent.run_worker: locust's
+    # worker replaces environment.host with the master's on every spawn message, so a worker on
+    # another machine would load the master's loopback (docs/distributed.md).
+    own_host: str | None = None
 
     @classmethod
     def next_slot(cls) -> int:
@@ -207,7 +211,20 @@ def _timed(
     return reply
 
 
-class ClosedUser(FastHttpUser):
+class _User(FastHttpUser):
+    """Every user of a trial: on a worker given its own --host, that host, not the master's."""
+
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        if Trial.own_host:
+            # An instance attribute, read by FastHttpUser.__init__ when it builds the client:
+            # the class attribute is the one locust overwrites with the master's host.
+            self.host = Trial.own_host
+        super().__init__(environment)
+
+
+class ClosedUser(_User):
     """Closed model: sends the next request when the previous reply arrived (plus think time)."""
 
     def wait_time(self) -> float:
@@ -232,7 +249,7 @@ class ClosedUser(FastHttpUser):
             send(self, None)
 
 
-class OpenUser(FastHttpUser):
+class OpenUser(_User):
     """Open model: one connection of the schedule, sending at its planned times, late if busy."""
 
     wait_time = constant(0)
@@ -255,7 +272,7 @@ class OpenUser(FastHttpUser):
         send(self, planned)
 
 
-class BystanderUser(FastHttpUser):
+class BystanderUser(_User):
     """Hits a cheap endpoint while the variant is loaded: its latency shows collateral damage.
 
     Back to back, or paced (the scenario's bystander `rate`): each request starts an interval

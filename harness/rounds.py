@@ -452,6 +452,7 @@ def _trial_record(
         **({"ttfb_histogram": reply["ttfb_histogram"]} if "ttfb_histogram" in reply else {}),
         **({"statuses": reply["statuses"]} if "statuses" in reply else {}),
         **({"open": reply["open"]} if "open" in reply else {}),
+        **({"workers": reply["workers"]} if "workers" in reply else {}),
         "generator_cpu_percent": round(reply["generator_cpu_percent"], 1),
         "valid": not reasons,
         "invalid_reasons": reasons,

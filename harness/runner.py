@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -33,6 +33,7 @@ from . import (
     external,
     link,
     metadata,
+    pinning,
     postgres,
     procs,
     request,
@@ -73,6 +74,8 @@ class RunOptions:
     remote_workers: int = 0
     master_bind: str = "127.0.0.1"
     master_port: int = 0
+    # CPU isolation: `auto`, `on` or `off` (harness/pinning.py, docs/architecture.md).
+    pin: str = "auto"
     # An interleaved gate: this version of the targets is served beside the new one, and every
     # round runs both versions' variants in one shuffled order (docs/architecture.md, The gate).
     baseline: baseline.Baseline | None = None
@@ -226,6 +229,7 @@ class _Session:
         self.datasets = datasets
         self.rng, self.progress = rng, progress
         self.agent: LoadAgent | None = None
+        self.pins = pinning.plan("off")  # execute() sets the run's
         self.failed: list[str] = []
         self.invalid = 0
         self.base: _BaseSide | None = None
@@ -236,15 +240,21 @@ class _Session:
         waits for its workers) while the first pair is verified, which measures nothing."""
         if self.agent is None:
             o = self.options
-            self.agent = LoadAgent(
-                self.target.url,
-                self.run.logs / f"{self.run.run_id}-agent.log",
-                o.processes,
-                o.remote_workers,
-                o.master_bind,
-                o.master_port,
-                wait=False,
-            )
+            with self.pins.role("load"):  # its local workers inherit the set
+                self.agent = LoadAgent(
+                    self.target.url,
+                    self.run.logs / f"{self.run.run_id}-agent.log",
+                    o.processes,
+                    o.remote_workers,
+                    o.master_bind,
+                    o.master_port,
+                    wait=False,
+                )
+            if o.remote_workers:  # what to start elsewhere (docs/distributed.md)
+                self.progress.message(
+                    f"waiting for {o.remote_workers} remote worker(s): pairbench worker --master"
+                    f" {o.master_bind}:{o.master_port} --host {self.target.url}"
+                )
 
     def load_agent(self) -> LoadAgent:
         """The load generator, ready; started here if `start_agent` was not called."""
@@ -257,6 +267,8 @@ class _Session:
             meta["locust"] = self.agent.wait_ready()
             meta["timing"]["agent_ready_s"] = round(self.agent.ready_s, 3)
             meta["timing"]["agent_wait_s"] = round(self.agent.waited_s, 3)
+            if self.agent.workers is not None:  # every host that generates load
+                meta["load_generator"]["workers"] = self.agent.workers
         return self.agent
 
     def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
@@ -538,6 +550,8 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
     names = list(dict.fromkeys(s.pair for s in scenarios))
     # Where start-up time goes (docs/run-format.md, metadata.timing).
     timing: dict[str, float] = run.doc["metadata"].setdefault("timing", {})
+    pins = pinning.plan(options.pin)
+    run.doc["metadata"]["pinning"] = pins.describe()
     try:
         # The targets' own description, before any server starts: it says what the servers
         # must allow (max_connections) and which of the run's pairs own tables to seed.
@@ -549,13 +563,19 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
         connections = postgres.needed_connections(described.max_connections(names))
         starting = time.perf_counter()
         with (
-            services.provide(options.services, connections) as endpoints,
+            _entered(
+                pins, "services", services.provide(options.services, connections)
+            ) as endpoints,
             # Only for runs with a pair that calls it (docs/architecture.md, "The downstream
             # service"); stopped after the target, before PostgreSQL and Redis.
-            downstream.provide(
-                described.needs_downstream(names),
-                services.state_dir(),
-                run.logs / f"{run.run_id}-downstream.log",
+            _entered(
+                pins,
+                "services",
+                downstream.provide(
+                    described.needs_downstream(names),
+                    services.state_dir(),
+                    run.logs / f"{run.run_id}-downstream.log",
+                ),
             ) as service,
             # Only for runs with a pair whose jobs it runs (docs/architecture.md, "The job
             # worker"); the target's environment; stopped after the target, before the service.
@@ -589,11 +609,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     run.doc["metadata"]["downstream"] = service.describe()
                 if jobs_worker is not None:
                     run.doc["metadata"]["worker"] = jobs_worker.describe()
-                with _phase(timing, "target_s"):
+                with _phase(timing, "target_s"), pins.role("target"):
                     target = server.start(
                         endpoints.pg_dsn,
                         endpoints.redis_url,
                         run.logs / f"{run.run_id}-server.log",
+                        host=server.bind_host(),
                         extra_env=service.env() if service is not None else None,
                         slowdown=options.slowdown,
                     )
@@ -644,6 +665,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         run, options, target, client, rng, progress, datasets, endpoints
                     )
                     session.downstream = service
+                    session.pins = pins
                     if not options.verify_only:
                         session.start_agent()
                     if base_target is not None:
@@ -928,6 +950,20 @@ def _services_line(endpoints: services.Endpoints) -> str:
         f" (started in {endpoints.startup_seconds:.2f} s)" if endpoints.startup_seconds else ""
     )
     return f"postgres: {endpoints.pg_source}, redis: {endpoints.redis_source}{started}"
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _entered(
+    pins: pinning.Pins, role: str, manager: contextlib.AbstractContextManager[T]
+) -> Iterator[T]:
+    """`manager` entered (its processes spawned) on `role`'s CPUs, then held unpinned."""
+    with contextlib.ExitStack() as stack:
+        with pins.role(role):
+            value = stack.enter_context(manager)
+        yield value
 
 
 def now_seed() -> int:

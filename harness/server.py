@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,15 @@ class TargetServer:
         if self.slowdown:
             described["slowdown"] = dict(self.slowdown)
         return described
+
+
+def bind_host() -> str:
+    """Where a run's target listens: PAIRBENCH_BIND_HOST when set, else loopback.
+
+    Remote workers need an address they can reach (docs/distributed.md); the app itself still
+    refuses a slowdown on anything but loopback (targets/slowdown.py).
+    """
+    return os.environ.get(BIND_HOST_ENV, "").strip() or "127.0.0.1"
 
 
 def start(

@@ -196,6 +196,13 @@ def run_options(
     help="port remote workers connect to (required with --remote-workers)",
 )
 @click.option(
+    "--pin",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="load generator, target and databases on disjoint CPUs (auto: from 4 CPUs)",
+)
+@click.option(
     "--live",
     is_flag=True,
     help="serve a page on 127.0.0.1 showing the run as it happens (its URL is printed)",
@@ -224,6 +231,7 @@ def run(
     remote_workers: int,
     master_bind: str,
     master_port: int,
+    pin: str,
     live: bool,
     live_port: int | None,
     target: str | None,
@@ -256,6 +264,7 @@ def run(
         from pairbench.harness import external
 
         options.target = external.base_url(target)
+    options.pin = pin
     checking = time.perf_counter()
     if remote_workers:  # the master's address must be ours to listen on before anything starts
         preflight.bind(master_bind, master_port, "--master-port", "--master-bind").close()
@@ -527,7 +536,10 @@ def _data_profile(profile: str, described: catalogue.Catalogue) -> str:
     "--master", required=True, help="HOST:PORT of the `pairbench run --remote-workers` master"
 )
 @click.option(
-    "--host", "target", required=True, help="base URL of the target, as reachable from here"
+    "--host",
+    "target",
+    help="base URL of the target, as reachable from here [default: the master's own, which"
+    " only a worker sharing the master's network reaches]",
 )
 @click.option(
     "--wait",
@@ -536,13 +548,14 @@ def _data_profile(profile: str, described: catalogue.Catalogue) -> str:
     show_default=True,
     help="seconds to wait for the master to answer before giving up",
 )
-def worker(master: str, target: str, wait: float) -> None:
+def worker(master: str, target: str | None, wait: float) -> None:
     """Generate load for a master on another machine until it finishes (locust worker)."""
     import os
 
     # Before anything starts: a wrong address is the user's (exit 2), a master that does not
     # answer within `wait` is the infrastructure's (exit 3), never a silent hang.
-    target_url(target)
+    if target is not None:
+        target_url(target)
     wait_for_master(master, wait)
     os.execv(
         sys.executable, worker_argv(target, master)

@@ -291,6 +291,7 @@ CASES = {
     "a scenario file that does not exist": Case(
         "run {root}/missing.toml", 2, r".*/missing\.toml: no such scenario file"
     ),
+    "unknown pin mode": Case("run --pin sometimes", 2, r"'--pin': 'sometimes' is not one of"),
     "unknown metrics": Case("gate --metrics bogus x", 2, r"'--metrics': 'bogus' is not one of"),
     "a ref that is not a commit": Case(
         "gate --baseline-ref not-a-commit-xyz",
