@@ -16,6 +16,17 @@ from pathlib import Path
 
 import pytest
 
+# A notebook is one test item: the workshop's twenty-odd sections take about four minutes on two
+# cores, more than the per-test timeout (pyproject.toml) is meant to allow one test.
+NOTEBOOK_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.timeout(NOTEBOOK_TIMEOUT_S))
+
+
 # What would point a notebook's runs at servers or scenarios other than its own.
 GIVEN = ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL", "PAIRBENCH_SCENARIOS", "PAIRBENCH_PAIRS")
 
