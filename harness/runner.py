@@ -234,6 +234,7 @@ class _Session:
         self.invalid = 0
         self.base: _BaseSide | None = None
         self.downstream: downstream.RunningDownstream | None = None
+        self.worker_pairs: set[str] = set()  # pairs whose jobs the job worker runs
 
     def start_agent(self) -> None:
         """Spawn the load generator without waiting for it: it imports locust (and a master
@@ -274,9 +275,37 @@ class _Session:
     def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
         """Verify one pair, then (unless only verifying) measure it or find its capacity.
 
-        A pair whose scenario declares links is served by a target of its own behind them
-        (docs/architecture.md, "The link emulator"); the other pairs never cross a proxy.
+        A pair whose jobs run in the job worker gets the worker for its own turn only
+        (docs/architecture.md, "The job worker"): a worker idling beside the other pairs polls
+        Redis, and the Redis commands counted per request are server-wide.
         """
+        if pair.name not in self.worker_pairs or self.endpoints is None:
+            self._linked_or_not(pair, load)
+            return
+        with (
+            worker.provide(
+                [pair.name],
+                self.endpoints.pg_dsn,
+                self.endpoints.redis_url,
+                services.state_dir(),
+                self.run.logs / f"{self.run.run_id}-worker.log",
+                self.downstream.env() if self.downstream is not None else None,
+            ) as jobs_worker,
+            contextlib.ExitStack() as watching,
+        ):
+            if jobs_worker is not None:
+                self.run.doc["metadata"]["worker"] = jobs_worker.describe()
+                watching.enter_context(
+                    procs.watched("the job worker", jobs_worker.popen, jobs_worker.log)
+                )
+            try:
+                self._linked_or_not(pair, load)
+            finally:
+                watching.close()  # nothing is watched while it is being stopped
+
+    def _linked_or_not(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
+        """A pair whose scenario declares links is served by a target of its own behind them
+        (docs/architecture.md, "The link emulator"); the other pairs never cross a proxy."""
         spec = pair.scenario.link_for(load)
         if spec is None:
             self._pair(pair, load)
@@ -577,22 +606,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     run.logs / f"{run.run_id}-downstream.log",
                 ),
             ) as service,
-            # Only for runs with a pair whose jobs it runs (docs/architecture.md, "The job
-            # worker"); the target's environment; stopped after the target, before the service.
-            worker.provide(
-                described.worker_pairs(names),
-                endpoints.pg_dsn,
-                endpoints.redis_url,
-                services.state_dir(),
-                run.logs / f"{run.run_id}-worker.log",
-                service.env() if service is not None else None,
-            ) as jobs_worker,
         ):
             timing["services_s"] = round(time.perf_counter() - starting, 3)
             # Every long-lived process of the run is watched until it is stopped on purpose:
             # one that dies ends the run in one line naming it and its log, whatever error its
             # death caused first (docs/architecture.md, "Owning the process tree").
-            watching = _watch_services(endpoints, service, jobs_worker)
+            watching = _watch_services(endpoints, service)
             try:
                 progress.message(_services_line(endpoints))
                 with _phase(timing, "seeding_s"):
@@ -607,8 +626,6 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 _record_services(run, endpoints)
                 if service is not None:
                     run.doc["metadata"]["downstream"] = service.describe()
-                if jobs_worker is not None:
-                    run.doc["metadata"]["worker"] = jobs_worker.describe()
                 with _phase(timing, "target_s"), pins.role("target"):
                     target = server.start(
                         endpoints.pg_dsn,
@@ -624,7 +641,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
             finally:
                 watching.close()
             base_target: server.TargetServer | None = None
-            watching = _watch_services(endpoints, service, jobs_worker)
+            watching = _watch_services(endpoints, service)
             try:
                 watching.enter_context(procs.watched("the target server", target.popen, target.log))
                 run.doc["metadata"]["server"] = target.describe()
@@ -665,6 +682,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         run, options, target, client, rng, progress, datasets, endpoints
                     )
                     session.downstream = service
+                    session.worker_pairs = set(described.worker_pairs(names))
                     session.pins = pins
                     if not options.verify_only:
                         session.start_agent()
