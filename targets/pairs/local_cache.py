@@ -47,6 +47,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from ..counters import PERCENT, per_sum_of
 from ..deps import AppMetrics, Pool
 from ..openapi import Body
+from ..redisdb import own_database
 from ..registry import Knob, MicroServers, Pair, Reference
 
 MAX_ITEM = 10_000_000  # the key space is the knob ([keys] allows up to ten million)
@@ -254,19 +255,9 @@ def _return_freed_memory() -> None:
         trim(0)
 
 
-@contextlib.asynccontextmanager
-async def cache_database(of: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
+def cache_database(of: aioredis.Redis) -> contextlib.AbstractAsyncContextManager[aioredis.Redis]:
     """A client of the pair's own logical database, beside `of`'s (closed at the end)."""
-    pool = of.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["db"] = int(kwargs.get("db", 0)) + CACHE_DATABASE_OFFSET
-    client = aioredis.Redis(
-        connection_pool=aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose(close_connection_pool=True)
+    return own_database(of, CACHE_DATABASE_OFFSET)
 
 
 @pair.lifespan

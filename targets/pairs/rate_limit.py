@@ -50,6 +50,7 @@ from ..data import Size
 from ..deps import AppMetrics, Pool
 from ..metrics import Metrics
 from ..openapi import Body
+from ..redisdb import own_database
 from ..registry import Knob, Pair, Shows
 
 LIMIT_PER_WINDOW = 20  # reports a client may run per window: a dashboard refreshing often
@@ -207,19 +208,9 @@ async def reset(request: Request) -> dict[str, int]:
     return {"cleared": keys}
 
 
-@contextlib.asynccontextmanager
-async def limits_database(of: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
+def limits_database(of: aioredis.Redis) -> contextlib.AbstractAsyncContextManager[aioredis.Redis]:
     """A client of the pair's own logical database, beside `of`'s (closed at the end)."""
-    pool = of.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["db"] = int(kwargs.get("db", 0)) + LIMITS_DATABASE_OFFSET
-    client = aioredis.Redis(
-        connection_pool=aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose(close_connection_pool=True)
+    return own_database(of, LIMITS_DATABASE_OFFSET)
 
 
 def limiter_on(client: aioredis.Redis) -> SlidingWindowCounterRateLimiter:

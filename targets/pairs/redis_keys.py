@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Query, Request, Response
 
 from ..openapi import Body
+from ..redisdb import own_database
 from ..registry import Knob, MicroServers, Pair, Reference, Shows
 
 KEYS_DATABASE_OFFSET = 8  # the app uses database 0 (the gate's baseline 1, the micro suite 2)
@@ -205,19 +206,9 @@ async def seed_keys(redis: aioredis.Redis, keys: int) -> dict[str, Any]:
     }
 
 
-@contextlib.asynccontextmanager
-async def keys_database(of: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
+def keys_database(of: aioredis.Redis) -> contextlib.AbstractAsyncContextManager[aioredis.Redis]:
     """A client of the pair's own logical database, beside `of`'s (closed at the end)."""
-    pool = of.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["db"] = int(kwargs.get("db", 0)) + KEYS_DATABASE_OFFSET
-    client = aioredis.Redis(
-        connection_pool=aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose(close_connection_pool=True)
+    return own_database(of, KEYS_DATABASE_OFFSET)
 
 
 @pair.lifespan
