@@ -63,13 +63,19 @@ def media_response(media_type: str | None) -> dict[str, Any]:
 
 
 def responses(errors: Mapping[int, str], body: Any = None) -> dict[int | str, dict[str, Any]]:
-    """FastAPI's `responses=`: the 200's `body` (a model or type), if given, and each error a
-    handler raises ({status: what it means}) with the error body."""
+    """FastAPI's `responses=`: the 200's `body` (a model or type), if given, and each other
+    status a handler returns ({status: what it means}): an error with the error body, another
+    success (a 202) with the 200's body."""
     documented: dict[int | str, dict[str, Any]] = {}
     if body is not None:
         documented[200] = {"description": "Successful Response", "model": body}
     for status, description in sorted(errors.items()):
-        documented[status] = {"description": description, "model": ErrorBody}
+        if status < 300:  # another success (202 Accepted): the same body as the 200's
+            documented[status] = {"description": description}
+            if body is not None:
+                documented[status]["model"] = body
+        else:
+            documented[status] = {"description": description, "model": ErrorBody}
     return documented
 
 

@@ -265,6 +265,7 @@ class Pair:
     workshop: Exercise | None = None  # its exercise (`pair.exercise`)
     # Why it has none (`pair.no_exercise`): a lesson a handler cannot fix, such as a schema's.
     no_workshop: str | None = None
+    no_micro_reason: str | None = None  # why the pair has no micro cores (`no_micro`)
 
     def __post_init__(self) -> None:
         if self.equivalence not in get_args(Equivalence):
@@ -282,7 +283,8 @@ class Pair:
     ) -> Callable[[Handler], Handler]:
         """Register the decorated handler as a variant named after the function.
 
-        `responses`: the error statuses it returns besides 200 and 422, e.g. {404: "no such id"}.
+        `responses`: the statuses it returns besides 200 and 422, e.g. {404: "no such id"}, or
+        another success such as {202: "accepted"} (documented with the 200's body).
         `media_type`: its 200's media type, when not JSON (e.g. "application/x-ndjson").
         """
         if role not in ROLE_ORDER:
@@ -436,6 +438,14 @@ class Pair:
             raise PairError(f"pair {self.name!r}: no_exercise needs a reason and no exercise")
         self.no_workshop = " ".join(reason.split())
 
+    def no_micro(self, reason: str) -> None:
+        """Declare that the pair has no micro cores, and why: the micro contract compares the
+        cores' answers, and some fixes answer differently by design (a 429, a 202 before the
+        work) or are no in-process core at all (a process start)."""
+        if self.micros or not reason.strip():
+            raise PairError(f"pair {self.name!r}: no_micro needs a reason and no micro cores")
+        self.no_micro_reason = " ".join(reason.split())
+
     @property
     def exercise_start(self) -> Variant:
         """The bad variant the exercise starts from (the first bad one unless it names one)."""
@@ -511,11 +521,13 @@ class Pair:
         declared += [(r.subpath, r.responses) for r in self.routes.values()]
         for where, responses in declared:
             for status in responses:
-                # 422 is FastAPI's (every parameter's validation); a 5xx is a bug, not a contract.
-                if not 400 <= status < 500 or status == VALIDATION_STATUS:
+                # 422 is FastAPI's (every parameter's validation); a 5xx is a bug, not a
+                # contract; another success (a 202 Accepted) is the 200's body.
+                accepted = 200 < status < 300 or 400 <= status < 500
+                if not accepted or status == VALIDATION_STATUS:
                     raise PairError(
-                        f"pair {self.name!r}, {where!r}: responses may declare 4xx statuses"
-                        f" other than {VALIDATION_STATUS}, not {status}"
+                        f"pair {self.name!r}, {where!r}: responses may declare 2xx statuses other"
+                        f" than 200 and 4xx other than {VALIDATION_STATUS}, not {status}"
                     )
         for name in self.counters:
             if name not in catalogue:

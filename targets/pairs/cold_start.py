@@ -309,3 +309,9 @@ pair.no_exercise(
     choosing provisioned capacity or trimming the function's imports, which a stub of the
     handler cannot show."""
 )
+
+
+pair.no_micro(
+    """A cold start is a process launch (an interpreter, its imports and a connection), not an
+    in-process core: there is nothing to call without the process around it."""
+)

@@ -91,3 +91,10 @@ def test_exact_bodies_drops_what_fastapi_infers_beside_a_reference() -> None:
     many = document["paths"]["/many"]["get"]["responses"]["200"]["content"]["application/json"]
     assert one["schema"] == {"$ref": "#/components/schemas/Row"}
     assert many["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/Row"}}
+
+
+def test_another_success_is_documented_with_the_200s_body() -> None:
+    documented = responses({202: "accepted", 404: "no such row"}, Row)
+    assert documented[202] == {"description": "accepted", "model": Row}
+    assert documented[404]["model"] is ErrorBody
+    assert responses({202: "accepted"}) == {202: {"description": "accepted"}}
