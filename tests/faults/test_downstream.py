@@ -11,15 +11,11 @@ run's and must survive.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +24,8 @@ import psutil
 import pytest
 
 from pairbench.harness import downstream, procs, services
+
+from . import children
 
 PAIRS = Path(__file__).resolve().parent / "downstream_pairs"
 PAIR = "fault_downstream"
@@ -48,7 +46,7 @@ round_seconds = 0.5
 rounds = 1000
 think_ms = 50
 """
-RUN_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = children.RUN_TIMEOUT_S
 SETTLE_S = 10.0
 
 
@@ -78,28 +76,16 @@ CASES = {
 
 @pytest.fixture
 def state() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="pairbench-downstream-fault-"))
-    folder.chmod(0o711)
-    yield folder
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+    with children.state_folder("pairbench-downstream-fault-") as folder:
+        yield folder
 
 
 def _trials(out: Path) -> int:
-    for path in out.glob("*/run.json"):
-        with contextlib.suppress(ValueError, KeyError):
-            return len(json.loads(path.read_text())["pairs"][PAIR]["trials"])
-    return 0
+    return children.trials(out, PAIR)
 
 
 def _service(pid: int) -> psutil.Process | None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        for child in psutil.Process(pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                if downstream.APP_MODULE in " ".join(child.cmdline()):
-                    return child
-    return None
+    return children.child(pid, downstream.APP_MODULE)
 
 
 def _assert_configured(service: psutil.Process, ca: Path, out: Path) -> None:
@@ -119,32 +105,8 @@ def test_the_service_ends_with_the_run(
     case: str, servers: services.Endpoints, state: Path, tmp_path: Path
 ) -> None:
     fault, code, line = CASES[case]
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
-    env = {
-        **os.environ,
-        "PAIRBENCH_PG_DSN": servers.pg_dsn,
-        "PAIRBENCH_REDIS_URL": servers.redis_url,
-        "PAIRBENCH_PAIRS": str(PAIRS),
-        "PAIRBENCH_SCENARIOS": str(scenarios),
-        "PAIRBENCH_STATE_DIR": str(state),
-    }
-    out = tmp_path / "out"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pairbench", "run", PAIR, "--out", str(out), "--no-progress"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    service: psutil.Process | None = None
+    run, out = children.start_run(PAIR, SCENARIO, PAIRS, servers, state, tmp_path)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while _trials(out) == 0:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            assert time.monotonic() < deadline, "no trial in time"
-            time.sleep(0.05)
         service = _service(run.pid)
         assert service is not None, "no downstream service in pairbench's tree"
         folders = list((state / "downstream").glob("tls-*"))
@@ -153,9 +115,7 @@ def test_the_service_ends_with_the_run(
         fault(run, service)
         _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
+        children.end(run)
     last = (stderr.strip().splitlines() or [""])[-1]
     assert run.returncode == code, stderr
     assert re.search(line, last), last

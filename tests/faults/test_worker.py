@@ -11,15 +11,11 @@ survive.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +24,8 @@ import pytest
 
 from pairbench import runmodel
 from pairbench.harness import procs, services, worker
+
+from . import children
 
 PAIRS = Path(__file__).resolve().parent / "worker_pairs"
 RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
@@ -45,7 +43,7 @@ round_seconds = 0.5
 rounds = 1000
 think_ms = 50
 """
-RUN_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = children.RUN_TIMEOUT_S
 SETTLE_S = 10.0
 
 
@@ -75,19 +73,12 @@ CASES = {
 
 @pytest.fixture
 def state() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="pairbench-worker-fault-"))
-    folder.chmod(0o711)
-    yield folder
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+    with children.state_folder("pairbench-worker-fault-") as folder:
+        yield folder
 
 
 def _trials(out: Path) -> int:
-    for path in out.glob("*/run.json"):
-        with contextlib.suppress(ValueError, KeyError):
-            return len(json.loads(path.read_text())["pairs"][PAIR]["trials"])
-    return 0
+    return children.trials(out, PAIR)
 
 
 def _recorded(out: Path) -> dict[str, object]:
@@ -101,12 +92,7 @@ def _recorded(out: Path) -> dict[str, object]:
 
 
 def _worker(pid: int) -> psutil.Process | None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        for child in psutil.Process(pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                if worker.WORKER_MODULE in " ".join(child.cmdline()):
-                    return child
-    return None
+    return children.child(pid, worker.WORKER_MODULE)
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
@@ -114,32 +100,8 @@ def test_the_worker_ends_with_the_run(
     case: str, servers: services.Endpoints, state: Path, tmp_path: Path
 ) -> None:
     fault, code, line = CASES[case]
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / f"{PAIR}.toml").write_text(SCENARIO)
-    env = {
-        **os.environ,
-        "PAIRBENCH_PG_DSN": servers.pg_dsn,
-        "PAIRBENCH_REDIS_URL": servers.redis_url,
-        "PAIRBENCH_PAIRS": str(PAIRS),
-        "PAIRBENCH_SCENARIOS": str(scenarios),
-        "PAIRBENCH_STATE_DIR": str(state),
-    }
-    out = tmp_path / "out"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pairbench", "run", PAIR, "--out", str(out), "--no-progress"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    process: psutil.Process | None = None
+    run, out = children.start_run(PAIR, SCENARIO, PAIRS, servers, state, tmp_path)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while _trials(out) == 0:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            assert time.monotonic() < deadline, "no trial in time"
-            time.sleep(0.05)
         process = _worker(run.pid)
         assert process is not None, "no job worker in pairbench's tree"
         folders = list((state / "worker").glob("run-*"))
@@ -147,9 +109,7 @@ def test_the_worker_ends_with_the_run(
         fault(run, process)
         _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
+        children.end(run)
     last = (stderr.strip().splitlines() or [""])[-1]
     assert run.returncode == code, stderr
     assert re.search(line, last), last
