@@ -111,13 +111,15 @@ class JobWorker:
         return self.running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def job_worker(
     servers: services.Endpoints,
     downstream_service: downstream.RunningDownstream,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[JobWorker]:
-    """The job worker as a run starts it, on the session's servers and downstream service."""
+    """The job worker as a run starts it, on the session's servers and downstream service; for
+    one module only, since its polling of Redis would land in later tests' Redis command counts
+    (INFO commandstats is server-wide), as a run stops it after its pair's turn."""
     workers = JobWorker(
         servers, downstream_service, Path(tmp_path_factory.mktemp("worker")) / "worker.log"
     )
