@@ -279,25 +279,50 @@ class _Session:
         (docs/architecture.md, "The job worker"): a worker idling beside the other pairs polls
         Redis, and the Redis commands counted per request are server-wide.
         """
-        if pair.name not in self.worker_pairs or self.endpoints is None:
+        base = self.base
+        base_needs = base is not None and pair.scenario.pair in base.worker_pairs
+        if (pair.name not in self.worker_pairs and not base_needs) or self.endpoints is None:
             self._linked_or_not(pair, load)
             return
-        with (
-            worker.provide(
-                [pair.name],
-                self.endpoints.pg_dsn,
-                self.endpoints.redis_url,
-                services.state_dir(),
-                self.run.logs / f"{self.run.run_id}-worker.log",
-                self.downstream.env() if self.downstream is not None else None,
-            ) as jobs_worker,
-            contextlib.ExitStack() as watching,
-        ):
-            if jobs_worker is not None:
-                self.run.doc["metadata"]["worker"] = jobs_worker.describe()
-                watching.enter_context(
-                    procs.watched("the job worker", jobs_worker.popen, jobs_worker.log)
+        service_env = self.downstream.env() if self.downstream is not None else None
+        with contextlib.ExitStack() as workers, contextlib.ExitStack() as watching:
+            if pair.name in self.worker_pairs:
+                jobs_worker = workers.enter_context(
+                    worker.provide(
+                        [pair.name],
+                        self.endpoints.pg_dsn,
+                        self.endpoints.redis_url,
+                        services.state_dir(),
+                        self.run.logs / f"{self.run.run_id}-worker.log",
+                        service_env,
+                    )
                 )
+                if jobs_worker is not None:
+                    self.run.doc["metadata"]["worker"] = jobs_worker.describe()
+                    watching.enter_context(
+                        procs.watched("the job worker", jobs_worker.popen, jobs_worker.log)
+                    )
+            if base is not None and base_needs:
+                # The baseline's queue (its own Redis database) gets the baseline's worker,
+                # its own code: without one, its jobs would wait forever.
+                base_worker = workers.enter_context(
+                    worker.provide(
+                        [pair.scenario.pair],
+                        base.pg_dsn,
+                        base.redis_url,
+                        services.state_dir(),
+                        self.run.logs / f"{self.run.run_id}-baseline-worker.log",
+                        service_env,
+                        interpreter=base.interpreter,
+                    )
+                )
+                if base_worker is not None:
+                    self.run.doc["baseline"]["worker"] = base_worker.describe()
+                    watching.enter_context(
+                        procs.watched(
+                            "the baseline's job worker", base_worker.popen, base_worker.log
+                        )
+                    )
             try:
                 self._linked_or_not(pair, load)
             finally:
@@ -442,6 +467,12 @@ class _BaseSide:
     served: catalogue.Catalogue
     records: dict[str, Any]  # run.json's baseline.pairs
     datasets: dict[str, seeding.PairDataset]
+    # What the baseline's job worker needs (docs/architecture.md, "The job worker"): the
+    # baseline's pairs that declare one, its database, Redis database and code.
+    worker_pairs: set[str]
+    pg_dsn: str
+    redis_url: str
+    interpreter: procs.Interpreter
 
     def side(
         self, pair: PairInfo, record: dict[str, Any], load: scenario.LoadProfile, session: _Session
@@ -649,7 +680,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                 pairs = [catalogue.resolve(s, served) for s in scenarios]
                 sides = 1
                 if options.baseline is not None:
-                    base_target, base_datasets = _start_baseline(
+                    base_target, base_datasets, base_servers = _start_baseline(
                         options.baseline,
                         run,
                         endpoints,
@@ -696,6 +727,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                             catalogue.fetch(base_target.url),
                             run.doc["baseline"]["pairs"],
                             base_datasets,
+                            *base_servers,
                         )
                     for pair in pairs:
                         session.pair(pair, loads[pair.name])
@@ -884,13 +916,19 @@ def _start_baseline(
     datasets: dict[str, seeding.PairDataset],
     progress: Progress,
     service_env: dict[str, str] | None = None,
-) -> tuple[server.TargetServer, dict[str, seeding.PairDataset]]:
-    """Seed for the baseline and start its server beside the new one's.
+) -> tuple[
+    server.TargetServer,
+    dict[str, seeding.PairDataset],
+    tuple[set[str], str, str, procs.Interpreter],
+]:
+    """Seed for the baseline and start its server beside the new one's; also what its job
+    worker would need (its pairs that declare one, DSN, Redis URL, interpreter).
 
     Same PostgreSQL and Redis. The database is shared when the baseline's dataset identities
     equal the new side's (the same data, the same physical tables); otherwise, or when that
-    version cannot say (`seed --plan` is newer than it), it gets a database of its own on the
-    same server. Redis: the baseline uses logical database 1, so cached keys never mix.
+    version cannot say (`seed --plan` is newer than it), or a gated pair's jobs run in a job
+    worker, it gets a database of its own on the same server. Redis: the baseline uses logical
+    database 1, so cached keys never mix.
     """
     interpreter = base.interpreter
     described = catalogue.describe(interpreter=interpreter)
@@ -899,8 +937,11 @@ def _start_baseline(
     same = planned is not None and all(
         name in datasets and planned.get(name) == datasets[name].identity for name in seedable
     )
+    # A pair whose jobs a worker runs audits its table against the jobs its side accepted, across
+    # trials: the other side's rows and deletions would break that count (a worker's pair).
+    needs = set(described.worker_pairs(names))
     dsn, where = endpoints.pg_dsn, "shared with the new side"
-    if not same:
+    if not same or needs:
         dsn = postgres.database_beside(endpoints.pg_dsn, "baseline")
         where = f"its own database on the same server ({postgres.database_name(dsn)})"
     base_datasets = seeding.seed(dsn, data_profile, seedable, run.options.data_seed, interpreter)
@@ -926,7 +967,7 @@ def _start_baseline(
     }
     run.save()
     progress.message(f"baseline server {target.url}: {base.ref}; dataset {where}")
-    return target, base_datasets
+    return target, base_datasets, (needs, dsn, redis_url, interpreter)
 
 
 def replay_dataset(stored: dict[str, Any]) -> tuple[int | None, dict[str, dict[str, int]]]:

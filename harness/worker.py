@@ -101,12 +101,15 @@ def provide(
     state_dir: Path,
     log: Path,
     extra_env: Mapping[str, str] | None = None,
+    *,
+    interpreter: procs.Interpreter = procs.CURRENT,
 ) -> Iterator[RunningWorker | None]:
-    """The worker for the block when a pair needs it (None otherwise), stopped however it ends."""
+    """The worker for the block when a pair needs it (None otherwise), stopped however it ends;
+    `interpreter`: whose code it runs (a gate's baseline runs its own)."""
     if not pairs:
         yield None
         return
-    worker = start(pairs, pg_dsn, redis_url, state_dir, log, extra_env)
+    worker = start(pairs, pg_dsn, redis_url, state_dir, log, extra_env, interpreter=interpreter)
     try:
         yield worker
     finally:

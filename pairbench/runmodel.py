@@ -334,6 +334,7 @@ class Baseline(_Record):
     server: dict[str, Any]
     dataset: str
     pairs: dict[str, Pair]
+    worker: dict[str, Any] | None = None  # its job worker, as metadata.worker
 
 
 class Run(_Record):

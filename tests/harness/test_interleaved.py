@@ -8,6 +8,7 @@ a scenario of the test's own; the baseline is this checkout's HEAD, built by `gi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -46,8 +47,6 @@ rounds = 3
 def env(tmp_path_factory: pytest.TempPathFactory, servers: services.Endpoints) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("scenarios")
     (folder / f"{PAIR}.toml").write_text(SCENARIO)
-    import os
-
     return {
         **os.environ,
         "PAIRBENCH_PG_DSN": servers.pg_dsn,
@@ -252,3 +251,57 @@ def test_a_baseline_whose_data_differ_gets_a_database_of_its_own(
     base_rows = base["pairs"][PAIR]["dataset"]["rows"]["fixture_parents"]
     assert (new_rows, base_rows) == (1000, 1200)
     assert len(base["pairs"][PAIR]["trials"]) == len(outcome.run["pairs"][PAIR]["trials"]) == 9
+
+
+WORKER_PAIRS = Path(__file__).resolve().parents[1] / "faults" / "worker_pairs"
+WORKER_SCENARIO = """
+pair = "fault_worker"
+request = "/fault_worker/{variant}?ms={knob}"
+
+[profiles.quick]
+knob_values = [1]
+users = 1
+warmup_seconds = 0
+trial_warmup_seconds = 0.05
+round_seconds = 0.2
+rounds = 2
+"""
+
+
+def test_a_pair_with_a_job_worker_gets_one_on_each_side(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The baseline's queue lives in its own Redis database: its own worker (its own code)
+    serves it for the pair's turn, on a database of its own, and both workers end with it."""
+    import psutil
+
+    from pairbench.harness import procs, runner
+
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "fault_worker.toml").write_text(WORKER_SCENARIO)
+    pairs = os.pathsep.join([str(FIXTURE_PAIRS), str(WORKER_PAIRS)])
+    for key in ("PAIRBENCH_PG_DSN", "PAIRBENCH_REDIS_URL"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("PAIRBENCH_PAIRS", pairs)
+    monkeypatch.setenv("PAIRBENCH_SCENARIOS", str(scenarios))
+    same = baseline.Baseline(
+        "same code", None, procs.Interpreter(env={"PAIRBENCH_PAIRS": pairs}), "a test"
+    )
+    options = runner.RunOptions(
+        pairs=["fault_worker"],
+        profile="quick",
+        out=tmp_path / "out",
+        seed=9,
+        services=services.ServiceOptions.from_env(),
+        baseline=same,
+    )
+    outcome = runner.execute(options)
+    new_worker = outcome.run["metadata"]["worker"]
+    base = outcome.run["baseline"]
+    assert base["worker"]["pid"] != new_worker["pid"]
+    assert base["worker"]["log"].endswith("-baseline-worker.log")
+    assert base["worker"]["argv"][-1] == "fault_worker"
+    assert base["dataset"].startswith("its own database on the same server (")
+    assert len(base["pairs"]["fault_worker"]["trials"]) == 2 * 2  # rounds x variants
+    assert not any(psutil.pid_exists(w["pid"]) for w in (new_worker, base["worker"]))
