@@ -80,6 +80,7 @@ class _TrialDriver:
     rng: random.Random
     think_ms: float = 0.0
     absolute: bool = False  # the bystander's path carries the server's URL too
+    lesson: tuple[str, ...] = ()  # the pair's counters (metricsclient.urls)
 
     def trial(
         self,
@@ -109,7 +110,7 @@ class _TrialDriver:
                 "users": self.spec.bystander.users,
                 "rate": self.spec.bystander.rate,
             }
-        before_url, after_url = metricsclient.urls(self.target.url)
+        before_url, after_url = metricsclient.urls(self.target.url, self.lesson)
         return self.agent.trial(
             steps,
             users,
@@ -258,7 +259,9 @@ def measure_sides(
     ]
     absolute = absolute or len(sides) > 1  # two servers: each request names its own
     drivers = {
-        side.label: _TrialDriver(agent, side.target, spec, rng, load.think_ms, absolute)
+        side.label: _TrialDriver(
+            agent, side.target, spec, rng, load.think_ms, absolute, tuple(side.pair.lesson)
+        )
         for side in sides
     }
     most = load.most_rounds

@@ -149,7 +149,7 @@ class _Verifier:
     def __init__(self, client: httpx.Client, pair: PairInfo) -> None:
         self.client, self.pair = client, pair
         self.checks: list[Check] = []
-        self.before_url, self.after_url = metricsclient.urls("")
+        self.before_url, self.after_url = metricsclient.urls("", pair.lesson)
         self.plans = self._offers_plans()
         self.seeded_state: Any = None
 

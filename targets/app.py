@@ -109,10 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", response_class=PrometheusResponse)
     async def prometheus_metrics(
-        request: Request, reset_peak: Annotated[int, Query(ge=0, le=1)] = 0
+        request: Request,
+        reset_peak: Annotated[int, Query(ge=0, le=1)] = 0,
+        release: Annotated[int, Query(ge=0, le=1)] = 0,
     ) -> Response:
-        """Prometheus text; `reset_peak=1` starts a new peak-memory window."""
-        metrics.peak_rss_bytes(reset=bool(reset_peak))
+        """Prometheus text; `reset_peak=1` starts a new peak-memory window, with `release=1`
+        after giving back what the previous variant freed (gc, malloc_trim: tens of ms)."""
+        metrics.peak_rss_bytes(reset=bool(reset_peak), release=bool(release))
         metrics.set_scraped(await _scrape_servers(request, bool(reset_peak)))
         return PrometheusResponse(generate_latest(metrics.registry))
 

@@ -170,10 +170,12 @@ class Metrics:
         """Store the values read from the servers for this scrape."""
         self.scraped.values = dict(values)
 
-    def peak_rss_bytes(self, reset: bool) -> int:
-        """The server's peak resident memory since the last reset (resetting first if asked)."""
+    def peak_rss_bytes(self, reset: bool, release: bool = False) -> int:
+        """The server's peak resident memory since the last reset (resetting first if asked;
+        `release`: after returning freed memory to the system, `_release_freed_memory`)."""
         if reset:
-            _release_freed_memory()
+            if release:
+                _release_freed_memory()
             with contextlib.suppress(OSError):
                 PROC_CLEAR_REFS.write_text(CLEAR_PEAK_RSS)
             self._sampled_peak = _current_rss()

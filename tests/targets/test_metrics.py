@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pairbench.harness import services
+from pairbench.harness import metricsclient, services
 from pairbench.targets import metrics
 
 MIB = 1 << 20
@@ -88,9 +88,19 @@ def test_a_new_peak_window_does_not_start_with_memory_freed_before_it() -> None:
     last = blocks[-1]
     del blocks
     held = metrics._current_rss()
-    window = metrics.Metrics().peak_rss_bytes(reset=True)
+    window = metrics.Metrics().peak_rss_bytes(reset=True, release=True)
     assert held - window >= HEAP_BLOCKS * HEAP_BLOCK_BYTES // 2, (held / MIB, window / MIB)
     assert len(last) == HEAP_BLOCK_BYTES + 1
+
+
+def test_only_a_pair_whose_lesson_is_memory_pays_for_the_release() -> None:
+    """The release (gc, malloc_trim) stalls the server's loop for tens of ms: a trial's
+    before-scrape asks for it only when the pair's lesson counts peak memory."""
+    plain, _ = metricsclient.urls("http://t", ["queries", "cpu_seconds"])
+    memory, after = metricsclient.urls("http://t", ["rows_in_memory", "peak_rss"])
+    assert plain == "http://t/metrics?reset_peak=1"
+    assert memory == "http://t/metrics?reset_peak=1&release=1"
+    assert after == "http://t/metrics"
 
 
 def _preloaded(dsn: str) -> bool:
