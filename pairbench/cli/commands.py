@@ -18,6 +18,7 @@ from rich.table import Table
 from pairbench import errors
 from pairbench.errors import UsageError
 from pairbench.harness import catalogue, downstream, postgres, runner, scenario, seeding, services
+from pairbench.harness import worker as jobworker
 from pairbench.harness.load import MASTER_WAIT_S, target_url, wait_for_master, worker_argv
 from pairbench.harness.rounds import TrialStep
 
@@ -492,12 +493,30 @@ def serve(
                 services.state_dir(),
                 services.state_dir() / "downstream.log",
             ) as service,
+            contextlib.ExitStack() as workers,
         ):
             if service is not None:  # the app, in this process, reads where it is
                 os.environ.update(service.env())
                 console.print(f"downstream service: {service.url}")
             seedable = seeding.seedable(described, names)
             datasets = seeding.seed(endpoints.pg_dsn, data_profile, seedable)
+            # The pairs whose jobs a worker runs get one for the whole session (a run starts it
+            # per pair: docs/architecture.md, "The job worker"); its polling shows in the Redis
+            # command counts of /metrics.
+            jobs = workers.enter_context(
+                jobworker.provide(
+                    described.worker_pairs(names),
+                    endpoints.pg_dsn,
+                    endpoints.redis_url,
+                    services.state_dir(),
+                    services.state_dir() / "worker.log",
+                    service.env() if service is not None else None,
+                )
+            )
+            if jobs is not None:
+                console.print(
+                    f"job worker: pid {jobs.pid} ({', '.join(described.worker_pairs(names))})"
+                )
             seconds = sum(d.seconds for d in datasets.values())
             console.print(
                 f"datasets ready in {seconds:.2f} s; serving on http://{host}:{port}/docs"
