@@ -50,6 +50,9 @@ class Member:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
 
 @dataclass
 class RunningGroup:
@@ -99,9 +102,7 @@ class RunningGroup:
             "cpu_count": os.cpu_count(),
             "url": self.url,
             "argv": self.argv[1:],
-            "members": [
-                {"pid": m.pid, "port": m.port, "log": str(m.log)} for m in self.members
-            ],
+            "members": [{"pid": m.pid, "port": m.port, "log": str(m.log)} for m in self.members],
         }
 
 
@@ -155,9 +156,7 @@ def start(
             group.members.append(Member(index, popen.pid, ports[index], log, popen))
             group.argv = argv
         for m in group.members:
-            server.wait_healthy(
-                m.url, lambda m=m: m.popen.poll() is None, m.log, f"process group member {m.index}"
-            )
+            server.wait_healthy(m.url, m.alive, m.log, f"process group member {m.index}")
         return group
     except BaseException:
         group.stop()

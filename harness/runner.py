@@ -31,6 +31,7 @@ from . import (
     catalogue,
     downstream,
     external,
+    group,
     link,
     metadata,
     pinning,
@@ -43,7 +44,6 @@ from . import (
     server,
     services,
     verify,
-    group,
     worker,
 )
 from .catalogue import PairInfo
