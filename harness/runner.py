@@ -284,14 +284,18 @@ class _Session:
         if alone is None or self.endpoints is None:
             self._with_worker(pair, load)
             return
-        with group.provide(
-            [pair.name],
-            self.endpoints.pg_dsn,
-            self.endpoints.redis_url,
-            self.run.logs,
-            f"{self.run.run_id}-{pair.name}",
-            self.downstream.env() if self.downstream is not None else None,
-        ) as members:
+        with contextlib.ExitStack() as started:
+            with self.pins.role("target"):  # the members are the target: its CPU set (--pin)
+                members = started.enter_context(
+                    group.provide(
+                        [pair.name],
+                        self.endpoints.pg_dsn,
+                        self.endpoints.redis_url,
+                        self.run.logs,
+                        f"{self.run.run_id}-{pair.name}",
+                        self.downstream.env() if self.downstream is not None else None,
+                    )
+                )
             self.run.doc["metadata"]["group"] = members.describe()
             target = members.target(alone)
             watching = members.watching()

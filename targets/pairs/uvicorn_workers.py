@@ -9,11 +9,13 @@ process group"): `one_process` goes to one member's private port, so its sibling
 one-process deployment; `per_core` goes to the shared port, where the kernel hands each new
 connection to whichever member accepts it first.
 
-What this machine shows (scenarios/uvicorn_workers.toml has the figures): the load generator,
-PostgreSQL and Valkey share the same 2 cores, so a second server process gains less than 2x.
-Keep-alive pins each locust user's connection to the member that accepted it, so with few users
-the spread across members may be uneven; `cores_busy` (server CPU seconds per wall second,
-summed over the group) shows how many cores the server really kept busy.
+What this machine shows (scenarios/uvicorn_workers.toml has the figures): on 2 cores shared
+with the load generator, PostgreSQL and Valkey, per_core's p50 is about 1.8x lower at 10 ms, not
+2x. Keep-alive pins each locust user's connection to the member that accepted it, and when a
+trial's users connect in a burst one member may accept them all: with 4 users most per_core
+trials kept one core busy; with 8, 2 trials in 14. `cores_busy` (server CPU seconds per wall
+second, summed over the group) shows it: about 1.0 for one_process, 1.9-2.0 for per_core when
+its connections are spread.
 
 Every member must do the same iterations and send the same body, so the calibration (iterations
 per ms) is made once per deployment: the first process to start stores its figure in the pair's
