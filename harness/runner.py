@@ -281,7 +281,9 @@ class _Session:
         "The process group"): the group's target and a client of it replace the run's.
         """
         alone = self.group_pairs.get(pair.name)
-        if alone is None or self.endpoints is None:
+        # An interleaved gate's baseline has no group: both sides then serve the pair from their
+        # one process, so base and new stay alike.
+        if alone is None or self.endpoints is None or self.base is not None:
             self._with_worker(pair, load)
             return
         with contextlib.ExitStack() as started:
