@@ -123,3 +123,18 @@ def test_per_core_hands_the_next_connection_to_an_idle_member(
     busy, short = asyncio.run(_busy_then_next(members.url, members.url))
     assert {busy, short} <= {m.pid for m in members.members}
     assert busy != short
+
+
+def test_a_plain_server_serves_both_variants_in_its_one_process(
+    target: httpx.Client, members: group.RunningGroup
+) -> None:
+    """The session's one-process target (like `pairbench serve`) answers both variants itself,
+    with the same body as the group's members: one calibration per deployment, in Redis."""
+    replies = [target.get(f"/{pair.name}/{v}?ms={KNOB_MS}") for v in pair.variants]
+    assert {int(r.headers[PID_HEADER]) for r in replies} == {_pid(target)}
+    in_group = _fresh_get(f"{members.url}/{pair.name}/per_core?ms={KNOB_MS}").json()
+    assert all(r.json() == in_group for r in replies)
+
+
+def _pid(client: httpx.Client) -> int:
+    return int(client.get(f"/{pair.name}/one_process?ms=1").headers[PID_HEADER])
