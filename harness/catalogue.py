@@ -70,6 +70,16 @@ class Catalogue:
         """The named pairs whose jobs run in the job worker (`server.worker`)."""
         return [n for n in names if _dig(self.pairs.get(n), "server", "worker") is True]
 
+    def group_pairs(self, names: list[str]) -> dict[str, list[str]]:
+        """The named pairs served by the process group, each with its variants served by one
+        process alone (`server.one_process`, docs/architecture.md, "The process group")."""
+        found: dict[str, list[str]] = {}
+        for n in names:
+            alone = _dig(self.pairs.get(n), "server", "one_process")
+            if isinstance(alone, list) and alone:
+                found[n] = [str(v) for v in alone]
+        return found
+
     def counter_specs(self, names: list[str]) -> dict[str, dict[str, Any]]:
         """The catalogue entries of `names` (unknown names left out)."""
         return {n: self.counters[n] for n in names if n in self.counters}

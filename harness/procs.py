@@ -82,12 +82,14 @@ def spawn(
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
     new_session: bool = True,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session; its stderr (and stdout unless piped) go to `log`.
 
     The parent-death signal is tied to the thread that forks: spawn run-scoped children from
     the main thread (every caller does). `new_session=False` keeps the child in this process's
     group, so stopping this process's group ends it too (the load agent's local workers).
+    `pass_fds`: descriptors the child inherits (the process group's sockets, harness/group.py).
     """
     log_file = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     sink: int | IO[bytes] = log_file if log_file is not None else subprocess.DEVNULL
@@ -102,6 +104,7 @@ def spawn(
             user=user,
             start_new_session=new_session,
             preexec_fn=_pdeathsig(parent_death_signal) if die_with_parent else None,
+            pass_fds=tuple(pass_fds),
         )
     finally:
         if log_file is not None:

@@ -416,12 +416,15 @@ def _round_order(arms: list[tuple[Side, str]], rng: random.Random) -> list[tuple
 
 
 def _paths(side: Side, knob: float, absolute: bool) -> dict[str, list[request.Concrete]]:
-    """Each variant's concrete steps; with the server's URL in front when two servers share a run."""
+    """Each variant's concrete steps; with the server's URL in front when two servers share a
+    run, or the variant's own where the target names one (`variant_urls`)."""
     paths = request.for_variants(side.pair, side.client, knob)
     if not absolute:
         return paths
+    urls = side.target.variant_urls  # a variant served elsewhere (harness/group.py)
     return {
-        v: [{**s, "path": side.target.url + s["path"]} for s in steps] for v, steps in paths.items()
+        v: [{**s, "path": urls.get(v, side.target.url) + s["path"]} for s in steps]
+        for v, steps in paths.items()
     }
 
 

@@ -31,6 +31,7 @@ from . import (
     catalogue,
     downstream,
     external,
+    group,
     link,
     metadata,
     pinning,
@@ -235,6 +236,7 @@ class _Session:
         self.base: _BaseSide | None = None
         self.downstream: downstream.RunningDownstream | None = None
         self.worker_pairs: set[str] = set()  # pairs whose jobs the job worker runs
+        self.group_pairs: dict[str, list[str]] = {}  # pairs the process group serves
 
     def start_agent(self) -> None:
         """Spawn the load generator without waiting for it: it imports locust (and a master
@@ -274,6 +276,44 @@ class _Session:
 
     def pair(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
         """Verify one pair, then (unless only verifying) measure it or find its capacity.
+
+        A pair served by the process group gets the group for its own turn (docs/architecture.md,
+        "The process group"): the group's target and a client of it replace the run's.
+        """
+        alone = self.group_pairs.get(pair.name)
+        # An interleaved gate's baseline has no group: both sides then serve the pair from their
+        # one process, so base and new stay alike.
+        if alone is None or self.endpoints is None or self.base is not None:
+            self._with_worker(pair, load)
+            return
+        with contextlib.ExitStack() as started:
+            with self.pins.role("target"):  # the members are the target: its CPU set (--pin)
+                members = started.enter_context(
+                    group.provide(
+                        [pair.name],
+                        self.endpoints.pg_dsn,
+                        self.endpoints.redis_url,
+                        self.run.logs,
+                        f"{self.run.run_id}-{pair.name}",
+                        self.downstream.env() if self.downstream is not None else None,
+                    )
+                )
+            self.run.doc["metadata"]["group"] = members.describe()
+            target = members.target(alone)
+            watching = members.watching()
+            try:
+                with httpx.Client(base_url=target.url, timeout=verify.REQUEST_TIMEOUT_S) as client:
+                    main = self.target, self.client
+                    self.target, self.client = target, client
+                    try:
+                        self._with_worker(pair, load)
+                    finally:
+                        self.target, self.client = main
+            finally:
+                watching.close()  # nothing is watched while it is being stopped
+
+    def _with_worker(self, pair: PairInfo, load: scenario.LoadProfile) -> None:
+        """The pair's turn, with the job worker when its jobs run there.
 
         A pair whose jobs run in the job worker gets the worker for its own turn only
         (docs/architecture.md, "The job worker"): a worker idling beside the other pairs polls
@@ -438,7 +478,7 @@ class _Session:
                 self.progress.skip,
                 self.options.stopper,
                 at_knob=linked.at_knob() if linked is not None else None,
-                absolute=linked is not None,
+                absolute=linked is not None or bool(self.target.variant_urls),
             )
             self.progress.message(_timing_line(pair.name, record["timing"]))
             self.progress.message(_rounds_line(pair.name, record))
@@ -714,6 +754,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                     )
                     session.downstream = service
                     session.worker_pairs = set(described.worker_pairs(names))
+                    session.group_pairs = described.group_pairs(names)
                     session.pins = pins
                     if not options.verify_only:
                         session.start_agent()

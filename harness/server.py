@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ class TargetServer:
     argv: list[str]
     popen: Any
     slowdown: dict[str, float] = field(default_factory=dict)  # as /pairs reports it
+    # Variants served at another base URL than `url` (the process group's one-process variants,
+    # harness/group.py): requests to them name their URL (harness/rounds.py).
+    variant_urls: dict[str, str] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return bool(self.popen.poll() is None)
@@ -94,7 +97,33 @@ def start(
         str(port),
         *UVICORN_ARGS,
     ]
-    env = interpreter.environ(
+    env = environment(pg_dsn, redis_url, host, extra_env, interpreter)
+    if slowdown is not None:
+        env.pop(SLOWDOWN_ENV, None)
+        if slowdown:
+            env[SLOWDOWN_ENV] = ",".join(f"{k}={f * 100:.12g}%" for k, f in slowdown.items())
+    popen = procs.spawn(argv, log=log, env=env, cwd=interpreter.cwd)
+    server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
+    try:
+        wait_healthy(server.url, server.alive, log, "target server")
+        if env.get(SLOWDOWN_ENV):
+            server.slowdown = catalogue.fetch(server.url).slowdown
+        return server
+    except BaseException:
+        server.stop()
+        raise
+
+
+def environment(
+    pg_dsn: str,
+    redis_url: str,
+    host: str,
+    extra_env: Mapping[str, str] | None = None,
+    interpreter: procs.Interpreter = procs.CURRENT,
+) -> dict[str, str]:
+    """The app's environment: the servers' addresses and its bind host, over `extra_env`
+    (shared with the process group's members, harness/group.py)."""
+    return interpreter.environ(
         {
             **(extra_env or {}),
             "PAIRBENCH_PG_DSN": pg_dsn,
@@ -102,34 +131,23 @@ def start(
             BIND_HOST_ENV: host,
         }
     )
-    if slowdown is not None:
-        env.pop(SLOWDOWN_ENV, None)
-        if slowdown:
-            env[SLOWDOWN_ENV] = ",".join(f"{k}={f * 100:.12g}%" for k, f in slowdown.items())
-    popen = procs.spawn(argv, log=log, env=env, cwd=interpreter.cwd)
-    server = TargetServer(f"http://{host}:{port}", popen.pid, log, argv, popen)
+
+
+def wait_healthy(url: str, alive: Callable[[], bool], log: Path, what: str) -> None:
+    """Poll `url`/healthz until it answers 200; InfrastructureError when the process exits or
+    START_TIMEOUT_S passes (the caller stops the process)."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        # One client for every poll: httpx.get builds a client, TLS context included, each time
-        # (about 17 ms of CPU), which the orchestrator would spend beside the starting server.
-        with httpx.Client(timeout=HEALTH_TIMEOUT_S) as client:
-            while time.monotonic() < deadline:
-                if not server.alive():
-                    tail = log.read_text(errors="replace").strip().splitlines()[-1:]
-                    raise InfrastructureError(
-                        f"target server exited while starting: {' '.join(tail)}"
-                    )
-                try:
-                    if client.get(server.url + "/healthz").status_code == 200:
-                        if env.get(SLOWDOWN_ENV):
-                            server.slowdown = catalogue.fetch(server.url).slowdown
-                        return server
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_S)
-        raise InfrastructureError(
-            f"target server not healthy after {START_TIMEOUT_S:.0f} s; log: {log}"
-        )
-    except BaseException:
-        server.stop()
-        raise
+    # One client for every poll: httpx.get builds a client, TLS context included, each time
+    # (about 17 ms of CPU), which the orchestrator would spend beside the starting server.
+    with httpx.Client(timeout=HEALTH_TIMEOUT_S) as client:
+        while time.monotonic() < deadline:
+            if not alive():
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+                raise InfrastructureError(f"{what} exited while starting: {' '.join(tail)}")
+            try:
+                if client.get(url + "/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(POLL_S)
+    raise InfrastructureError(f"{what} not healthy after {START_TIMEOUT_S:.0f} s; log: {log}")

@@ -8,6 +8,7 @@ PAIRBENCH_PG_DSN and PAIRBENCH_REDIS_URL set. Internal routes for the harness li
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from prometheus_client import generate_latest
 
 from pairbench.errors import EXIT_USAGE
 
-from . import counters, downstream, probes, slowdown
+from . import counters, downstream, groupmetrics, probes, slowdown
 from .config import Settings
 from .explain import ExplainMiddleware
 from .introspect import Introspection
@@ -29,6 +30,10 @@ from .registry import INTERNAL_PREFIX, document, load_pairs
 from .wire import ResponseBytesMiddleware
 
 REDIS_INFO_COMMAND = "cmdstat_info"  # the scrape's own INFO: never counted
+# Comma-separated pair names: serve only these (their routes, resources and counters); unset:
+# every registered pair. The process group's members use it so that N copies of the app do not
+# open every pair's pools (docs/architecture.md, "The process group").
+SERVE_PAIRS_ENV = "PAIRBENCH_SERVE_PAIRS"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or Settings.from_env()
     pairs = load_pairs()
+    only = [n for n in os.environ.get(SERVE_PAIRS_ENV, "").split(",") if n.strip()]
+    if only:  # the process group's members serve its pair alone (harness/group.py)
+        pairs = {n: p for n, p in pairs.items() if n in only}
     try:
         slowed = slowdown.from_env(pairs)
         if slowed:
@@ -112,12 +120,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request,
         reset_peak: Annotated[int, Query(ge=0, le=1)] = 0,
         release: Annotated[int, Query(ge=0, le=1)] = 0,
+        local: Annotated[int, Query(ge=0, le=1)] = 0,
     ) -> Response:
         """Prometheus text; `reset_peak=1` starts a new peak-memory window, with `release=1`
-        after giving back what the previous variant freed (gc, malloc_trim: tens of ms)."""
+        after giving back what the previous variant freed (gc, malloc_trim: tens of ms). In the
+        process group, the sum over every member (targets/groupmetrics.py); `local=1`: this
+        process's own counters only, without the servers' (what a sibling adds to its own)."""
         metrics.peak_rss_bytes(reset=bool(reset_peak), release=bool(release))
+        if local:
+            metrics.set_scraped({})
+            return PrometheusResponse(generate_latest(metrics.registry))
         metrics.set_scraped(await _scrape_servers(request, bool(reset_peak)))
-        return PrometheusResponse(generate_latest(metrics.registry))
+        own = generate_latest(metrics.registry)
+        others = groupmetrics.siblings()
+        if others:
+            own = await groupmetrics.gather(own, others, bool(reset_peak), bool(release))
+        return PrometheusResponse(own)
 
     @app.get(f"{INTERNAL_PREFIX}/plans")
     async def plans(request: Request) -> list[dict[str, Any]]:

@@ -71,6 +71,9 @@ DB_ROWS_METRIC = "pairbench_db_rows"
 DB_BUFFERS_METRIC = "pairbench_db_buffers"
 PEAK_RSS_METRIC = "pairbench_peak_rss_bytes"
 CPU_SECONDS_METRIC = "pairbench_process_cpu_seconds"
+# The system's monotonic clock in the server process: the same in every process, so a trial's
+# delta is its wall time, and the process group takes the largest (targets/groupmetrics.py).
+WALL_SECONDS_METRIC = "pairbench_wall_seconds"
 SLOWDOWN_METRIC = "pairbench_slowdown_seconds"  # only with PAIRBENCH_SLOWDOWN (targets/slowdown.py)
 # Read from the downstream service's /stats at scrape time (targets/downstream.py).
 DOWNSTREAM_CONNECTIONS_METRIC = "pairbench_downstream_connections"
@@ -135,6 +138,23 @@ GENERIC: dict[str, CounterSpec] = {
             "server CPU time",
             "ms",
             scale=MS_PER_S,
+        ),
+        CounterSpec(
+            "wall_seconds",
+            f"{WALL_SECONDS_METRIC}_total",
+            "server wall time",
+            "ms",
+            per=PER_TRIAL,
+            scale=MS_PER_S,
+        ),
+        # CPU seconds per wall second: how many cores the server kept busy over a trial (at
+        # most 1 for one process, up to its count for the process group).
+        CounterSpec(
+            "cores_busy",
+            f"{CPU_SECONDS_METRIC}_total",
+            "server cores busy (CPU time / wall time)",
+            "cores",
+            per=per_sum_of(["wall_seconds"]),
         ),
         CounterSpec(
             "redis_commands",

@@ -66,7 +66,8 @@ class ScrapedCounters(Collector):
 
 
 class ProcessCpu(Collector):
-    """The target process's CPU seconds (user + system, every thread), read at scrape time.
+    """The target process's CPU seconds (user + system, every thread) and the wall clock, read
+    at scrape time.
 
     `time.process_time()` is cumulative, so the harness's delta over a trial is the CPU the
     variant cost the server: what compressing a body or encoding JSON spends, which latency on
@@ -79,6 +80,11 @@ class ProcessCpu(Collector):
             names.CPU_SECONDS_METRIC,
             "CPU seconds of the target process (user + system, all threads)",
             value=time.process_time(),
+        )
+        yield CounterMetricFamily(
+            names.WALL_SECONDS_METRIC,
+            "The system's monotonic clock in seconds: a trial's delta is its wall time",
+            value=time.monotonic(),
         )
 
 

@@ -219,6 +219,10 @@ class ServerNeeds:
     # (docs/architecture.md, "The job worker"; targets/worker.py): the pair registers what the
     # process runs with `@pair.worker`.
     worker: bool = False
+    # Served by the harness's process group for its turn, N uvicorn processes of this app on one
+    # shared socket (docs/architecture.md, "The process group"): the variants named here go to
+    # one member's private port alone, the others to the shared port. Empty: the run's server.
+    one_process: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -620,6 +624,7 @@ class Pair:
                 "postgres": {"max_connections": self.server.max_connections},
                 "downstream": self.server.downstream,
                 "worker": self.server.worker,
+                "one_process": list(self.server.one_process),
             },
             "reference": None
             if self.reference is None

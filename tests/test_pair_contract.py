@@ -169,7 +169,7 @@ def test_the_document_has_exactly_the_documented_keys() -> None:
         assert all(set(r) == {"path", "methods"} for r in entry["routes"])
         assert set(entry["sizes"]) == set(PROFILES)
         assert set(entry["equivalence"]) == {"rule"}
-        assert set(entry["server"]) == {"postgres", "downstream", "worker"}
+        assert set(entry["server"]) == {"postgres", "downstream", "worker", "one_process"}
         assert isinstance(entry["server"]["downstream"], bool)
         assert isinstance(entry["server"]["worker"], bool)
         assert set(entry["server"]["postgres"]) == {"max_connections"}

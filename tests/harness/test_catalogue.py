@@ -255,3 +255,16 @@ def test_a_run_needs_the_job_worker_only_for_pairs_that_declare_it() -> None:
     assert described.pairs[PAIR]["server"]["worker"] is False
     assert described.worker_pairs(["fault_worker", PAIR]) == ["fault_worker"]
     assert described.worker_pairs([PAIR, "no_such_pair"]) == []
+
+
+def test_a_run_starts_the_process_group_only_for_pairs_that_declare_it() -> None:
+    """`server.one_process` in the describe document: the fault tests' group pair declares it,
+    with the variant a single process serves alone (docs/architecture.md, "The process group")."""
+    group_pairs = Path(__file__).resolve().parents[1] / "faults" / "group_pairs"
+    described = catalogue.describe(
+        {**os.environ, "PAIRBENCH_PAIRS": os.pathsep.join([str(FIXTURE_PAIRS), str(group_pairs)])}
+    )
+    assert described.pairs["fault_group"]["server"]["one_process"] == ["alone"]
+    assert described.pairs[PAIR]["server"]["one_process"] == []
+    assert described.group_pairs(["fault_group", PAIR]) == {"fault_group": ["alone"]}
+    assert described.group_pairs([PAIR, "no_such_pair"]) == {}

@@ -127,3 +127,31 @@ def test_cpu_seconds_count_work_not_waiting(target: httpx.Client, counters: dict
     assert target.get("/probe/stall").json() == {"stalled_ms": 300}
     after = _scrape(target, counters)
     assert 0 <= after["cpu_seconds"] - before["cpu_seconds"] < 0.15
+
+
+def test_wall_seconds_advance_and_cores_busy_divides_by_them(
+    target: httpx.Client, counters: dict[str, Any]
+) -> None:
+    """The wall clock on /metrics: a 300 ms stall moves it by at least that, and `cores_busy` is
+    CPU seconds per wall second (docs/architecture.md, "The process group")."""
+    assert counters["cores_busy"]["per"] == ["wall_seconds"]
+    assert counters["cores_busy"]["metric"] == counters["cpu_seconds"]["metric"]
+    target.get("/probe/stall/arm", params={"ms": 300})
+    before = _scrape(target, counters)
+    assert target.get("/probe/stall").json() == {"stalled_ms": 300}
+    after = _scrape(target, counters)
+    assert after["wall_seconds"] - before["wall_seconds"] >= 0.3
+
+
+def test_local_metrics_leave_the_servers_out(target: httpx.Client) -> None:
+    """`?local=1` (what a process group member's sibling asks for): this process's counters
+    only, without the values read from Redis, PostgreSQL and the downstream."""
+    names = {
+        s.name
+        for f in text_string_to_metric_families(target.get("/metrics?local=1").text)
+        for s in f.samples
+    }
+    assert "pairbench_process_cpu_seconds_total" in names
+    assert "pairbench_redis_commands_total" not in names
+    full = target.get("/metrics").text
+    assert "pairbench_redis_commands_total" in full
