@@ -1,6 +1,6 @@
-"""A `pairbench run` with a component of its own (the downstream service, the job worker), run
-until its first trial so a test can fault it: shared by tests/faults/test_downstream.py and
-tests/faults/test_worker.py.
+"""A `pairbench run` with a component of its own (the downstream service, the job worker, the
+process group), run until its first trial so a test can fault it: shared by
+tests/faults/test_downstream.py, test_worker.py and test_group.py.
 """
 
 from __future__ import annotations
@@ -9,18 +9,53 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from pairbench.harness import services
 
 RUN_TIMEOUT_S = 120.0
+INTERRUPTED = r"pairbench: error: interrupted$"  # stderr's last line after SIGINT or SIGTERM
+# A fault: called with the run and what the test found of its component.
+Fault = Callable[[subprocess.Popen[str], Any], None]
+
+
+def endless_scenario(pair: str, tables: str = "") -> str:
+    """`pair`'s scenario for a fault test: one user in half-second rounds until a fault ends
+    the run (`tables`: more TOML before the profile, such as a [downstream] table)."""
+    return f"""
+pair = "{pair}"
+request = "/{pair}/{{variant}}?ms={{knob}}"
+{tables}
+[profiles.quick]
+knob_values = [1]
+users = 1
+warmup_seconds = 0
+trial_warmup_seconds = 0.05
+round_seconds = 0.5
+rounds = 1000
+think_ms = 50
+"""
+
+
+def signal_pairbench(sig: int) -> Fault:
+    """The fault of a signal to pairbench itself."""
+    return lambda run, found: os.kill(run.pid, sig)
+
+
+# Ctrl-C and SIGTERM of pairbench: exit 130, the component ended with the run.
+INTERRUPTS: dict[str, tuple[Fault, int, str]] = {
+    "SIGINT pairbench": (signal_pairbench(signal.SIGINT), 130, INTERRUPTED),
+    "SIGTERM pairbench": (signal_pairbench(signal.SIGTERM), 130, INTERRUPTED),
+}
 
 
 @contextlib.contextmanager

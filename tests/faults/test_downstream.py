@@ -12,11 +12,10 @@ run's and must survive.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,29 +28,16 @@ from . import children
 
 PAIRS = Path(__file__).resolve().parent / "downstream_pairs"
 PAIR = "fault_downstream"
-SCENARIO = """
-pair = "fault_downstream"
-request = "/fault_downstream/{variant}?ms={knob}"
-
+SCENARIO = children.endless_scenario(
+    PAIR,
+    """
 [downstream]  # applied to the running service before the pair (POST /configure)
 concurrency = 3
 over_limit = "reject"
-
-[profiles.quick]
-knob_values = [1]
-users = 1
-warmup_seconds = 0
-trial_warmup_seconds = 0.05
-round_seconds = 0.5
-rounds = 1000
-think_ms = 50
-"""
+""",
+)
 RUN_TIMEOUT_S = children.RUN_TIMEOUT_S
 SETTLE_S = 10.0
-
-
-def _signal_pairbench(sig: int) -> Callable[[subprocess.Popen[str], psutil.Process], None]:
-    return lambda run, service: os.kill(run.pid, sig)
 
 
 def _kill_service(run: subprocess.Popen[str], service: psutil.Process) -> None:
@@ -59,12 +45,7 @@ def _kill_service(run: subprocess.Popen[str], service: psutil.Process) -> None:
 
 
 CASES = {
-    "SIGINT pairbench": (_signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$"),
-    "SIGTERM pairbench": (
-        _signal_pairbench(signal.SIGTERM),
-        130,
-        r"pairbench: error: interrupted$",
-    ),
+    **children.INTERRUPTS,
     "SIGKILL downstream": (
         _kill_service,
         3,

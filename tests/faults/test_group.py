@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -30,27 +29,11 @@ from . import children
 PAIRS = Path(__file__).resolve().parent / "group_pairs"
 RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 PAIR = "fault_group"
-SCENARIO = """
-pair = "fault_group"
-request = "/fault_group/{variant}?ms={knob}"
-
-[profiles.quick]
-knob_values = [1]
-users = 1
-warmup_seconds = 0
-trial_warmup_seconds = 0.05
-round_seconds = 0.5
-rounds = 1000
-think_ms = 50
-"""
+SCENARIO = children.endless_scenario(PAIR)
 RUN_TIMEOUT_S = children.RUN_TIMEOUT_S
 SETTLE_S = 10.0
 
-Fault = Callable[[subprocess.Popen[str], list[psutil.Process]], None]
-
-
-def _signal_pairbench(sig: int) -> Fault:
-    return lambda run, members: os.kill(run.pid, sig)
+Fault = children.Fault  # called with the run and its members
 
 
 def _kill_member(run: subprocess.Popen[str], members: list[psutil.Process]) -> None:
@@ -58,12 +41,7 @@ def _kill_member(run: subprocess.Popen[str], members: list[psutil.Process]) -> N
 
 
 CASES: dict[str, tuple[Fault, int, str]] = {
-    "SIGINT pairbench": (_signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$"),
-    "SIGTERM pairbench": (
-        _signal_pairbench(signal.SIGTERM),
-        130,
-        r"pairbench: error: interrupted$",
-    ),
+    **children.INTERRUPTS,
     "SIGKILL a member": (
         _kill_member,
         3,

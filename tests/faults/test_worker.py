@@ -12,11 +12,10 @@ survive.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -30,25 +29,9 @@ from . import children
 PAIRS = Path(__file__).resolve().parent / "worker_pairs"
 RUN_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "run-format.md"
 PAIR = "fault_worker"
-SCENARIO = """
-pair = "fault_worker"
-request = "/fault_worker/{variant}?ms={knob}"
-
-[profiles.quick]
-knob_values = [1]
-users = 1
-warmup_seconds = 0
-trial_warmup_seconds = 0.05
-round_seconds = 0.5
-rounds = 1000
-think_ms = 50
-"""
+SCENARIO = children.endless_scenario(PAIR)
 RUN_TIMEOUT_S = children.RUN_TIMEOUT_S
 SETTLE_S = 10.0
-
-
-def _signal_pairbench(sig: int) -> Callable[[subprocess.Popen[str], psutil.Process], None]:
-    return lambda run, process: os.kill(run.pid, sig)
 
 
 def _kill_worker(run: subprocess.Popen[str], process: psutil.Process) -> None:
@@ -56,12 +39,7 @@ def _kill_worker(run: subprocess.Popen[str], process: psutil.Process) -> None:
 
 
 CASES = {
-    "SIGINT pairbench": (_signal_pairbench(signal.SIGINT), 130, r"pairbench: error: interrupted$"),
-    "SIGTERM pairbench": (
-        _signal_pairbench(signal.SIGTERM),
-        130,
-        r"pairbench: error: interrupted$",
-    ),
+    **children.INTERRUPTS,
     "SIGKILL worker": (
         _kill_worker,
         3,
