@@ -18,8 +18,11 @@ second, summed over the group) shows it: about 1.0 for one_process, 1.9-2.0 for 
 its connections are spread.
 
 Every member must do the same iterations and send the same body, so the calibration (iterations
-per ms) is made once per deployment: the first process to start stores its figure in the pair's
-own Redis database, and every process, that one included, uses the stored figure.
+per ms) is made once per deployment: the first process to start stores its figure under one key
+in the app's own Redis database, and every process, that one included, uses the stored figure.
+Not in a logical database of the pair's own: those are emptied with FLUSHDB by the pairs that
+own them, and the numbers of another context's (the gate's baseline, a workshop check) overlap
+them, so a figure stored there was lost mid-session and a group calibrated anew (a failed test).
 """
 
 from __future__ import annotations
@@ -36,13 +39,10 @@ from fastapi import FastAPI, Query, Request, Response
 
 from ..metrics import Metrics
 from ..openapi import Body
-from ..redisdb import own_database
 from ..registry import Knob, Pair, ServerNeeds
 from .cpu import Calibration, calibrate, spin
 
 MAX_MS = 200  # bounded: CPU time is user input, and one request must not hold a core for long
-# The pair's own Redis database (the app 0, the baseline 1, the micro suite 2, other pairs 8-11).
-CALIBRATION_DATABASE_OFFSET = 12
 CALIBRATION_KEY = "uvicorn_workers:calibration"
 # Long enough for any run; a stale figure only rescales `ms`, every process still agrees.
 CALIBRATION_TTL_S = 24 * 3600
@@ -106,12 +106,16 @@ def _work(ms: int, request: Request, response: Response) -> dict[str, int]:
 @pair.lifespan
 @contextlib.asynccontextmanager
 async def shared_calibration(app: FastAPI) -> AsyncIterator[None]:
-    """Calibrate here, but use the deployment's first figure (stored in Redis) if there is one."""
+    """The deployment's figure, stored in Redis by the first process that calibrated; only a
+    process that finds none calibrates (a third of a second of CPU that every start of the
+    targets would otherwise pay), and two that race keep the first one stored."""
     redis: aioredis.Redis = app.state.redis
-    async with own_database(redis, CALIBRATION_DATABASE_OFFSET) as db:
+    stored = await redis.get(CALIBRATION_KEY)
+    mine = None
+    if stored is None:
         mine = calibrate(workers=0)
-        await db.set(CALIBRATION_KEY, json.dumps(asdict(mine)), nx=True, ex=CALIBRATION_TTL_S)
-        stored = await db.get(CALIBRATION_KEY)
+        await redis.set(CALIBRATION_KEY, json.dumps(asdict(mine)), nx=True, ex=CALIBRATION_TTL_S)
+        stored = await redis.get(CALIBRATION_KEY)
     app.state.uvicorn_workers = Calibration(**json.loads(stored)) if stored else mine
     yield
 

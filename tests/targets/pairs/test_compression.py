@@ -67,15 +67,20 @@ def test_bytes_on_the_wire_are_counted_compressed(target: httpx.Client) -> None:
 
 
 def test_compressing_costs_server_cpu(target: httpx.Client) -> None:
-    """Level 9 costs more CPU than level 6, and both far more than sending the bytes as they are."""
+    """Level 9 costs more CPU than level 6, and both far more than sending the bytes as they are.
+
+    Each variant's least CPU over its requests: the counter is the whole process's CPU time, so
+    a request during which the collector ran a full collection (tens of ms in this process) or
+    another thread woke is charged for it; the least is the request's own cost (in CI the mean
+    once charged `identity` 6.5 ms a request, against about 0.2 ms)."""
     cpu = {}
     for variant in VARIANTS:
         target.get(f"{pair.path(variant)}?items={CPU_ITEMS}", headers=GZIP)  # the body cached
-        total = 0.0
+        spent = []
         for _ in range(CPU_REQUESTS):
             _, counters = get_counting(target, f"{pair.path(variant)}?items={CPU_ITEMS}", GZIP)
-            total += counters["cpu_seconds"]
-        cpu[variant] = total / CPU_REQUESTS
+            spent.append(counters["cpu_seconds"])
+        cpu[variant] = min(spent)
     assert cpu["gzip_every"] > 1.2 * cpu["gzip_threshold"], cpu
     assert cpu["gzip_threshold"] > 5 * cpu["identity"], cpu
 
