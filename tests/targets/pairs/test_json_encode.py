@@ -11,7 +11,7 @@ import pytest
 
 from pairbench.harness import services
 from pairbench.targets.pairs.json_encode import MAX_ROWS, MICRO_ROWS, pair
-from pairbench.targets.registry import MicroServers
+from pairbench.targets.registry import MICRO_REDIS_DATABASE, MicroServers
 
 from .counting import get_counting
 
@@ -82,9 +82,13 @@ def test_out_of_bounds_is_422_without_a_query(target: httpx.Client, query: str) 
 
 
 def test_the_micro_cores_write_the_same_bytes(servers: services.Endpoints) -> None:
+    # The micro suite's own Redis database: opening empties it (FLUSHDB), and the session's
+    # app keeps its keys in database 0 (uvicorn_workers' calibration lost them to this once).
+    redis_url = services.redis_database(servers.redis_url, MICRO_REDIS_DATABASE)
+
     async def run() -> dict[str, bytes]:
         async with (
-            MicroServers.open(servers.pg_dsn, servers.redis_url) as on,
+            MicroServers.open(servers.pg_dsn, redis_url) as on,
             pair.micro_servers(on) as ready,
         ):
             assert len(ready.resource) == MICRO_ROWS
