@@ -28,7 +28,6 @@ BACKLOG = 2048  # uvicorn's default
 # Read by the members (targets/groupmember.py), which the harness never imports.
 GROUP_PORTS_ENV = "PAIRBENCH_GROUP_PORTS"
 GROUP_INDEX_ENV = "PAIRBENCH_GROUP_INDEX"
-SERVE_PAIRS_ENV = "PAIRBENCH_SERVE_PAIRS"  # the members serve the group's pairs alone
 
 
 def processes() -> int:
@@ -135,7 +134,7 @@ def start(
         ports = [s.getsockname()[1] for s in group.private]
         env = server.environment(pg_dsn, redis_url, HOST, extra_env, interpreter)
         env[GROUP_PORTS_ENV] = ",".join(str(p) for p in ports)
-        env[SERVE_PAIRS_ENV] = ",".join(pairs)
+        env[server.SERVE_PAIRS_ENV] = ",".join(pairs)  # the members serve the group's pairs alone
         for index, private in enumerate(group.private):
             argv = [
                 *interpreter.module(MEMBER_MODULE),

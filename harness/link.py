@@ -633,6 +633,7 @@ def serve_through(
     logs: Path,
     prefix: str,
     *,
+    pair: str | None = None,
     rtt_from_knob: bool = False,
     mbit_from_knob: bool = False,
 ) -> Iterator[Linked]:
@@ -668,7 +669,12 @@ def serve_through(
                 else conninfo.make_conninfo(pg_dsn, host="127.0.0.1", port=pg.port)
             )
             url = _via(redis_url, rs.port)
-            target = server.start(dsn, url, logs / f"{prefix}-linked-server.log")
+            target = server.start(
+                dsn,
+                url,
+                logs / f"{prefix}-linked-server.log",
+                pairs=None if pair is None else [pair],
+            )
             stack.callback(target.stop)
             stack.enter_context(
                 procs.watched("the target server behind the db link", target.popen, target.log)

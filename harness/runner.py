@@ -390,6 +390,7 @@ class _Session:
                 self.target,
                 self.run.logs,
                 f"{self.run.run_id}-{pair.name}",
+                pair=pair.name,
                 rtt_from_knob=pair.scenario.knob_sets == "db_rtt_ms",
                 mbit_from_knob=pair.scenario.knob_sets == "client_mbit",
             ) as linked,
@@ -705,6 +706,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunOutcome
                         host=server.bind_host(),
                         extra_env=service.env() if service is not None else None,
                         slowdown=options.slowdown,
+                        pairs=names,
                     )
             except Exception as e:
                 procs.blame_dead(e)
@@ -999,6 +1001,7 @@ def _start_baseline(
         extra_env=service_env,
         interpreter=interpreter,
         slowdown={},
+        pairs=names,  # a version that predates the setting ignores it and serves them all
     )
     run.doc["baseline"] = {
         **base.record(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ POLL_S = 0.05  # between two of them
 # Read by the app (targets/slowdown.py), which the harness never imports.
 SLOWDOWN_ENV = "PAIRBENCH_SLOWDOWN"
 BIND_HOST_ENV = "PAIRBENCH_BIND_HOST"
+# Comma-separated pair names the app serves alone (their routes, resources and counters); unset:
+# every registered pair (docs/architecture.md, "Servers and processes").
+SERVE_PAIRS_ENV = "PAIRBENCH_SERVE_PAIRS"
 # uvloop and httptools: what a production uvicorn deployment runs.
 UVICORN_ARGS = [
     "--loop",
@@ -80,11 +83,14 @@ def start(
     interpreter: procs.Interpreter = procs.CURRENT,
     *,
     slowdown: Mapping[str, float] | None = None,
+    pairs: Sequence[str] | None = None,
 ) -> TargetServer:
     """Start uvicorn with the app factory and wait for /healthz (`extra_env`: e.g. PAIRBENCH_PAIRS).
 
     `slowdown` ({"pair/variant": fraction}) sets PAIRBENCH_SLOWDOWN, replacing an inherited one
-    ({} removes it); the app refuses it unless `host` is loopback.
+    ({} removes it); the app refuses it unless `host` is loopback. `pairs`: serve these alone
+    (a run's own pairs: the others' pools and process pools are never opened, about 1 s of
+    start-up here); None serves every registered pair.
     """
     port = procs.free_port(host)
     argv = [
@@ -98,6 +104,8 @@ def start(
         *UVICORN_ARGS,
     ]
     env = environment(pg_dsn, redis_url, host, extra_env, interpreter)
+    if pairs is not None:
+        env[SERVE_PAIRS_ENV] = ",".join(pairs)
     if slowdown is not None:
         env.pop(SLOWDOWN_ENV, None)
         if slowdown:

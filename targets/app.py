@@ -31,8 +31,9 @@ from .wire import ResponseBytesMiddleware
 
 REDIS_INFO_COMMAND = "cmdstat_info"  # the scrape's own INFO: never counted
 # Comma-separated pair names: serve only these (their routes, resources and counters); unset:
-# every registered pair. The process group's members use it so that N copies of the app do not
-# open every pair's pools (docs/architecture.md, "The process group").
+# every registered pair. A run's target serves the run's pairs, and the process group's members
+# the group's, so that no server opens pools nobody loads (docs/architecture.md, "Servers and
+# processes").
 SERVE_PAIRS_ENV = "PAIRBENCH_SERVE_PAIRS"
 
 
@@ -43,12 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     with one line on stderr and exit 2 (targets/slowdown.py).
     """
     settings = settings or Settings.from_env()
-    pairs = load_pairs()
-    only = [n for n in os.environ.get(SERVE_PAIRS_ENV, "").split(",") if n.strip()]
-    if only:  # the process group's members serve its pair alone (harness/group.py)
-        pairs = {n: p for n, p in pairs.items() if n in only}
+    registered = load_pairs()
+    only = [n.strip() for n in os.environ.get(SERVE_PAIRS_ENV, "").split(",") if n.strip()]
+    pairs = {n: p for n, p in registered.items() if n in only} if only else registered
     try:
-        slowed = slowdown.from_env(pairs)
+        # Checked against every registered pair: naming one this server does not serve is no
+        # error, it slows nothing here.
+        slowed = {
+            key: fraction
+            for key, fraction in slowdown.from_env(registered).items()
+            if key.split("/")[0] in pairs
+        }
         if slowed:
             slowdown.require_loopback()
     except slowdown.SlowdownError as e:

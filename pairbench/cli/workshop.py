@@ -438,6 +438,7 @@ def _probe(
             endpoints.redis_url,
             log,
             extra_env={**(service_env or {}), EXERCISE_ENV: f"{pair.name}={file.resolve()}"},
+            pairs=[pair.name],
         )
     except InfrastructureError as e:
         text = log.read_text(errors="replace") if log.exists() else ""

@@ -125,13 +125,18 @@ class Run:
             text=True,
         )
         self.seen: dict[int, psutil.Process] = {}
-        self.commands: dict[int, str] = {}  # read while alive: a dead process has none
+        # Read while alive (a dead process has none), and read again each time: a child seen
+        # between fork and exec still carries its parent's command line (python3 for a
+        # valkey-server about to start), so the latest one wins.
+        self.commands: dict[int, str] = {}
 
     def record(self) -> None:
         """Add pairbench's tree as it is now to the processes seen."""
         for pid, process in _tree(self.proc.pid).items():
             self.seen[pid] = process
-            self.commands.setdefault(pid, _cmd(process))
+            command = _cmd(process)
+            if command:
+                self.commands[pid] = command
 
     def run_json(self) -> Path | None:
         found = sorted(self.out.glob("*/run.json"))

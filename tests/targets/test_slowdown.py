@@ -309,3 +309,30 @@ def test_serve_refuses_an_unknown_variant(pairbench: list[str]) -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("pairbench: error: --slow-variant: 'fixture_busy/nope=20%':")
     assert "has no variant 'nope'" in lines[0]
+
+
+# -- a server that serves some pairs ----------------------------------------------------------
+
+
+def test_a_server_given_pairs_serves_them_alone_and_ignores_a_slowdown_of_another(
+    servers: services.Endpoints, tmp_path: Path
+) -> None:
+    """A run's target serves the run's pairs (server.start(pairs=...)): the others' routes and
+    counters are absent, and a slowdown naming one of them is valid but slows nothing here."""
+    running = server.start(
+        servers.pg_dsn,
+        servers.redis_url,
+        tmp_path / "server.log",
+        extra_env=PAIRS_ENV,
+        slowdown={SLOWED: 0.2},
+        pairs=["harness_gzip"],
+    )
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            described = client.get("/pairs").json()
+            assert [p["name"] for p in described["pairs"]] == ["harness_gzip"]
+            assert "slowdown" not in described
+            assert client.get("/fixture_busy/awaiting").status_code == 404
+            assert client.get("/harness_gzip/plain?n=3").status_code == 200
+    finally:
+        running.stop()
