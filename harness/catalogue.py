@@ -8,10 +8,17 @@ service that serves no such document lists its variants and knob itself.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.util
 import json
+import os
+import re
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,8 +164,61 @@ def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Inter
     environ = _environ(env, interpreter)
     key = _answer_key(command, environ, interpreter)
     if key not in _ANSWERS:
-        _ANSWERS[key] = _call_targets(command, environ, interpreter)
+        _ANSWERS[key] = _stored_or_called(command, environ, interpreter)
     return _ANSWERS[key]
+
+
+# The documents of this checkout's targets, kept between commands in the state folder: asking
+# them starts an interpreter that imports every pair and FastAPI (0.85 s here), which every run,
+# verify and workshop check paid before starting anything. An answer is reused only while
+# nothing it was built from changed: the command line, the variables the targets read, the
+# folder, and the size and modification time of every source file the targets import (this
+# checkout's packages, the folders and files those variables name) and of the interpreter's
+# package folders, which an install or upgrade changes (docs/architecture.md, "What the
+# targets describe"). A baseline's interpreter is always asked.
+_STORE_FOLDER = "documents"
+_OWN_PACKAGES = ("pairbench", "pairbench.targets", "pairbench.harness", "pairbench.results")
+
+
+def _stored_or_called(command: str, environ: Mapping[str, str], interpreter: Interpreter) -> Any:
+    if interpreter is not CURRENT:
+        return _call_targets(command, environ, interpreter)
+    from .services import state_dir
+
+    stamp = json.dumps([list(_answer_key(command, environ, interpreter)), _sources(environ)])
+    digest = hashlib.sha256(stamp.encode()).hexdigest()[:32]
+    path = state_dir() / _STORE_FOLDER / f"{command}-{digest}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(path.read_text())
+    answer = _call_targets(command, environ, interpreter)
+    with contextlib.suppress(OSError):  # a store that cannot be written only costs time
+        path.parent.mkdir(exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(answer))
+        os.replace(temporary, path)
+    return answer
+
+
+def _sources(environ: Mapping[str, str]) -> list[tuple[str, int, int]]:
+    """(path, mtime_ns, size) of what the targets' answers are built from."""
+    folders: list[Path] = []
+    for name in _OWN_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        folders += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    files: list[Path] = []
+    for name, value in environ.items():  # PAIRBENCH_PAIRS folders, PAIRBENCH_EXERCISE's file
+        if name.startswith("PAIRBENCH_") and _read_by_targets(name):
+            for token in re.split(rf"[{re.escape(os.pathsep)},=]", value):
+                if token and os.path.isabs(token):
+                    (folders if os.path.isdir(token) else files).append(Path(token))
+    found = [f for folder in folders for f in sorted(folder.rglob("*.py"))] + files
+    found += [Path(p) for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
+    stamps = []
+    for path in found:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return stamps
 
 
 def describe(env: Mapping[str, str] | None = None, interpreter: Interpreter = CURRENT) -> Catalogue:
@@ -196,7 +256,7 @@ def describe_and_openapi(
     environ = _environ(env, interpreter)
     keys = {name: _answer_key(name, environ, interpreter) for name in ("describe", "openapi")}
     if not all(key in _ANSWERS for key in keys.values()):
-        both = _call_targets("documents", environ, interpreter)
+        both = _stored_or_called("documents", environ, interpreter)
         if not isinstance(both, dict) or not {"describe", "openapi"} <= both.keys():
             raise InfrastructureError(
                 f"{TARGETS_MODULE} documents: not a describe and an OpenAPI document"

@@ -268,3 +268,41 @@ def test_a_run_starts_the_process_group_only_for_pairs_that_declare_it() -> None
     assert described.pairs[PAIR]["server"]["one_process"] == []
     assert described.group_pairs(["fault_group", PAIR]) == {"fault_group": ["alone"]}
     assert described.group_pairs([PAIR, "no_such_pair"]) == {}
+
+
+def test_documents_are_kept_between_commands_until_a_source_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command asks the targets once; the next command (a fresh process: the in-memory answers
+    cleared) reads the answer kept in the state folder, until a file the targets import changes."""
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    module = pairs / f"{PAIR}.py"
+    module.write_text((FIXTURE_PAIRS / f"{PAIR}.py").read_text())
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("PAIRBENCH_STATE_DIR", str(state))
+    env = {**os.environ, "PAIRBENCH_PAIRS": str(pairs)}
+    asked: list[str] = []
+    real = catalogue._call_targets
+
+    def counted(command: str, *args: object) -> object:
+        asked.append(command)
+        return real(command, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalogue, "_call_targets", counted)
+
+    def command() -> catalogue.Catalogue:
+        catalogue._ANSWERS.clear()  # what a new process starts with
+        described, _ = catalogue.describe_and_openapi(env)
+        return described
+
+    first = command()
+    assert asked == ["documents"]
+    assert len(list((state / "documents").glob("documents-*.json"))) == 1
+    assert command() == first and asked == ["documents"]  # kept: no interpreter started
+    title = first.pairs[PAIR]["title"]
+    module.write_text(module.read_text().replace(f'"{title}"', f'"{title} (edited)"'))
+    changed = command()
+    assert asked == ["documents", "documents"]
+    assert changed.pairs[PAIR]["title"] == title + " (edited)"
