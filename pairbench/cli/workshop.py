@@ -68,6 +68,7 @@ from pairbench.targets.registry import EXERCISE_ENV, Exercise, Pair, load_pairs
 from .main import main, service_options
 
 CALL_LIMIT_S = 10.0  # one call of the participant's function, before anything is measured
+CALL_LIMIT_RANGE = (0.5, 600.0)  # --call-limit: a slow laptop may need more, a test less
 STATE_FILE = ".workshop.json"  # init's hash of each exercise file: an unchanged one is not graded
 CHECK_ROUNDS = 3  # rounds per variant of the check's measurement
 MIN_ROUND_S = 1.0  # a check's round is the quick profile's, at least this long
@@ -426,8 +427,9 @@ def _probe(
     log: Path,
     counters: _Counters,
     service_env: Mapping[str, str] | None = None,
+    call_limit_s: float = CALL_LIMIT_S,
 ) -> int:
-    """Serve yours, call it once within CALL_LIMIT_S, then verify it; a FAIL names file:line.
+    """Serve yours, call it once within `call_limit_s`, then verify it; a FAIL names file:line.
 
     Returns how many checks passed."""
     exercise = _exercise(pair)
@@ -450,7 +452,7 @@ def _probe(
             f" {_exception_line(text) or e}"
         ) from None
     try:
-        with httpx.Client(base_url=target.url, timeout=CALL_LIMIT_S) as client:
+        with httpx.Client(base_url=target.url, timeout=call_limit_s) as client:
             info = catalogue.resolve(checked, catalogue.fetch(target.url))
             steps = request.for_variants(info, client, exercise.knob)[EXERCISE_VARIANT]
             keys = checked.keys.verify if checked.keys else []
@@ -475,7 +477,7 @@ def _probe(
                 procs.stop_pid(target.pid, signal.SIGKILL, popen=target.popen)
                 raise Failed(
                     f"{_where(text, file, def_line)}: `{EXERCISE_VARIANT}` did not answer within"
-                    f" {CALL_LIMIT_S:g} s at {pair.knob.name}={exercise.knob:g}: an endless loop,"
+                    f" {call_limit_s:g} s at {pair.knob.name}={exercise.knob:g}: an endless loop,"
                     " or an await that never returns"
                 ) from None
             for step, reply in zip(steps, replies, strict=True):
@@ -592,6 +594,7 @@ def check_solution(
     out: Path,
     say: runner.Progress,
     measure: bool = True,
+    call_limit_s: float = CALL_LIMIT_S,
 ) -> Verdict:
     """Grade FOLDER/PAIR.py: static checks, probe and verification, then (`measure`) the
     measurement; without it a solution that passes verification is VERIFIED, not graded."""
@@ -647,6 +650,7 @@ def check_solution(
             log,
             counters,
             service.env() if service is not None else None,
+            call_limit_s,
         )
         if not measure:
             return Verdict(
@@ -781,6 +785,14 @@ def init(folder: Path, force: bool) -> None:
     is_flag=True,
     help="stop after the verification, before anything is timed: VERIFIED (exit 0) or FAIL",
 )
+@click.option(
+    "--call-limit",
+    type=click.FloatRange(*CALL_LIMIT_RANGE),
+    default=CALL_LIMIT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="how long the first call of yours may take before it is a FAIL (an endless loop)",
+)
 @service_options
 def check(
     pair: str,
@@ -788,6 +800,7 @@ def check(
     profile: str,
     out: Path | None,
     verify_only: bool,
+    call_limit: float,
     **service_flags: str | None,
 ) -> None:
     """Grade DIR/PAIR.py's `yours`: PASS (exit 0), FAIL (1), not attempted (4)."""
@@ -802,6 +815,7 @@ def check(
             out or services.state_dir() / "workshop",
             say,
             measure=not verify_only,
+            call_limit_s=call_limit,
         )
     except Failed as e:
         click.echo(f"FAIL {pair}: {e}")

@@ -32,7 +32,7 @@ MECHANISM = next(
     p for p in EXERCISES.values() if p.workshop and any(s.per_request for s in p.workshop.shows)
 )
 CHECK_REDIS_DATABASE = 3  # the app's is 0, the gate's baseline 1, the micro suite's 2
-LOOP_LIMIT_S = 60.0  # the 10 s call limit, the server's start and its stop, on a busy machine
+LOOP_LIMIT_S = 60.0  # the call limit, the server's start and its stop, on a busy machine
 
 
 @pytest.fixture(scope="module")
@@ -183,9 +183,9 @@ def test_the_slow_way_fails_on_the_mechanism_with_the_hint(
     [
         (["return (", "    1"], "syntax error"),
         (["ratio = 1 / 0"], "raised ZeroDivisionError: division by zero"),
-        (["spins = 1", "while spins > 0:", "    spins += 1"], "did not answer within 10 s"),
+        (["spins = 1", "while spins > 0:", "    spins += 1"], "did not answer within 2 s"),
         (["return {1, 2}"], "returned a value the response cannot carry"),
-        (["import asyncio", "await asyncio.Event().wait()"], "did not answer within 10 s"),
+        (["import asyncio", "await asyncio.Event().wait()"], "did not answer within 2 s"),
     ],
     ids=["syntax-error", "exception", "endless-loop", "wrong-type", "await-forever"],
 )
@@ -212,7 +212,8 @@ def test_a_broken_file_gets_one_line_naming_file_and_line(
         ]
     (folder / f"{MECHANISM.name}.py").write_text(text)
     t0 = time.monotonic()
-    done = _run(pairbench, check_env, folder, "check", MECHANISM.name)
+    # --call-limit 2: the default 10 s would only make the wait longer (the FAIL is the same).
+    done = _run(pairbench, check_env, folder, "check", MECHANISM.name, "--call-limit", "2")
     elapsed = time.monotonic() - t0
     assert done.returncode == EXIT_FAILED, done.stdout + done.stderr
     assert done.stdout.count("\n") == 1, done.stdout
