@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,12 +119,13 @@ def _read_by_targets(name: str) -> bool:
 
 
 def _answer_key(
-    command: str, environ: Mapping[str, str], interpreter: Interpreter
+    command: str | Sequence[str], environ: Mapping[str, str], interpreter: Interpreter
 ) -> tuple[Any, ...]:
     """What an answer of `python -m pairbench.targets COMMAND` depends on: the command line, the
     variables the targets read and the folder."""
+    args = [command] if isinstance(command, str) else list(command)
     return (
-        tuple(interpreter.module(TARGETS_MODULE, command)),
+        tuple(interpreter.module(TARGETS_MODULE, *args)),
         tuple(sorted((k, v) for k, v in environ.items() if _read_by_targets(k))),
         str(interpreter.cwd),
     )
@@ -176,21 +177,34 @@ def _run_targets(command: str, env: Mapping[str, str] | None, interpreter: Inter
 # checkout's packages, the folders and files those variables name) and of the interpreter's
 # package folders, which an install or upgrade changes (docs/architecture.md, "What the
 # targets describe"). A baseline's interpreter is always asked.
-_STORE_FOLDER = "documents"
+STORE_FOLDER = "documents"
 _OWN_PACKAGES = ("pairbench", "pairbench.targets", "pairbench.harness", "pairbench.results")
 
 
 def _stored_or_called(command: str, environ: Mapping[str, str], interpreter: Interpreter) -> Any:
+    return kept(
+        [command], environ, interpreter, lambda: _call_targets(command, environ, interpreter)
+    )
+
+
+def kept(
+    args: Sequence[str],
+    environ: Mapping[str, str],
+    interpreter: Interpreter,
+    ask: Callable[[], Any],
+) -> Any:
+    """`ask()`'s JSON answer for `python -m pairbench.targets ARGS`, kept in the state folder
+    while nothing it is built from changes (this checkout's interpreter only; else asked)."""
     if interpreter is not CURRENT:
-        return _call_targets(command, environ, interpreter)
+        return ask()
     from .services import state_dir
 
-    stamp = json.dumps([list(_answer_key(command, environ, interpreter)), _sources(environ)])
+    stamp = json.dumps([list(_answer_key(args, environ, interpreter)), _sources(environ)])
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:32]
-    path = state_dir() / _STORE_FOLDER / f"{command}-{digest}.json"
+    path = state_dir() / STORE_FOLDER / f"{args[0]}-{digest}.json"
     with contextlib.suppress(OSError, ValueError):
         return json.loads(path.read_text())
-    answer = _call_targets(command, environ, interpreter)
+    answer = ask()
     with contextlib.suppress(OSError):  # a store that cannot be written only costs time
         path.parent.mkdir(exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from pairbench.cli import main
+from pairbench.harness import catalogue
 
 FIXTURE_PAIRS = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
 PAIR = "fixture_rows"
@@ -302,7 +303,13 @@ CASES = {
 
 
 def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if not p.is_dir())
+    """Every file, but the targets' documents kept between commands (read before anything
+    starts: harness/catalogue.py, `kept`)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if not p.is_dir() and p.parent != folder / catalogue.STORE_FOLDER
+    )
 
 
 @pytest.mark.parametrize("name", list(CASES))

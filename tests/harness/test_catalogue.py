@@ -14,6 +14,7 @@ import subprocess
 import tokenize
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -306,3 +307,39 @@ def test_documents_are_kept_between_commands_until_a_source_changes(
     changed = command()
     assert asked == ["documents", "documents"]
     assert changed.pairs[PAIR]["title"] == title + " (edited)"
+
+
+def test_a_dataset_seeded_as_planned_is_read_without_starting_seed(
+    fresh_database: Callable[[str], str],
+    fixture_pairs: catalogue.Catalogue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The seed subprocess runs when a dataset must be built; once it is there with the planned
+    identity and every table, `seed` answers from the database alone, with the rows `seed` gave;
+    a missing table sends it back to the subprocess, which rebuilds it."""
+    from pairbench.targets import seeding as targets_seeding
+
+    assert seeding.META_TABLE == targets_seeding.META_TABLE
+    dsn = fresh_database("pairbench_seeded_once")
+    started: list[list[str]] = []
+    real = seeding._call
+
+    def counted(argv: list[str], *args: Any) -> Any:
+        if "--plan" not in argv:
+            started.append(argv)
+        return real(argv, *args)
+
+    monkeypatch.setattr(seeding, "_call", counted)
+    built = seeding.seed(dsn, "test", [PAIR])[PAIR]
+    assert not built.skipped and len(started) == 1
+    again = seeding.seed(dsn, "test", [PAIR])[PAIR]
+    assert again.skipped and len(started) == 1  # no interpreter started
+    assert (again.rows, again.identity) == (built.rows, built.identity)
+    other = seeding.seed(dsn, "test", [PAIR], data_seed=7)[PAIR]  # another plan: built again
+    assert not other.skipped and len(started) == 2
+    table = fixture_pairs.pairs[PAIR]["tables"][-1]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE "{table}"')
+    rebuilt = seeding.seed(dsn, "test", [PAIR], data_seed=7)[PAIR]
+    assert not rebuilt.skipped and len(started) == 3
+    assert rebuilt.rows == other.rows
