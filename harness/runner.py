@@ -390,7 +390,7 @@ class _Session:
                 self.target,
                 self.run.logs,
                 f"{self.run.run_id}-{pair.name}",
-                pair=pair.name,
+                pair=pair.scenario.pair,  # the targets pair (the scenario may be named apart)
                 rtt_from_knob=pair.scenario.knob_sets == "db_rtt_ms",
                 mbit_from_knob=pair.scenario.knob_sets == "client_mbit",
             ) as linked,
