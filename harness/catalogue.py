@@ -197,20 +197,44 @@ def kept(
     while nothing it is built from changes (this checkout's interpreter only; else asked)."""
     if interpreter is not CURRENT:
         return ask()
+    found = stored(args, environ, interpreter)
+    if found is not None:
+        return found
+    answer = ask()
+    keep(args, environ, interpreter, answer)
+    return answer
+
+
+def _store_path(args: Sequence[str], environ: Mapping[str, str], interpreter: Interpreter) -> Path:
     from .services import state_dir
 
     stamp = json.dumps([list(_answer_key(args, environ, interpreter)), _sources(environ)])
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:32]
-    path = state_dir() / STORE_FOLDER / f"{args[0]}-{digest}.json"
+    return state_dir() / STORE_FOLDER / f"{args[0]}-{digest}.json"
+
+
+def stored(args: Sequence[str], environ: Mapping[str, str], interpreter: Interpreter) -> Any:
+    """The kept answer for ARGS, or None: nothing is asked (`kept`)."""
+    if interpreter is not CURRENT:
+        return None
     with contextlib.suppress(OSError, ValueError):
-        return json.loads(path.read_text())
-    answer = ask()
+        return json.loads(_store_path(args, environ, interpreter).read_text())
+    return None
+
+
+def keep(
+    args: Sequence[str], environ: Mapping[str, str], interpreter: Interpreter, answer: Any
+) -> None:
+    """Keep `answer` as what ARGS prints (`kept`); learnt another way, e.g. from `seed`'s own
+    lines, which carry the identities `seed --plan` would print."""
+    if interpreter is not CURRENT or answer is None:
+        return
+    path = _store_path(args, environ, interpreter)
     with contextlib.suppress(OSError):  # a store that cannot be written only costs time
         path.parent.mkdir(exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(answer))
         os.replace(temporary, path)
-    return answer
 
 
 def _sources(environ: Mapping[str, str]) -> list[tuple[str, int, int]]:

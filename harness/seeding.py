@@ -138,11 +138,41 @@ def plan(
             ) from e
 
     # Touching no database, the plan depends on the targets' sources alone: kept between
-    # commands like their documents (catalogue.kept).
-    planned: dict[str, dict[str, Any]] | None = catalogue.kept(
-        argv[len(interpreter.module(TARGETS_MODULE)) :], interpreter.environ(), interpreter, ask
-    )
+    # commands like their documents, one pair at a time (catalogue.kept).
+    if interpreter is not CURRENT:  # a baseline's targets are always asked
+        return ask()
+    planned = _kept_plan(profile, pairs, data_seed)
+    if planned is None:
+        planned = ask()
+        _keep_plan(profile, data_seed, planned)
     return planned
+
+
+def _plan_args(profile: str, pair: str, data_seed: int | None) -> list[str]:
+    """`seed --plan` for one pair, as the targets module takes it (the key of its kept answer)."""
+    seed = [] if data_seed is None else ["--seed", str(data_seed)]
+    return ["seed", "--profile", profile, "--pair", pair, *seed, "--plan"]
+
+
+def _kept_plan(
+    profile: str, pairs: list[str], data_seed: int | None
+) -> dict[str, dict[str, Any]] | None:
+    """This checkout's identities of `pairs`, all kept; None when one is not (nothing asked)."""
+    environ = CURRENT.environ()
+    found = {
+        n: catalogue.stored(_plan_args(profile, n, data_seed), environ, CURRENT) for n in pairs
+    }
+    if any(not isinstance(identity, dict) for identity in found.values()):
+        return None
+    return found
+
+
+def _keep_plan(
+    profile: str, data_seed: int | None, identities: Mapping[str, dict[str, Any]] | None
+) -> None:
+    environ = CURRENT.environ()
+    for name, identity in (identities or {}).items():
+        catalogue.keep(_plan_args(profile, name, data_seed), environ, CURRENT, identity)
 
 
 def already_seeded(
@@ -154,15 +184,17 @@ def already_seeded(
     database cannot say: `seed` then decides, under its lock, and seeds what it must.
 
     The seed subprocess imports every pair (0.66 s here) to find, on most runs, that nothing
-    needs seeding; the plan is kept between commands, so this costs one connection.
+    needs seeding. The identities are the ones kept from an earlier `seed` or `seed --plan` of
+    this checkout (never asked here: a dataset never seeded costs no more than before), so this
+    costs one connection.
     """
     started = time.perf_counter()
+    planned = _kept_plan(profile, pairs, data_seed)
+    if planned is None:
+        return None
     try:
-        planned = plan(profile, pairs, data_seed)
         described = catalogue.describe()
     except (UsageError, InfrastructureError):  # `seed` says it, in its words
-        return None
-    if planned is None or set(planned) != set(pairs):
         return None
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
@@ -237,4 +269,6 @@ def seed(
     missing = [n for n in pairs if n not in found]
     if missing:
         raise InfrastructureError(f"{TARGETS_MODULE} seed printed nothing for pair {missing[0]!r}")
+    if interpreter is CURRENT:  # its lines carry what `seed --plan` would print
+        _keep_plan(profile, data_seed, {n: d.identity for n, d in found.items()})
     return found
