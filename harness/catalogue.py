@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,27 +182,12 @@ _OWN_PACKAGES = ("pairbench", "pairbench.targets", "pairbench.harness", "pairben
 
 
 def _stored_or_called(command: str, environ: Mapping[str, str], interpreter: Interpreter) -> Any:
-    return kept(
-        [command], environ, interpreter, lambda: _call_targets(command, environ, interpreter)
-    )
-
-
-def kept(
-    args: Sequence[str],
-    environ: Mapping[str, str],
-    interpreter: Interpreter,
-    ask: Callable[[], Any],
-) -> Any:
-    """`ask()`'s JSON answer for `python -m pairbench.targets ARGS`, kept in the state folder
-    while nothing it is built from changes (this checkout's interpreter only; else asked)."""
-    if interpreter is not CURRENT:
-        return ask()
-    found = stored(args, environ, interpreter)
-    if found is not None:
-        return found
-    answer = ask()
-    keep(args, environ, interpreter, answer)
-    return answer
+    """COMMAND's JSON answer as kept in the state folder (`stored`), else asked and kept."""
+    found = stored([command], environ, interpreter)
+    if found is None:
+        found = _call_targets(command, environ, interpreter)
+        keep([command], environ, interpreter, found)
+    return found
 
 
 def _store_path(args: Sequence[str], environ: Mapping[str, str], interpreter: Interpreter) -> Path:
@@ -214,7 +199,8 @@ def _store_path(args: Sequence[str], environ: Mapping[str, str], interpreter: In
 
 
 def stored(args: Sequence[str], environ: Mapping[str, str], interpreter: Interpreter) -> Any:
-    """The kept answer for ARGS, or None: nothing is asked (`kept`)."""
+    """The kept answer for ARGS, or None (and always None for a baseline's interpreter): nothing
+    is asked."""
     if interpreter is not CURRENT:
         return None
     with contextlib.suppress(OSError, ValueError):
@@ -225,8 +211,8 @@ def stored(args: Sequence[str], environ: Mapping[str, str], interpreter: Interpr
 def keep(
     args: Sequence[str], environ: Mapping[str, str], interpreter: Interpreter, answer: Any
 ) -> None:
-    """Keep `answer` as what ARGS prints (`kept`); learnt another way, e.g. from `seed`'s own
-    lines, which carry the identities `seed --plan` would print."""
+    """Keep `answer` as what ARGS prints, asked or learnt another way (`seed`'s own lines carry
+    the identities `seed --plan` would print); a baseline's interpreter keeps nothing."""
     if interpreter is not CURRENT or answer is None:
         return
     path = _store_path(args, environ, interpreter)

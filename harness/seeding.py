@@ -138,7 +138,7 @@ def plan(
             ) from e
 
     # Touching no database, the plan depends on the targets' sources alone: kept between
-    # commands like their documents, one pair at a time (catalogue.kept).
+    # commands like their documents, one pair at a time (catalogue.stored and keep).
     if interpreter is not CURRENT:  # a baseline's targets are always asked
         return ask()
     planned = _kept_plan(profile, pairs, data_seed)

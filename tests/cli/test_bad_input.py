@@ -304,7 +304,7 @@ CASES = {
 
 def files_under(folder: Path) -> list[Path]:
     """Every file, but the targets' documents kept between commands (read before anything
-    starts: harness/catalogue.py, `kept`)."""
+    starts: harness/catalogue.py, `stored`)."""
     return sorted(
         p
         for p in folder.rglob("*")
